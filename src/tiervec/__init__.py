@@ -1,0 +1,45 @@
+"""tiervec: embedding retrieval with compressed vectors in RAM and full precision on disk.
+
+Public names::
+
+    tiervec.create(path, model=..., tiers=...)  -> Collection
+    tiervec.open(path)                          -> Collection
+    Collection.add / search / search_vectors / get / set_tiers
+    tiervec.Document, tiervec.SearchResult, tiervec.Chain, tiervec.Tier
+    tiervec.errors (TiervecError and its subclasses)
+
+Sub-packages: ``encode``, ``codecs``, ``store``, ``search``, ``eval``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiervec import errors
+from tiervec._version import __version__
+from tiervec.collection import Collection
+from tiervec.corpus import Document
+from tiervec.search import Chain, SearchResult, Tier
+
+
+def create(path: str | Path, **options: object) -> Collection:
+    """Create a new collection in ``path``; see :meth:`Collection.create` for the options."""
+    return Collection.create(path, **options)  # type: ignore[arg-type]
+
+
+def open(path: str | Path, *, read_only: bool = False) -> Collection:  # noqa: A001
+    """Open the collection in ``path``; see :meth:`Collection.open`."""
+    return Collection.open(path, read_only=read_only)
+
+
+__all__ = [
+    "Chain",
+    "Collection",
+    "Document",
+    "SearchResult",
+    "Tier",
+    "__version__",
+    "create",
+    "errors",
+    "open",
+]

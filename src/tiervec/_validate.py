@@ -1,0 +1,68 @@
+"""Checks on user input shared by the collection, the CLI and evaluation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tiervec.corpus import Document, document_from_record
+from tiervec.errors import DimensionMismatch, DuplicateIds, InvalidVectors, MalformedCorpus
+
+
+def as_vectors(x: Any, dim: int | None, rows: int | None = None, what: str = "vectors") -> np.ndarray:
+    """``x`` as a C-contiguous float32 ``(n, dim)`` array of finite values.
+
+    A 1-d array is taken as one vector. ``rows`` is the number of vectors expected, if known.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidVectors(f"{what} must be a numeric array, got {type(x).__name__} ({exc})") from None
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise InvalidVectors(f"{what} must be a 2-d array (n, dim), got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise DimensionMismatch(
+            f"{what} have dimension {arr.shape[1]}, but the collection's is {dim}; encode them "
+            "with the collection's model, or create a collection for this dimension"
+        )
+    if rows is not None and arr.shape[0] != rows:
+        raise InvalidVectors(f"got {arr.shape[0]} {what} for {rows} documents; pass one per document")
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        where = np.flatnonzero(bad)
+        raise InvalidVectors(
+            f"{what} contain NaN or infinite values (rows {where[:5].tolist()}"
+            f"{' ...' if len(where) > 5 else ''}); fix or drop those vectors"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def as_documents(items: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
+    """Documents from Document objects or ``{"_id"/"id", "text", ...}`` mappings."""
+    docs = []
+    for i, item in enumerate(items):
+        if isinstance(item, Document):
+            if not isinstance(item.id, str) or not item.id:
+                raise MalformedCorpus(
+                    f"document {i} has id {item.id!r}; give every document a non-empty string id"
+                )
+            docs.append(item)
+        else:
+            docs.append(document_from_record(item, f"document {i}"))  # type: ignore[arg-type]
+    return docs
+
+
+def check_unique(ids: Sequence[str]) -> None:
+    """Raise :class:`DuplicateIds` if ``ids`` repeat."""
+    if len(set(ids)) == len(ids):
+        return
+    repeated = [i for i, n in Counter(ids).items() if n > 1]
+    raise DuplicateIds(
+        f"{len(repeated)} ids appear more than once in the batch (e.g. {repeated[:5]}); "
+        "ids must be unique: deduplicate the batch"
+    )

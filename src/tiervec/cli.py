@@ -1,0 +1,328 @@
+"""The ``tiervec`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tiervec.errors import CollectionMismatch, TiervecError
+
+app = typer.Typer(
+    name="tiervec",
+    help="Embedding retrieval with compressed vectors in RAM and full precision on disk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Wide tables even when the output is piped (rich would assume 80 columns).
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
+T = TypeVar("T")
+
+#: Documents encoded and committed per segment by `tiervec index`.
+INDEX_CHUNK = 8192
+
+TiersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tiers",
+        help="Tier chain, e.g. 'binary*4 -> float32@disk' (codec[@ram|@disk][*oversample], "
+        "joined by '->'). Default for new collections: binary*4 -> float32@disk.",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Embedding model: a packaged model name (all-MiniLM-L6-v2) or a local "
+        "sentence-transformers folder. Default: all-MiniLM-L6-v2 for new collections.",
+    ),
+]
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a TiervecError becomes 'Error: ...' on stderr and exit status 1."""
+    try:
+        return fn()
+    except TiervecError as exc:
+        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+) -> None:
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _open_or_create(
+    folder: Path, model: str | None, tiers: str | None, *, allow_create: bool = True
+) -> tuple[Any, bool]:
+    """The collection in ``folder`` (checked against ``model``/``tiers``), or a new one."""
+    import tiervec
+    from tiervec.encode import DEFAULT_MODEL
+    from tiervec.search import DEFAULT_CHAIN, Chain
+
+    if (folder / "manifest.json").exists() or not allow_create:
+        col = tiervec.open(folder)
+        if model is not None and col.model != model:
+            raise CollectionMismatch(
+                f"{str(folder)!r} holds a collection built with model {col.model!r}, not "
+                f"{model!r}; use another --collection folder, or drop --model"
+            )
+        if tiers is not None and str(Chain.parse(tiers)) != str(col.chain):
+            raise CollectionMismatch(
+                f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not "
+                f"{str(Chain.parse(tiers))!r}; use another folder, or drop --tiers"
+            )
+        return col, False
+    return tiervec.create(folder, model=model or DEFAULT_MODEL, tiers=tiers or DEFAULT_CHAIN), True
+
+
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _index(col: Any, corpus: Path) -> tuple[int, int]:
+    """Add the documents of ``corpus`` that ``col`` lacks; returns ``(added, skipped)``."""
+    from tiervec.corpus import count_records, read_corpus
+
+    total = count_records(corpus)
+    added = skipped = 0
+    start = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("Encoding", total=total, rate="")
+
+        def advance(n: int) -> None:
+            done = progress.tasks[task].completed + n
+            rate = (done - skipped) / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:,.1f} docs/s")
+
+        for chunk in _chunks(read_corpus(corpus), INDEX_CHUNK):
+            missing = set(col.missing([d.id for d in chunk]))
+            todo = [d for d in chunk if d.id in missing]
+            skipped += len(chunk) - len(todo)
+            progress.update(task, advance=len(chunk) - len(todo))
+            added += col.add(todo, progress=advance)
+    if col.fit_is_stale:
+        with console.status("Fitting the codecs on all vectors"):
+            col.refit()
+    return added, skipped
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="BEIR folder, .jsonl(.gz), .csv or .parquet.")],
+    collection: Annotated[Path, typer.Option("--collection", "-c", help="Collection folder.")],
+    model: ModelOpt = None,
+    tiers: TiersOpt = None,
+) -> None:
+    """Encode a corpus into a collection (documents already in it are skipped)."""
+
+    def go() -> None:
+        from tiervec.corpus import corpus_file
+
+        corpus_file(corpus)  # a missing corpus fails before a collection is created
+        col, _ = _open_or_create(collection, model, tiers)
+        with col:
+            added, skipped = _index(col, corpus)
+            console.print(
+                f"[green]{collection}[/]: {len(col):,} documents ({added:,} added, "
+                f"{skipped:,} already there); tiers [bold]{col.chain}[/], "
+                f"{col.chain.ram_bytes_per_vector(col.dim)} RAM bytes/vector"
+            )
+
+    _run(go)
+
+
+@app.command()
+def search(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.", min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Search a collection with a text query and print the top results."""
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection, read_only=True) as col:
+            result = col.search(query, k=k)
+            ids = [i for i in result.ids[0] if i != ""]
+            docs = col.get(ids)
+        hits = [
+            {"rank": r + 1, "id": i, "score": float(s), "title": d.title if d else "",
+             "text": d.text if d else ""}
+            for r, (i, s, d) in enumerate(zip(ids, result.scores[0], docs, strict=False))
+        ]
+        if as_json:
+            console.print_json(json.dumps({"query": query, "results": hits}))
+            return
+        table = Table(title=escape(query), title_justify="left")
+        for name, kw in (("#", {"justify": "right"}), ("id", {}), ("score", {"justify": "right"}),
+                         ("document", {"overflow": "fold", "ratio": 1})):
+            table.add_column(name, **kw)  # type: ignore[arg-type]
+        for hit in hits:
+            title = f"[bold]{escape(hit['title'])}[/] " if hit["title"] else ""
+            snippet = title + escape(_clip(hit["text"], 160))
+            table.add_row(str(hit["rank"]), hit["id"], f"{hit['score']:.4f}", snippet)
+        console.print(table)
+
+    _run(go)
+
+
+def _clip(text: str, width: int) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _default_eval_collection(dataset_dir: Path, model: str | None) -> Path:
+    from tiervec.encode import DEFAULT_MODEL
+
+    root = Path(os.environ.get("TIERVEC_CACHE_DIR", Path.home() / ".cache" / "tiervec"))
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", (model or DEFAULT_MODEL)).strip("-")
+    return root / f"{dataset_dir.resolve().name}-{slug}"
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[Path, typer.Argument(help="BEIR dataset folder.")],
+    collection: Annotated[
+        Path | None,
+        typer.Option("--collection", "-c", help="Collection of the dataset's corpus; indexed "
+                     "first if missing. Default: a cached one under ~/.cache/tiervec."),
+    ] = None,
+    tiers: Annotated[
+        list[str] | None,
+        typer.Option("--tiers", help="A chain to evaluate (repeat the option for several). "
+                     "Default: a standard set from float32 to binary."),
+    ] = None,
+    model: ModelOpt = None,
+    split: Annotated[str, typer.Option("--split", help="qrels split.")] = "test",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")] = None,
+) -> None:
+    """Evaluate tier chains on a BEIR dataset: memory, quality and speed, one row per chain.
+
+    The corpus is encoded once (into the collection) and every chain reuses those vectors.
+    """
+
+    def go() -> None:
+        from tiervec.eval import DEFAULT_EVAL_CHAINS, evaluate, load_beir
+        from tiervec.search import Chain
+
+        data = load_beir(dataset, split=split)
+        chains = [Chain.parse(t) for t in (tiers or DEFAULT_EVAL_CHAINS)]
+        folder = collection or _default_eval_collection(dataset, model)
+        col, _ = _open_or_create(folder, model, None)
+        with col:
+            _index(col, data.path)
+            table = _eval_table(data, len(col), col.model)
+            rows: list[Any] = []
+
+            def on_row(row: Any) -> None:
+                rows.append(row)
+                _add_eval_row(table, row, rows[0])
+
+            with console.status(f"Evaluating {len(chains)} chains"):
+                evaluate(col, data, chains, on_row=on_row)
+        console.print(table)
+        if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
+            console.print(f"wrote {json_out}")
+
+    _run(go)
+
+
+def _eval_table(data: Any, n_docs: int, model: str | None) -> Table:
+    table = Table(
+        title=f"{data.name} ({data.split}: {len(data.queries)} queries, {n_docs:,} docs, "
+        f"model {model}, k=10)",
+        title_justify="left",
+    )
+    for name in ("tiers", "RAM B/vec", "disk B/vec", "reads/q", "nDCG@10", "% of first",
+                 "Recall@100", "MRR@10", "R@10 vs exact", "QPS"):
+        table.add_column(name, justify="left" if name == "tiers" else "right")
+    return table
+
+
+def _add_eval_row(table: Table, row: Any, first: Any) -> None:
+    share = 100 * row.ndcg_at_10 / first.ndcg_at_10 if first.ndcg_at_10 else float("nan")
+    table.add_row(
+        row.tiers, str(row.ram_bytes_per_vector), str(row.disk_bytes_per_vector),
+        str(row.disk_reads_per_query), f"{row.ndcg_at_10:.4f}", f"{share:.1f}",
+        f"{row.recall_at_100:.4f}", f"{row.mrr_at_10:.4f}", f"{row.recall_at_10_vs_exact:.3f}",
+        f"{row.qps:,.0f}",
+    )
+
+
+@app.command()
+def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
+    """Show what a collection holds and what its tiers cost."""
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection, read_only=True) as col:
+            chain, dim, n = col.chain, col.dim, len(col)
+            table = Table(title=str(collection), title_justify="left", show_header=False)
+            ram, disk = chain.ram_bytes_per_vector(dim), chain.disk_bytes_per_vector(dim)
+            for key, value in (
+                ("documents", f"{n:,}"), ("model", str(col.model)), ("dimension", str(dim)),
+                ("tiers", str(chain)),
+                ("RAM", f"{ram} B/vector = {ram * n / 2**20:,.1f} MiB "
+                        f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
+                ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
+                ("disk reads", f"{chain.disk_reads_per_query(10)} vectors per query at k=10"),
+            ):
+                table.add_row(key, value)
+            console.print(table)
+
+    _run(go)
+
+
+def main() -> None:
+    """Entry point of the ``tiervec`` script."""
+    app()

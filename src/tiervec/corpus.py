@@ -1,0 +1,164 @@
+"""Documents, and readers for the corpus formats users bring.
+
+Supported: a BEIR folder (``corpus.jsonl`` or ``corpus.jsonl.gz``), a ``.jsonl``/``.jsonl.gz`` of
+``{"_id", "title", "text", ...}`` records, a ``.csv`` and a ``.parquet`` with the same columns.
+Fields other than id/title/text become metadata (a ``metadata`` object is merged in).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tiervec._extras import require
+from tiervec.errors import CorpusNotFound, MalformedCorpus
+
+_ID_KEYS = ("_id", "id")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A document: a user id, its text, an optional title and metadata."""
+
+    id: str
+    text: str
+    title: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def embedding_text(self) -> str:
+        """The text the encoder sees: ``title + " " + text`` (BEIR's convention)."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+def document_from_record(record: Mapping[str, Any], where: str) -> Document:
+    """A :class:`Document` from a mapping with ``_id`` (or ``id``), ``text`` and optional fields.
+
+    ``where`` names the record in error messages (e.g. ``"corpus.jsonl line 7"``).
+    """
+    if not isinstance(record, Mapping):
+        raise MalformedCorpus(f"{where}: expected an object with '_id' and 'text', got {record!r}")
+    doc_id = next((record[k] for k in _ID_KEYS if record.get(k) not in (None, "")), None)
+    if doc_id is None:
+        raise MalformedCorpus(
+            f"{where}: the document has no id; give every record an '_id' (or 'id') field"
+        )
+    title = record.get("title") or ""
+    text = record.get("text")
+    if text is None or (not str(text).strip() and not str(title).strip()):
+        raise MalformedCorpus(
+            f"{where}: document {doc_id!r} has no text; give it a non-empty 'text' (or 'title')"
+        )
+    metadata = {k: v for k, v in record.items() if k not in ("_id", "id", "title", "text")}
+    nested = metadata.pop("metadata", None)
+    if isinstance(nested, Mapping):
+        metadata = {**nested, **metadata}
+    elif nested not in (None, ""):
+        metadata["metadata"] = nested
+    return Document(id=str(doc_id), text=str(text), title=str(title), metadata=metadata)
+
+
+def read_corpus(path: str | Path) -> Iterator[Document]:
+    """Documents of a BEIR folder, ``.jsonl(.gz)``, ``.csv`` or ``.parquet`` file, in file order."""
+    file = corpus_file(path)
+    name = file.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
+        return _read_jsonl(file)
+    if name.endswith((".csv", ".csv.gz")):
+        return _read_csv(file)
+    if name.endswith(".parquet"):
+        return _read_parquet(file)
+    raise MalformedCorpus(
+        f"{file}: unsupported corpus format; use a BEIR folder, .jsonl(.gz), .csv or .parquet"
+    )
+
+
+def count_records(path: str | Path) -> int | None:
+    """Number of documents in a corpus, counted cheaply (``None`` where that is not possible)."""
+    file = corpus_file(path)
+    name = file.name.lower()
+    if name.endswith(".parquet"):
+        return int(require("pyarrow.parquet").ParquetFile(file).metadata.num_rows)
+    if ".jsonl" in name or ".ndjson" in name or name.endswith(".json.gz"):
+        with open_text(file) as fh:
+            return sum(1 for line in fh if line.strip())
+    return None
+
+
+def corpus_file(path: str | Path) -> Path:
+    """The corpus file for ``path``; a BEIR folder resolves to its ``corpus.jsonl(.gz)``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in ("corpus.jsonl", "corpus.jsonl.gz"):
+            if (path / candidate).is_file():
+                return path / candidate
+        raise CorpusNotFound(
+            f"folder {str(path)!r} has no corpus.jsonl or corpus.jsonl.gz; point to a BEIR "
+            "dataset folder or to a .jsonl/.csv/.parquet corpus file"
+        )
+    if not path.exists():
+        raise CorpusNotFound(
+            f"corpus {str(path)!r} does not exist; check the path (a BEIR folder or a "
+            ".jsonl/.jsonl.gz/.csv/.parquet file)"
+        )
+    return path
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a text file, transparently gunzipping ``.gz``."""
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line_number, value)`` for every non-blank line; malformed JSON names its line."""
+    with open_text(path) as fh:
+        try:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise MalformedCorpus(
+                        f"{path.name} line {number}: invalid JSON ({exc.msg} at column "
+                        f"{exc.colno}); fix or remove that line"
+                    ) from None
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise MalformedCorpus(f"{path.name}: cannot be read ({exc})") from None
+
+
+def _read_jsonl(path: Path) -> Iterator[Document]:
+    for number, record in iter_jsonl(path):
+        yield document_from_record(record, f"{path.name} line {number}")
+
+
+def _read_csv(path: Path) -> Iterator[Document]:
+    with open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        _check_columns(path, reader.fieldnames or [])
+        for number, row in enumerate(reader, start=2):
+            yield document_from_record(row, f"{path.name} line {number}")
+
+
+def _read_parquet(path: Path) -> Iterator[Document]:
+    pq = require("pyarrow.parquet")
+    table = pq.read_table(path)
+    _check_columns(path, table.column_names)
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield document_from_record(row, f"{path.name} row {number}")
+
+
+def _check_columns(path: Path, columns: Iterable[str]) -> None:
+    columns = list(columns)
+    if not any(k in columns for k in _ID_KEYS) or "text" not in columns:
+        raise MalformedCorpus(
+            f"{path.name}: needs an '_id' (or 'id') column and a 'text' column, "
+            f"found {columns}"
+        )

@@ -1,0 +1,91 @@
+"""Errors raised by tiervec.
+
+Every error says what was received, what was expected and how to fix it. Each one also
+inherits the built-in exception a caller would naturally catch::
+
+    TiervecError
+    ├── CorpusError(ValueError)
+    │   ├── CorpusNotFound(FileNotFoundError)
+    │   └── MalformedCorpus
+    ├── DuplicateIds(ValueError)
+    ├── InvalidVectors(ValueError)
+    │   └── DimensionMismatch
+    ├── InvalidTierSpec(ValueError)
+    │   └── UnknownCodec(KeyError)
+    ├── ModelNotFound(LookupError)
+    ├── CollectionError(ValueError)
+    │   ├── NotACollection
+    │   ├── CollectionMismatch
+    │   └── UnsupportedFormatVersion
+    ├── EncoderRequired(RuntimeError)
+    └── MissingDependency(ImportError)
+"""
+
+from __future__ import annotations
+
+
+class TiervecError(Exception):
+    """Base class of every error tiervec raises on purpose."""
+
+
+class CorpusError(TiervecError, ValueError):
+    """A corpus, query or relevance file cannot be read."""
+
+
+class CorpusNotFound(CorpusError, FileNotFoundError):
+    """A corpus or dataset file or folder does not exist."""
+
+
+class MalformedCorpus(CorpusError):
+    """A corpus file exists but a record in it is not valid."""
+
+
+class DuplicateIds(TiervecError, ValueError):
+    """Document ids repeat within a batch, or already exist in the collection."""
+
+
+class InvalidVectors(TiervecError, ValueError):
+    """Vectors are not a finite 2-d float array."""
+
+
+class DimensionMismatch(InvalidVectors):
+    """Vectors have another dimension than the collection or codec expects."""
+
+
+class InvalidTierSpec(TiervecError, ValueError):
+    """A tier chain spec string or config cannot be parsed."""
+
+
+class UnknownCodec(InvalidTierSpec, KeyError):
+    """A codec name is not one tiervec knows."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelNotFound(TiervecError, LookupError):
+    """An embedding model is neither an installed package nor a local folder."""
+
+
+class CollectionError(TiervecError, ValueError):
+    """A collection folder cannot be used as asked."""
+
+
+class NotACollection(CollectionError):
+    """A folder exists but does not hold a tiervec collection."""
+
+
+class CollectionMismatch(CollectionError):
+    """A collection exists but was built with other settings (model, dimension...)."""
+
+
+class UnsupportedFormatVersion(CollectionError):
+    """A collection was written by a newer tiervec than this one."""
+
+
+class EncoderRequired(TiervecError, RuntimeError):
+    """Text was given to a collection that has no embedding model."""
+
+
+class MissingDependency(TiervecError, ImportError):
+    """An optional dependency is not installed."""

@@ -1,0 +1,67 @@
+"""Retrieval metrics, by trec_eval-style names (``"ndcg@10"``), computed with pytrec_eval.
+
+- ``ndcg@k``: nDCG with graded relevance, cut at ``k`` (trec_eval ``ndcg_cut``).
+- ``recall@k``: share of the relevant documents found in the top ``k``.
+- ``mrr@k``: mean of ``1 / rank`` of the first relevant document within the top ``k`` (0 if none).
+- ``map@k``, ``p@k``: mean average precision and precision at ``k``.
+
+Scores are means over the queries of ``qrels``; a query with no results counts as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tiervec.errors import TiervecError
+
+Qrels = Mapping[str, Mapping[str, int]]
+Run = Mapping[str, Mapping[str, float]]
+
+_TREC = {"ndcg": "ndcg_cut", "recall": "recall", "map": "map_cut", "p": "P", "mrr": "recip_rank"}
+
+
+def _parse(name: str) -> tuple[str, int]:
+    base, _, cut = name.lower().partition("@")
+    if base not in _TREC or not cut.isdigit() or int(cut) < 1:
+        raise TiervecError(
+            f"unknown metric {name!r}; use one of {', '.join(k + '@K' for k in _TREC)} "
+            "(e.g. 'ndcg@10')"
+        )
+    return base, int(cut)
+
+
+def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, float]:
+    """Mean of each metric over the queries of ``qrels``: ``{"ndcg@10": 0.65, ...}``."""
+    import pytrec_eval
+
+    qrels = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()}
+    out: dict[str, float] = {}
+    for name in metrics:
+        base, cut = _parse(name)
+        if base == "mrr":  # trec_eval's recip_rank has no cut-off: truncate the run
+            sub = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:cut])
+                   for q, docs in run.items()}
+            measure, key = "recip_rank", "recip_rank"
+        else:
+            sub, measure, key = run, f"{_TREC[base]}.{cut}", f"{_TREC[base]}_{cut}"
+        per_query = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(
+            {q: {d: float(s) for d, s in docs.items()} for q, docs in sub.items()}
+        )
+        out[name] = float(sum(per_query.get(q, {}).get(key, 0.0) for q in qrels) / len(qrels))
+    return out
+
+
+def run_from_arrays(query_ids: Sequence[str], ids: np.ndarray, scores: np.ndarray) -> dict:
+    """A pytrec_eval run ``{query_id: {doc_id: score}}`` from ``(n_queries, k)`` arrays."""
+    run: dict[str, dict[str, float]] = {}
+    for qid, row_ids, row_scores in zip(query_ids, ids, scores, strict=True):
+        run[qid] = {str(d): float(s) for d, s in zip(row_ids, row_scores, strict=True) if d != ""}
+    return run
+
+
+def recall_vs_exact(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> float:
+    """Mean over queries of ``|top_k(rows) ∩ top_k(exact_rows)| / k`` (ANN recall)."""
+    hits = [len(set(a[:k].tolist()) & set(b[:k].tolist()) - {-1}) for a, b in zip(rows, exact_rows, strict=True)]
+    return float(np.mean(hits) / k)

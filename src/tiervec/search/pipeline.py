@@ -1,0 +1,123 @@
+"""Running a chain: the first tier scans every code, each later tier rescores candidates.
+
+Results are internal rows; :class:`tiervec.Collection` turns them into user ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tiervec.codecs.base import BlockScanner, Codec, Scanner, empty_top, top_m
+from tiervec.search.spec import Chain, Location, Tier
+
+
+class CodeSource:
+    """One codec's codes over every segment: in-RAM arrays or read-only memory maps.
+
+    :meth:`take` reads only the rows asked for, in ascending row order (sequential-ish reads on a
+    memory-mapped file), and returns them in the order asked.
+    """
+
+    def __init__(self, arrays: Sequence[np.ndarray] = ()) -> None:
+        self.arrays: list[np.ndarray] = []
+        self.starts: list[int] = []
+        for array in arrays:
+            self.append(array)
+
+    def __len__(self) -> int:
+        return self.starts[-1] + len(self.arrays[-1]) if self.arrays else 0
+
+    def append(self, array: np.ndarray) -> None:
+        """Add the codes of the next segment (rows ``len(self) ..``)."""
+        self.starts.append(len(self))
+        self.arrays.append(array)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Codes for ``rows`` (any shape, ``-1`` allowed: zeros): ``rows.shape + (width,)``."""
+        first = self.arrays[0]
+        flat = rows.ravel()
+        valid = flat >= 0
+        unique, inverse = np.unique(flat[valid], return_inverse=True)
+        gathered = np.empty((len(unique), *first.shape[1:]), first.dtype)
+        segment = np.searchsorted(self.starts, unique, side="right") - 1
+        bounds = np.searchsorted(segment, np.arange(len(self.arrays) + 1))
+        for s, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            if hi > lo:
+                gathered[lo:hi] = self.arrays[s][unique[lo:hi] - self.starts[s]]
+        out = np.zeros((len(flat), *first.shape[1:]), first.dtype)
+        out[valid] = gathered[inverse]
+        return out.reshape(*rows.shape, *first.shape[1:])
+
+
+@dataclass
+class TierRuntime:
+    """A tier ready to search: its fitted codec and its codes (a scanner for a first tier)."""
+
+    tier: Tier
+    codec: Codec
+    source: CodeSource
+    scanner: Scanner | None = None
+
+    def append(self, codes: np.ndarray) -> None:
+        """Add a new segment's codes."""
+        if self.scanner is not None:
+            self.scanner.add(codes)
+        else:
+            self.source.append(codes)
+
+    def build_scanner(self) -> None:
+        """Make this tier scannable. RAM codes move into the codec's scanner (no second copy);
+        disk codes are scanned block by block through their memory maps."""
+        if self.scanner is not None:
+            return
+        if self.tier.location is Location.RAM:
+            scanner = self.codec.scanner()
+        else:
+            scanner = BlockScanner(self.codec)
+        for array in self.source.arrays:
+            scanner.add(array)
+        self.scanner = scanner
+        if self.tier.location is Location.RAM:
+            self.source = CodeSource()
+
+
+class Searcher:
+    """Runs a chain over tiers that share one row numbering."""
+
+    def __init__(self, chain: Chain, tiers: Sequence[TierRuntime], count: int) -> None:
+        self.chain = chain
+        self.tiers = list(tiers)
+        self.count = count
+        self.tiers[0].build_scanner()
+
+    def append(self, codes_by_tier: Sequence[np.ndarray], rows: int) -> None:
+        """Add a segment: ``codes_by_tier[i]`` are tier ``i``'s codes for ``rows`` new vectors."""
+        for tier, codes in zip(self.tiers, codes_by_tier, strict=True):
+            tier.append(codes)
+        self.count += rows
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` ``(scores, rows)``, each ``(n_queries, k)``; ``-inf``/``-1`` pad short lists.
+
+        Tier ``i`` passes ``k * oversample_i`` candidates to tier ``i + 1``, which rescores them
+        with its own codes; the scores returned are the last tier's.
+        """
+        counts = self.chain.candidates(k)
+        scanner = self.tiers[0].scanner
+        if self.count == 0 or scanner is None:
+            return empty_top(len(queries), k)
+        scores, rows = scanner.search(queries, min(counts[0], self.count))
+        for tier, m in zip(self.tiers[1:], counts[1:], strict=True):
+            codes = tier.source.take(rows)
+            scores = tier.codec.score_candidates(queries, codes)
+            scores[rows < 0] = -np.inf
+            scores, cols = top_m(scores, m)
+            rows = np.where(cols >= 0, np.take_along_axis(rows, np.maximum(cols, 0), 1), -1)
+        if scores.shape[1] < k:
+            pad = k - scores.shape[1]
+            scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+            rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
+        return scores[:, :k].astype(np.float32), rows[:, :k].astype(np.int64)

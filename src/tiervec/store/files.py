@@ -1,0 +1,54 @@
+"""Crash-safe file writes: write a temporary file, fsync it, rename it into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``; a reader sees the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` (an ``.npy`` file) and fsync it."""
+    with open(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load_npy(path: Path, mmap: bool) -> np.ndarray:
+    """Load an ``.npy`` file, memory-mapped read-only when ``mmap``."""
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Rename a fully written (and fsynced) folder ``tmp`` to ``final`` durably."""
+    fsync_dir(tmp)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a folder if it exists."""
+    shutil.rmtree(path, ignore_errors=True)
