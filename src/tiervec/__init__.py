@@ -27,7 +27,7 @@ def create(path: str | Path, **options: object) -> Collection:
     return Collection.create(path, **options)  # type: ignore[arg-type]
 
 
-def open(path: str | Path, *, read_only: bool = False) -> Collection:  # noqa: A001
+def open(path: str | Path, *, read_only: bool = False) -> Collection:
     """Open the collection in ``path``; see :meth:`Collection.open`."""
     return Collection.open(path, read_only=read_only)
 

@@ -18,7 +18,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
 
 
 def require(module: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependency` naming the pip line that installs it."""
+    """Import ``module`` or raise :class:`MissingDependency` with the pip line to fix it."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:

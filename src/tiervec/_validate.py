@@ -12,7 +12,9 @@ from tiervec.corpus import Document, document_from_record
 from tiervec.errors import DimensionMismatch, DuplicateIds, InvalidVectors, MalformedCorpus
 
 
-def as_vectors(x: Any, dim: int | None, rows: int | None = None, what: str = "vectors") -> np.ndarray:
+def as_vectors(
+    x: Any, dim: int | None, rows: int | None = None, what: str = "vectors"
+) -> np.ndarray:
     """``x`` as a C-contiguous float32 ``(n, dim)`` array of finite values.
 
     A 1-d array is taken as one vector. ``rows`` is the number of vectors expected, if known.
@@ -20,7 +22,9 @@ def as_vectors(x: Any, dim: int | None, rows: int | None = None, what: str = "ve
     try:
         arr = np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError) as exc:
-        raise InvalidVectors(f"{what} must be a numeric array, got {type(x).__name__} ({exc})") from None
+        raise InvalidVectors(
+            f"{what} must be a numeric array, got {type(x).__name__} ({exc})"
+        ) from None
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2:
@@ -31,7 +35,9 @@ def as_vectors(x: Any, dim: int | None, rows: int | None = None, what: str = "ve
             "with the collection's model, or create a collection for this dimension"
         )
     if rows is not None and arr.shape[0] != rows:
-        raise InvalidVectors(f"got {arr.shape[0]} {what} for {rows} documents; pass one per document")
+        raise InvalidVectors(
+            f"got {arr.shape[0]} {what} for {rows} documents; pass one per document"
+        )
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         where = np.flatnonzero(bad)

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,9 +37,6 @@ app = typer.Typer(
 console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
 T = TypeVar("T")
-
-#: Documents encoded and committed per segment by `tiervec index`.
-INDEX_CHUNK = 8192
 
 TiersOpt = Annotated[
     str | None,
@@ -95,11 +92,12 @@ def _open_or_create(
     """The collection in ``folder`` (checked against ``model``/``tiers``), or a new one."""
     import tiervec
     from tiervec.encode import DEFAULT_MODEL
+    from tiervec.encode.models import same_model
     from tiervec.search import DEFAULT_CHAIN, Chain
 
     if (folder / "manifest.json").exists() or not allow_create:
         col = tiervec.open(folder)
-        if model is not None and col.model != model:
+        if model is not None and not same_model(col.model or "", model):
             raise CollectionMismatch(
                 f"{str(folder)!r} holds a collection built with model {col.model!r}, not "
                 f"{model!r}; use another --collection folder, or drop --model"
@@ -113,42 +111,22 @@ def _open_or_create(
     return tiervec.create(folder, model=model or DEFAULT_MODEL, tiers=tiers or DEFAULT_CHAIN), True
 
 
-def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _index(col: Any, corpus: Path) -> tuple[int, int]:
-    """Add the documents of ``corpus`` that ``col`` lacks; returns ``(added, skipped)``."""
-    from tiervec.corpus import count_records, read_corpus
+    """Add the documents of ``corpus`` that ``col`` lacks, with a progress bar."""
+    from tiervec.corpus import count_records
+    from tiervec.ingest import index_corpus
 
-    total = count_records(corpus)
-    added = skipped = 0
     start = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("Encoding", total=total, rate="")
+        task = progress.add_task("Encoding", total=count_records(corpus), rate="")
 
         def advance(n: int) -> None:
             done = progress.tasks[task].completed + n
-            rate = (done - skipped) / max(time.perf_counter() - start, 1e-9)
+            rate = done / max(time.perf_counter() - start, 1e-9)
             progress.update(task, advance=n, rate=f"{rate:,.1f} docs/s")
 
-        for chunk in _chunks(read_corpus(corpus), INDEX_CHUNK):
-            missing = set(col.missing([d.id for d in chunk]))
-            todo = [d for d in chunk if d.id in missing]
-            skipped += len(chunk) - len(todo)
-            progress.update(task, advance=len(chunk) - len(todo))
-            added += col.add(todo, progress=advance)
-    if col.fit_is_stale:
-        with console.status("Fitting the codecs on all vectors"):
-            col.refit()
-    return added, skipped
+        stats = index_corpus(col, corpus, progress=advance)
+    return stats.added, stats.skipped
 
 
 @app.command()
@@ -315,7 +293,7 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                 ("RAM", f"{ram} B/vector = {ram * n / 2**20:,.1f} MiB "
                         f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
                 ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
-                ("disk reads", f"{chain.disk_reads_per_query(10)} vectors per query at k=10"),
+                ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
             ):
                 table.add_row(key, value)
             console.print(table)

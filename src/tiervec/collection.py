@@ -29,9 +29,10 @@ from tiervec.errors import (
     CollectionMismatch,
     DuplicateIds,
     EncoderRequired,
+    InvalidVectors,
     NotACollection,
 )
-from tiervec.search import Chain, CodeSource, Location, SearchResult, Searcher, TierRuntime
+from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.files import load_npy, publish_dir, remove_tree, save_npy
@@ -207,6 +208,9 @@ class Collection:
         self._require_writable()
         docs = as_documents(documents)
         if not docs:
+            if vectors is not None and len(vectors):
+                raise InvalidVectors(f"got {len(vectors)} vectors for 0 documents; pass one "
+                                     "document (at least an id) per vector")
             return 0
         ids = [d.id for d in docs]
         check_unique(ids)
@@ -306,7 +310,9 @@ class Collection:
             codecs = {}
             for name, entry in self._manifest.codecs.items():
                 codec = make_codec(name, self.dim)
-                arrays = {a: load_npy(self._state_path(entry.key, a), mmap=False) for a in entry.state}
+                arrays = {
+                    a: load_npy(self._state_path(entry.key, a), mmap=False) for a in entry.state
+                }
                 codec.load_state(entry.params, arrays)
                 codecs[name] = codec
             for tier in self.chain.tiers:  # codecs not fitted yet (empty collection)
@@ -328,7 +334,7 @@ class Collection:
         for tier in chain.tiers:
             if tier.codec not in codecs:
                 codec = make_codec(tier.codec, self.dim)
-                if codec.trainable:
+                if codec.trainable and len(sample):
                     codec.fit(sample)
                 codecs[tier.codec] = codec
         return codecs
@@ -402,7 +408,8 @@ class Collection:
         if new_state:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
             self._searcher = None
         elif self._searcher is not None:
-            by_tier = [vectors if t.codec == "float32" else codes[t.codec] for t in self.chain.tiers]
+            by_tier = [vectors if t.codec == "float32" else codes[t.codec]
+                       for t in self.chain.tiers]
             self._searcher.append(by_tier, len(docs))
 
     def _save_codec_state(

@@ -85,8 +85,11 @@ def count_records(path: str | Path) -> int | None:
     if name.endswith(".parquet"):
         return int(require("pyarrow.parquet").ParquetFile(file).metadata.num_rows)
     if ".jsonl" in name or ".ndjson" in name or name.endswith(".json.gz"):
-        with open_text(file) as fh:
-            return sum(1 for line in fh if line.strip())
+        try:
+            with open_text(file) as fh:
+                return sum(1 for line in fh if line.strip())
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise MalformedCorpus(f"{file.name}: cannot be read ({exc})") from None
     return None
 
 
@@ -111,9 +114,9 @@ def corpus_file(path: str | Path) -> Path:
 
 def open_text(path: Path) -> io.TextIOBase:
     """Open a text file, transparently gunzipping ``.gz``."""
-    if path.suffix == ".gz":
+    if path.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")  # noqa: SIM115 - caller closes
+    return open(path, encoding="utf-8", newline="")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:

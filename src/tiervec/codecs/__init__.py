@@ -1,4 +1,4 @@
-"""Codecs: how a tier stores vectors. One module per algorithm; ``make_codec`` builds one by name."""
+"""Codecs: how a tier stores vectors. One module per algorithm; ``make_codec`` builds by name."""
 
 from __future__ import annotations
 

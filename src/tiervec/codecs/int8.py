@@ -16,6 +16,7 @@ import numpy as np
 
 from tiervec.codecs._faiss import FlatCodesScanner, faiss_module
 from tiervec.codecs.base import Codec, Scanner
+from tiervec.errors import InvalidVectors
 
 
 class Int8Codec(Codec):
@@ -39,6 +40,8 @@ class Int8Codec(Codec):
 
     def fit(self, sample: np.ndarray) -> Int8Codec:
         x = self._check(sample)
+        if len(x) == 0:
+            raise InvalidVectors("the int8 codec needs at least one vector to fit its ranges")
         self.lo = x.min(axis=0)
         # A constant dimension keeps a tiny positive width so that codes stay defined.
         self.width = np.maximum(x.max(axis=0) - self.lo, np.float32(1e-12))
@@ -56,12 +59,14 @@ class Int8Codec(Codec):
         return self.lo + (codes.astype(np.float32) + np.float32(0.5)) * (self.width / 255.0)
 
     def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        self._require_fitted()
         # <q, lo + (c + .5) * w / 255> = <q, lo + .5 w / 255> + <q * w / 255, c>
         step = self.width / np.float32(255.0)
         bias = queries @ (self.lo + np.float32(0.5) * step)
         return (bias[:, None] + (queries * step) @ codes.T.astype(np.float32)).astype(np.float32)
 
     def scanner(self) -> Scanner:
+        self._require_fitted()
         faiss = faiss_module()
         index = faiss.IndexScalarQuantizer(
             self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT

@@ -38,7 +38,9 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
         """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        names = {"model", "query_prefix", "document_prefix", "normalize", "batch_size", "max_length"}
+        names = {
+            "model", "query_prefix", "document_prefix", "normalize", "batch_size", "max_length"
+        }
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -65,5 +67,5 @@ class Encoder(Protocol):
     def encode_documents(
         self, texts: Sequence[str], progress: ProgressFn | None = None
     ) -> np.ndarray:
-        """``(n, dim)`` float32 document vectors; ``progress(n_done)`` is called as work advances."""
+        """``(n, dim)`` float32 document vectors; ``progress(n)`` reports ``n`` more done."""
         ...

@@ -46,10 +46,22 @@ KNOWN_MODELS: tuple[PackagedModel, ...] = (
 _MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two model names or paths name the same model (aliases and paths resolved)."""
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(name: str) -> str:
+    for model in KNOWN_MODELS:
+        if name.lower() in (a.lower() for a in model.aliases):
+            return model.aliases[0]
+    return str(Path(name).expanduser().resolve())
+
+
 def resolve_model(name: str) -> Path:
     """The local folder holding model ``name`` (a known name or a path)."""
     for model in KNOWN_MODELS:
-        if name in model.aliases or name.lower() in (a.lower() for a in model.aliases):
+        if name.lower() in (a.lower() for a in model.aliases):
             return model.path()
     path = Path(name).expanduser()
     if path.is_dir():

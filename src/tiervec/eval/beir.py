@@ -83,14 +83,16 @@ def _read_qrels(folder: Path, split: str) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     with open_text(path) as fh:
         for number, line in enumerate(fh, start=1):
-            fields = line.split()
-            if not fields:
+            # BEIR: tab-separated 'query-id corpus-id score'; TREC: 'qid 0 docid rel'
+            fields = line.rstrip("\r\n").split("\t") if "\t" in line else line.split()
+            if not any(f.strip() for f in fields):
                 continue
-            if len(fields) < 3:
+            if len(fields) not in (3, 4):
                 raise MalformedCorpus(
-                    f"{path.name} line {number}: expected 'query-id corpus-id score', got {line!r}"
+                    f"{path.name} line {number}: expected 'query-id<TAB>corpus-id<TAB>score' "
+                    f"(or TREC 'qid 0 docid rel'), got {line.rstrip()!r}"
                 )
-            qid, did, score = fields[0], fields[1], fields[-1]
+            qid, did, score = fields[0], fields[-2], fields[-1]
             try:
                 relevance = int(float(score))
             except ValueError:

@@ -119,7 +119,7 @@ def evaluate(
             tiers=str(chain),
             ram_bytes_per_vector=chain.ram_bytes_per_vector(collection.dim),
             disk_bytes_per_vector=chain.disk_bytes_per_vector(collection.dim),
-            disk_reads_per_query=chain.disk_reads_per_query(k),
+            disk_reads_per_query=chain.disk_reads_per_query(k, len(collection)),
             ndcg_at_10=at_k[f"ndcg@{k}"],
             recall_at_100=at_100["recall@100"],
             mrr_at_10=at_k[f"mrr@{k}"],

@@ -36,12 +36,15 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, fl
     """Mean of each metric over the queries of ``qrels``: ``{"ndcg@10": 0.65, ...}``."""
     import pytrec_eval
 
+    if not qrels:
+        raise TiervecError("no judged queries to evaluate: qrels is empty")
     qrels = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()}
     out: dict[str, float] = {}
     for name in metrics:
         base, cut = _parse(name)
-        if base == "mrr":  # trec_eval's recip_rank has no cut-off: truncate the run
-            sub = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:cut])
+        if base == "mrr":  # trec_eval's recip_rank has no cut-off: truncate the run, ranking
+            # as trec_eval does (score descending, ties by document id descending)
+            sub = {q: dict(sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:cut])
                    for q, docs in run.items()}
             measure, key = "recip_rank", "recip_rank"
         else:
@@ -62,6 +65,13 @@ def run_from_arrays(query_ids: Sequence[str], ids: np.ndarray, scores: np.ndarra
 
 
 def recall_vs_exact(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> float:
-    """Mean over queries of ``|top_k(rows) ∩ top_k(exact_rows)| / k`` (ANN recall)."""
-    hits = [len(set(a[:k].tolist()) & set(b[:k].tolist()) - {-1}) for a, b in zip(rows, exact_rows, strict=True)]
-    return float(np.mean(hits) / k)
+    """Mean over queries of ``|top_k(rows) ∩ top_k(exact)| / |top_k(exact)|`` (ANN recall).
+
+    ``-1`` padding does not count, so a collection of fewer than ``k`` vectors can score 1.
+    """
+    shares = []
+    for found, exact in zip(rows, exact_rows, strict=True):
+        truth = set(exact[:k].tolist()) - {-1}
+        if truth:
+            shares.append(len(set(found[:k].tolist()) & truth) / len(truth))
+    return float(np.mean(shares)) if shares else 1.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -40,15 +41,23 @@ class CodeSource:
         first = self.arrays[0]
         flat = rows.ravel()
         valid = flat >= 0
-        unique, inverse = np.unique(flat[valid], return_inverse=True)
-        gathered = np.empty((len(unique), *first.shape[1:]), first.dtype)
-        segment = np.searchsorted(self.starts, unique, side="right") - 1
-        bounds = np.searchsorted(segment, np.arange(len(self.arrays) + 1))
-        for s, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            if hi > lo:
-                gathered[lo:hi] = self.arrays[s][unique[lo:hi] - self.starts[s]]
-        out = np.zeros((len(flat), *first.shape[1:]), first.dtype)
-        out[valid] = gathered[inverse]
+        all_valid = bool(valid.all())
+        unique, inverse = np.unique(flat if all_valid else flat[valid], return_inverse=True)
+        if len(self.arrays) == 1:
+            gathered = np.take(first, unique, axis=0)
+        else:
+            gathered = np.empty((len(unique), *first.shape[1:]), first.dtype)
+            segment = np.searchsorted(self.starts, unique, side="right") - 1
+            bounds = np.searchsorted(segment, np.arange(len(self.arrays) + 1))
+            for s, (lo, hi) in enumerate(pairwise(bounds)):
+                if hi > lo:
+                    np.take(self.arrays[s], unique[lo:hi] - self.starts[s], axis=0,
+                            out=gathered[lo:hi])
+        if all_valid:
+            out = np.take(gathered, inverse, axis=0)
+        else:
+            out = np.zeros((len(flat), *first.shape[1:]), first.dtype)
+            out[valid] = gathered[inverse]
         return out.reshape(*rows.shape, *first.shape[1:])
 
 
@@ -91,7 +100,6 @@ class Searcher:
         self.chain = chain
         self.tiers = list(tiers)
         self.count = count
-        self.tiers[0].build_scanner()
 
     def append(self, codes_by_tier: Sequence[np.ndarray], rows: int) -> None:
         """Add a segment: ``codes_by_tier[i]`` are tier ``i``'s codes for ``rows`` new vectors."""
@@ -106,18 +114,40 @@ class Searcher:
         with its own codes; the scores returned are the last tier's.
         """
         counts = self.chain.candidates(k)
-        scanner = self.tiers[0].scanner
-        if self.count == 0 or scanner is None:
+        if self.count == 0 or len(queries) == 0:
             return empty_top(len(queries), k)
+        self.tiers[0].build_scanner()
+        scanner = self.tiers[0].scanner
+        assert scanner is not None
         scores, rows = scanner.search(queries, min(counts[0], self.count))
         for tier, m in zip(self.tiers[1:], counts[1:], strict=True):
-            codes = tier.source.take(rows)
-            scores = tier.codec.score_candidates(queries, codes)
-            scores[rows < 0] = -np.inf
-            scores, cols = top_m(scores, m)
-            rows = np.where(cols >= 0, np.take_along_axis(rows, np.maximum(cols, 0), 1), -1)
+            scores, rows = _rescore(tier, queries, rows, m)
         if scores.shape[1] < k:
             pad = k - scores.shape[1]
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
             rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
         return scores[:, :k].astype(np.float32), rows[:, :k].astype(np.int64)
+
+
+#: Candidate codes gathered per block of queries when rescoring (keeps the working set small).
+RESCORE_BLOCK_BYTES = 16 << 20
+
+
+def _rescore(
+    tier: TierRuntime, queries: np.ndarray, rows: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rescore candidate ``rows`` ``(nq, c)`` with ``tier``'s codes; keep the best ``m``."""
+    nq, c = rows.shape
+    per_query = max(c * tier.codec.bytes_per_vector, 1)
+    block = max(1, RESCORE_BLOCK_BYTES // per_query)
+    out_scores = np.empty((nq, min(m, c)), np.float32)
+    out_rows = np.empty((nq, min(m, c)), np.int64)
+    for start in range(0, nq, block):
+        part = rows[start : start + block]
+        scores = tier.codec.score_candidates(queries[start : start + block], tier.source.take(part))
+        scores[part < 0] = -np.inf
+        best, cols = top_m(scores, m)
+        out_scores[start : start + block] = best[:, : out_scores.shape[1]]
+        picked = np.take_along_axis(part, np.maximum(cols, 0), 1)
+        out_rows[start : start + block] = np.where(cols >= 0, picked, -1)[:, : out_rows.shape[1]]
+    return out_scores, out_rows

@@ -90,7 +90,7 @@ class Chain:
     def __post_init__(self) -> None:
         tiers = tuple(self.tiers)
         if not tiers:
-            raise InvalidTierSpec("a chain needs at least one tier, e.g. 'binary*4 -> float32@disk'")
+            raise InvalidTierSpec("a chain needs a tier at least, e.g. 'binary*4 -> float32@disk'")
         if not all(isinstance(t, Tier) for t in tiers):
             raise InvalidTierSpec("a chain's tiers must be tiervec.search.Tier objects")
         object.__setattr__(self, "tiers", tiers)
@@ -126,12 +126,13 @@ class Chain:
         """Bytes per vector that the chain's tiers read from disk."""
         return sum(t.bytes_per_vector(dim) for t in self.tiers if t.location is Location.DISK)
 
-    def disk_reads_per_query(self, k: int) -> int:
-        """Vectors read from disk tiers per query of a top-``k`` search (at most)."""
-        counts = self.candidates(k)
-        return sum(
-            counts[i - 1] for i, t in enumerate(self.tiers) if i and t.location is Location.DISK
-        )
+    def disk_reads_per_query(self, k: int, n: int = 0) -> int:
+        """Vectors read from disk tiers per query of a top-``k`` search (at most).
+
+        A first tier on disk scans all ``n`` vectors of the collection.
+        """
+        counts = [n, *self.candidates(k)]
+        return sum(counts[i] for i, t in enumerate(self.tiers) if t.location is Location.DISK)
 
 
 def _parse_tier(text: str, spec: str, index: int, last: bool) -> Tier:
@@ -156,7 +157,7 @@ def _parse_tier(text: str, spec: str, index: int, last: bool) -> Tier:
                 f"the last tier {text!r} of {spec!r} returns k results and takes no '*N'; "
                 "put the oversampling on the tier that passes candidates on"
             )
-        if not factor.isdigit():
+        if not (factor.isascii() and factor.isdigit()):
             raise InvalidTierSpec(
                 f"oversample {factor!r} in tier {text!r} of {spec!r} must be a whole number >= 1"
             )

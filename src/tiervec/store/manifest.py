@@ -80,7 +80,7 @@ class Manifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise NotACollection(f"{path} is not valid JSON ({exc}); it is not a manifest") from None
+            raise NotACollection(f"{path} is not valid JSON ({exc}): not a manifest") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise NotACollection(
                 f"{path} is not a tiervec manifest (format {data.get('format')!r}, "

