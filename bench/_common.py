@@ -54,7 +54,8 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
 
 def recall_at(rows: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
     """Mean share of the exact top-``k`` found in the top-``k`` of ``rows``."""
-    return float(np.mean([len(set(a[:k]) & set(b[:k])) / k for a, b in zip(rows, exact, strict=True)]))
+    hits = [len(set(a[:k]) & set(b[:k])) for a, b in zip(rows, exact, strict=True)]
+    return float(np.mean(hits) / k)
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

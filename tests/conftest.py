@@ -40,7 +40,7 @@ def unit_vectors() -> Callable[..., np.ndarray]:
     return make_unit_vectors
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder: ``$TIERVEC_SHARED_DATA``, else ``<repo>/../shared/data``."""
     env = os.environ.get("TIERVEC_SHARED_DATA")
