@@ -74,6 +74,11 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+def qps(value: float) -> str:
+    """Queries per second for a table: one decimal below 100."""
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"

@@ -21,25 +21,21 @@ from _common import (
     console,
     markdown_table,
     print_table,
+    qps,
     recall_at,
     shared_data,
     write_json,
 )
-from tiervec.eval import evaluate, evaluate_run, load_beir, query_vectors, run_from_arrays
-
-CHAINS = (
-    "float32",
-    "float16",
-    "int8",
-    "int8*4 -> float32@disk",
-    "hamming",
-    "hamming*4 -> float32@disk",
-    "hamming*10 -> float32@disk",
-    "binary",
-    "binary*2 -> float32@disk",
-    "binary*4 -> float32@disk",
-    "binary*10 -> float32@disk",
+from tiervec.eval import (
+    DEFAULT_EVAL_CHAINS,
+    evaluate,
+    evaluate_run,
+    load_beir,
+    query_vectors,
+    run_from_arrays,
 )
+
+CHAINS = DEFAULT_EVAL_CHAINS
 ST_PEERS = (("ubinary", 4), ("ubinary", 10), ("uint8", 4))
 COLUMNS = ("dataset", "method", "RAM B/vec", "disk reads/q", "nDCG@10", "% of float32",
            "R@10 vs exact", "Recall@100", "MRR@10", "QPS")
@@ -114,7 +110,7 @@ def main() -> None:
     table = [
         (r["dataset"], r["method"], r["ram_bytes_per_vector"], r["disk_reads_per_query"],
          r["ndcg@10"], f"{100 * r['ndcg_share_of_float32']:.2f}", r["recall@10_vs_exact"],
-         r["recall@100"], r["mrr@10"], r["qps"])
+         r["recall@100"], r["mrr@10"], qps(r["qps"]))
         for r in rows
     ]
     print_table("Quality vs memory (MiniLM-L6-v2, k=10)", COLUMNS, table)

@@ -25,6 +25,7 @@ from _common import (
     console,
     markdown_table,
     print_table,
+    qps,
     recall_at,
     shared_data,
     timed,
@@ -214,12 +215,12 @@ def main() -> None:
     for r in rows:
         r["speedup_vs_faiss_flat"] = r["qps"] / base_qps
     table = [(r["system"], r["setting"], r["ram_bytes_per_vector"], r["disk_reads_per_query"],
-              r["recall@10"], r["qps"], f"{r['speedup_vs_faiss_flat']:.1f}") for r in rows]
+              r["recall@10"], qps(r["qps"]), f"{r['speedup_vs_faiss_flat']:.1f}") for r in rows]
     title = f"Search speed, {args.n:,} x {dim} (SciFact-like), {len(queries)} real queries, k={K}"
     print_table(title, COLUMNS, table)
     console.print(markdown_table(COLUMNS, table), soft_wrap=True)
     scan_columns = ("kernel", "work", "RAM B/vec", "QPS")
-    scan_table = [(r["kernel"], r["work"], r["ram_bytes_per_vector"], r["qps"]) for r in scans]
+    scan_table = [(r["kernel"], r["work"], r["ram_bytes_per_vector"], qps(r["qps"])) for r in scans]
     print_table(f"Candidate stage alone: top-{SCAN_M} per query", scan_columns, scan_table)
     console.print(markdown_table(scan_columns, scan_table), soft_wrap=True)
     write_json("speed", {"n": args.n, "dim": dim, "queries": len(queries), "noise": args.noise,

@@ -265,6 +265,15 @@ def test_index_into_a_folder_with_other_files(tmp_path, beir):
     assert listing(folder) == before
 
 
+def test_index_into_a_collection_of_another_model(tmp_path, beir):
+    folder = tmp_path / "vectors-only"
+    tiervec.create(folder, model=None, dim=384).close()
+    before = listing(folder)
+    result = run("index", beir, "--collection", folder, "--model", "all-MiniLM-L6-v2")
+    assert_error(result, "built with model None", "use another --collection folder")
+    assert listing(folder) == before
+
+
 def test_index_with_unknown_tiers(tmp_path, beir):
     result = run("index", beir, "--collection", tmp_path / "col", "--tiers", "nope")
     assert_error(result, "unknown codec 'nope'", "float32, float16, int8, binary, hamming")

@@ -49,15 +49,13 @@ class Codec(ABC):
         self.fitted = not self.trainable
 
     # -- sizes ------------------------------------------------------------------------------
-    @property
-    @abstractmethod
-    def code_dtype(self) -> np.dtype:
-        """dtype of the code arrays."""
+    #: dtype of the code arrays.
+    code_dtype: ClassVar[np.dtype]
 
     @property
-    @abstractmethod
     def code_width(self) -> int:
-        """Number of ``code_dtype`` items per vector."""
+        """Number of ``code_dtype`` items per vector (one per dimension unless overridden)."""
+        return self.dim
 
     @property
     def bytes_per_vector(self) -> int:

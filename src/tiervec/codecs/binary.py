@@ -38,9 +38,7 @@ class BinaryCodec(Codec):
 
     name = "binary"
 
-    @property
-    def code_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8)
+    code_dtype = np.dtype(np.uint8)
 
     @property
     def code_width(self) -> int:

@@ -13,13 +13,7 @@ class Float32Codec(Codec):
 
     name = "float32"
 
-    @property
-    def code_dtype(self) -> np.dtype:
-        return np.dtype(np.float32)
-
-    @property
-    def code_width(self) -> int:
-        return self.dim
+    code_dtype = np.dtype(np.float32)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return self._check(x)
@@ -37,13 +31,7 @@ class Float16Codec(Codec):
 
     name = "float16"
 
-    @property
-    def code_dtype(self) -> np.dtype:
-        return np.dtype(np.float16)
-
-    @property
-    def code_width(self) -> int:
-        return self.dim
+    code_dtype = np.dtype(np.float16)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return self._check(x).astype(np.float16)

@@ -30,13 +30,7 @@ class Int8Codec(Codec):
         self.lo = np.zeros(dim, np.float32)
         self.width = np.ones(dim, np.float32)
 
-    @property
-    def code_dtype(self) -> np.dtype:
-        return np.dtype(np.uint8)
-
-    @property
-    def code_width(self) -> int:
-        return self.dim
+    code_dtype = np.dtype(np.uint8)
 
     def fit(self, sample: np.ndarray) -> Int8Codec:
         x = self._check(sample)

@@ -38,21 +38,24 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, fl
 
     if not qrels:
         raise TiervecError("no judged queries to evaluate: qrels is empty")
-    qrels = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()}
+    judged = {q: {d: int(r) for d, r in docs.items()} for q, docs in qrels.items()}
+    parsed = {name: _parse(name) for name in metrics}
+    # trec_eval ranks by score descending, ties by document id descending; its recip_rank has
+    # no cut-off, so MRR@k is recip_rank on each query's top k in that order
+    ranked = {q: sorted(((d, float(s)) for d, s in docs.items()),
+                        key=lambda kv: (kv[1], kv[0]), reverse=True) for q, docs in run.items()}
+    full = {q: dict(docs) for q, docs in ranked.items()}
     out: dict[str, float] = {}
-    for name in metrics:
-        base, cut = _parse(name)
-        if base == "mrr":  # trec_eval's recip_rank has no cut-off: truncate the run, ranking
-            # as trec_eval does (score descending, ties by document id descending)
-            sub = {q: dict(sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:cut])
-                   for q, docs in run.items()}
-            measure, key = "recip_rank", "recip_rank"
+    measures = {f"{_TREC[b]}.{c}" for b, c in parsed.values() if b != "mrr"}
+    per_query = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate(full) if measures else {}
+    for name, (base, cut) in parsed.items():
+        if base == "mrr":
+            top = {q: dict(docs[:cut]) for q, docs in ranked.items()}
+            scores = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate(top)
+            key = "recip_rank"
         else:
-            sub, measure, key = run, f"{_TREC[base]}.{cut}", f"{_TREC[base]}_{cut}"
-        per_query = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(
-            {q: {d: float(s) for d, s in docs.items()} for q, docs in sub.items()}
-        )
-        out[name] = float(sum(per_query.get(q, {}).get(key, 0.0) for q in qrels) / len(qrels))
+            scores, key = per_query, f"{_TREC[base]}_{cut}"
+        out[name] = float(sum(scores.get(q, {}).get(key, 0.0) for q in judged) / len(judged))
     return out
 
 
