@@ -86,29 +86,29 @@ def _main(
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _open_or_create(
-    folder: Path, model: str | None, tiers: str | None, *, allow_create: bool = True
-) -> tuple[Any, bool]:
+def _open_or_create(folder: Path, model: str | None, tiers: str | None) -> tuple[Any, bool]:
     """The collection in ``folder`` (checked against ``model``/``tiers``), or a new one."""
     import tiervec
     from tiervec.encode import DEFAULT_MODEL
     from tiervec.encode.models import same_model
     from tiervec.search import DEFAULT_CHAIN, Chain
 
-    if (folder / "manifest.json").exists() or not allow_create:
-        col = tiervec.open(folder)
-        if model is not None and not same_model(col.model or "", model):
-            raise CollectionMismatch(
-                f"{str(folder)!r} holds a collection built with model {col.model!r}, not "
-                f"{model!r}; use another --collection folder, or drop --model"
-            )
-        if tiers is not None and str(Chain.parse(tiers)) != str(col.chain):
-            raise CollectionMismatch(
-                f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not "
-                f"{str(Chain.parse(tiers))!r}; use another folder, or drop --tiers"
-            )
-        return col, False
-    return tiervec.create(folder, model=model or DEFAULT_MODEL, tiers=tiers or DEFAULT_CHAIN), True
+    chain = Chain.parse(tiers) if tiers is not None else None
+    if not (folder / "manifest.json").exists():
+        col = tiervec.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN)
+        return col, True
+    col = tiervec.open(folder)
+    problem = None
+    if model is not None and not same_model(col.model or "", model):
+        problem = (f"{str(folder)!r} holds a collection built with model {col.model!r}, not "
+                   f"{model!r}; use another --collection folder, or drop --model")
+    elif chain is not None and str(chain) != str(col.chain):
+        problem = (f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not {str(chain)!r}; "
+                   "use another folder, or drop --tiers")
+    if problem:
+        col.close()
+        raise CollectionMismatch(problem)
+    return col, False
 
 
 def _index(col: Any, corpus: Path) -> tuple[int, int]:
