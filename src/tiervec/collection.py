@@ -1,18 +1,11 @@
 """A collection: documents, their full-precision vectors on disk, and compressed tiers.
 
-On disk, a collection is a folder of plain files::
-
-    manifest.json                 versioned; atomically replaced; the commit point of every write
-    docs.sqlite                   ids, titles, texts, metadata (WAL mode)
-    codecs/<key>.<array>.npy      fitted codec state (e.g. int8 ranges)
-    segments/<name>/vectors.npy   float32 vectors of one immutable segment
-    segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
+On disk a collection is a folder of plain files (see :mod:`tiervec.store.layout`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +28,8 @@ from tiervec.errors import (
 from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.docstore import DB, DocStore
-from tiervec.store.files import load_npy, publish_dir, remove_tree, save_npy
-from tiervec.store.manifest import MANIFEST, CodecEntry, Manifest, SegmentEntry
+from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.manifest import MANIFEST, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +37,6 @@ log = logging.getLogger(__name__)
 FIT_SAMPLE = 100_000
 #: Fitting on fewer vectors than this logs a warning suggesting :meth:`Collection.refit`.
 MIN_FIT = 1_000
-_SEGMENT = re.compile(r"^seg-(\d{6,})$")
 
 
 class Collection:
@@ -58,6 +50,7 @@ class Collection:
         self, path: Path, manifest: Manifest, *, read_only: bool, encoder: Encoder | None
     ) -> None:
         self.path = path
+        self._files = CollectionFiles(path)
         self._manifest = manifest
         self.read_only = read_only
         self._encoder = encoder
@@ -111,9 +104,7 @@ class Collection:
         manifest = Manifest(
             dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None
         )
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "segments").mkdir(exist_ok=True)
-        (path / "codecs").mkdir(exist_ok=True)
+        CollectionFiles(path).make_dirs()
         DocStore(path / DB, limit=0).close()
         manifest.write(path)
         return cls(path, manifest, read_only=False, encoder=encoder)
@@ -134,7 +125,7 @@ class Collection:
             )
         manifest = Manifest.read(path)
         if not read_only:
-            _remove_leftovers(path, manifest)
+            CollectionFiles(path).remove_leftovers(manifest)
         return cls(path, manifest, read_only=read_only, encoder=encoder)
 
     def close(self) -> None:
@@ -286,18 +277,9 @@ class Collection:
 
     def vectors(self) -> CodeSource:
         """The full-precision vectors of every segment, memory-mapped (rows in order)."""
-        return CodeSource(
-            [load_npy(self._segment_dir(s) / "vectors.npy", mmap=True) for s in self._segments]
-        )
+        return CodeSource(self._files.vectors(self._manifest.segments))
 
     # -- internals ------------------------------------------------------------------------------
-    @property
-    def _segments(self) -> list[SegmentEntry]:
-        return self._manifest.segments
-
-    def _segment_dir(self, segment: SegmentEntry) -> Path:
-        return self.path / "segments" / segment.name
-
     def _require_writable(self) -> None:
         if self.read_only:
             raise CollectionError(
@@ -307,58 +289,41 @@ class Collection:
 
     def _stored_codecs(self) -> dict[str, Codec]:
         if self._codecs is None:
-            codecs = {}
-            for name, entry in self._manifest.codecs.items():
-                codec = make_codec(name, self.dim)
-                arrays = {
-                    a: load_npy(self._state_path(entry.key, a), mmap=False) for a in entry.state
-                }
-                codec.load_state(entry.params, arrays)
-                codecs[name] = codec
+            codecs = self._files.load_codecs(self._manifest)
             for tier in self.chain.tiers:  # codecs not fitted yet (empty collection)
                 codecs.setdefault(tier.codec, make_codec(tier.codec, self.dim))
             self._codecs = codecs
         return self._codecs
 
-    def _state_path(self, key: str, array: str) -> Path:
-        return self.path / "codecs" / f"{key}.{array}.npy"
-
-    def _codes_path(self, segment: SegmentEntry, codec: str) -> Path:
-        if codec == "float32":
-            return self._segment_dir(segment) / "vectors.npy"
-        return self._segment_dir(segment) / f"{self._manifest.codecs[codec].key}.npy"
-
     def _fit_codecs(self, chain: Chain) -> dict[str, Codec]:
-        sample = self._fit_sample()
+        """New codecs for ``chain``, trainable ones fitted on a sample of the stored vectors."""
+        source = self.vectors()
+        n = len(source)
+        rows = np.arange(n)
+        if n > FIT_SAMPLE:
+            rows = np.sort(np.random.default_rng(0).choice(n, FIT_SAMPLE, replace=False))
+        sample = source.take(rows) if n else None
         codecs = {}
         for tier in chain.tiers:
             if tier.codec not in codecs:
                 codec = make_codec(tier.codec, self.dim)
-                if codec.trainable and len(sample):
+                if codec.trainable and sample is not None:
                     codec.fit(sample)
                 codecs[tier.codec] = codec
         return codecs
 
-    def _fit_sample(self) -> np.ndarray:
-        source = self.vectors()
-        n = len(source)
-        if n == 0:
-            return np.empty((0, self.dim), np.float32)
-        rows = np.arange(n)
-        if n > FIT_SAMPLE:
-            rows = np.sort(np.random.default_rng(0).choice(n, FIT_SAMPLE, replace=False))
-        return source.take(rows)
-
     def _build_searcher(self, chain: Chain, codecs: dict[str, Codec], stored: bool) -> Searcher:
+        """Stored codes (``stored``) or codes encoded now from the stored vectors."""
         runtimes = []
+        segments = self._manifest.segments
         full = self.vectors()
         for tier in chain.tiers:
             codec = codecs[tier.codec]
             mmap = tier.location is Location.DISK
-            if tier.codec == "float32":
+            if tier.codec == EXACT_CODEC:
                 arrays = full.arrays if mmap else [np.array(a) for a in full.arrays]
-            elif stored:
-                arrays = [load_npy(self._codes_path(s, tier.codec), mmap) for s in self._segments]
+            elif stored and segments:
+                arrays = self._files.codes(segments, self._manifest.codecs[tier.codec], mmap)
             else:
                 arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
             runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
@@ -374,24 +339,17 @@ class Collection:
                 if codec.trainable:
                     codec.fit(vectors)
                     if len(vectors) < MIN_FIT:
-                        log.warning(
-                            "%s codec fitted on only %d vectors; call refit() once more are "
-                            "added", codec.name, len(vectors)
-                        )
-        segment = SegmentEntry(name=self._next_segment_name(), rows=len(docs))
+                        log.warning("%s codec fitted on only %d vectors; call refit() once "
+                                    "more are added", codec.name, len(vectors))
+        segment = self._files.next_segment(manifest, rows=len(docs))
         start = manifest.count
-        final = self._segment_dir(segment)
-        tmp = final.with_name(f".tmp-{segment.name}")
-        remove_tree(tmp)
-        tmp.mkdir(parents=True)
-        codes = {name: c.encode(vectors) for name, c in codecs.items() if name != "float32"}
+        codes = {name: c.encode(vectors) for name, c in codecs.items() if name != EXACT_CODEC}
         try:
             if new_state:
-                manifest.codecs = self._save_codec_state(codecs, manifest.generation, len(vectors))
-            save_npy(tmp / "vectors.npy", vectors)
-            for name, array in codes.items():
-                save_npy(tmp / f"{manifest.codecs[name].key}.npy", array)
-            publish_dir(tmp, final)
+                manifest.codecs = self._files.save_codecs(codecs, manifest.generation, len(docs))
+            self._files.write_segment(
+                segment, vectors, {manifest.codecs[name].key: c for name, c in codes.items()}
+            )
             self._docs.insert(start, docs)
             manifest.segments.append(segment)
             manifest.write(self.path)
@@ -400,94 +358,40 @@ class Collection:
                 manifest.segments.pop()
             if new_state:
                 manifest.codecs = {}
-            remove_tree(tmp)
-            remove_tree(final)
+            self._files.remove_segment(segment)
             self._docs.truncate(start)
             raise
         self._docs.limit = manifest.count
         if new_state:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
             self._searcher = None
         elif self._searcher is not None:
-            by_tier = [vectors if t.codec == "float32" else codes[t.codec]
+            by_tier = [vectors if t.codec == EXACT_CODEC else codes[t.codec]
                        for t in self.chain.tiers]
             self._searcher.append(by_tier, len(docs))
 
-    def _save_codec_state(
-        self, codecs: dict[str, Codec], generation: int, fitted_on: int
-    ) -> dict[str, CodecEntry]:
-        entries = {}
-        for name, codec in codecs.items():
-            key = f"{name}-g{generation}"
-            state = codec.state()
-            for array_name, array in state.items():
-                save_npy(self._state_path(key, array_name), array)
-            entries[name] = CodecEntry(
-                codec=name, key=key, params=codec.params(), state=sorted(state), fitted_on=fitted_on
-            )
-        return entries
-
-    def _next_segment_name(self) -> str:
-        numbers = [int(m[1]) for s in self._segments if (m := _SEGMENT.match(s.name))]
-        return f"seg-{max(numbers, default=-1) + 1:06d}"
-
     def _rebuild(self, chain: Chain) -> None:
+        """Fit ``chain``'s codecs, write their codes as a new generation, commit, clean up."""
         manifest = self._manifest
-        old_codecs = dict(manifest.codecs)
+        old = dict(manifest.codecs)
         codecs = self._fit_codecs(chain)
         generation = manifest.generation + 1
+        entries = {}
         if len(self):
-            entries = self._save_codec_state(codecs, generation, min(len(self), FIT_SAMPLE))
-            full = self.vectors()
-            for segment, vectors in zip(self._segments, full.arrays, strict=True):
+            entries = self._files.save_codecs(codecs, generation, min(len(self), FIT_SAMPLE))
+            for segment, vectors in zip(manifest.segments, self.vectors().arrays, strict=True):
                 for name, codec in codecs.items():
-                    if name != "float32":
-                        save_npy(
-                            self._segment_dir(segment) / f"{entries[name].key}.npy",
-                            codec.encode(np.asarray(vectors)),
+                    if name != EXACT_CODEC:
+                        self._files.write_codes(
+                            segment, entries[name].key, codec.encode(np.asarray(vectors))
                         )
-        else:
-            entries = {}
         manifest.chain, manifest.codecs, manifest.generation = str(chain), entries, generation
         manifest.write(self.path)
-        self._codecs = None if not entries else codecs
+        self._codecs = codecs if entries else None
         self._searcher = None
-        for entry in old_codecs.values():
-            for array in entry.state:
-                self._state_path(entry.key, array).unlink(missing_ok=True)
-            for segment in self._segments:
-                (self._segment_dir(segment) / f"{entry.key}.npy").unlink(missing_ok=True)
+        self._files.remove_codec_files(old, manifest.segments)
 
 
 def _check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
         raise CollectionError(f"k must be a positive integer, got {k!r}")
     return int(k)
-
-
-def _remove_leftovers(path: Path, manifest: Manifest) -> None:
-    """Delete what an interrupted write left: uncommitted segments, state and database rows."""
-    segments_dir = path / "segments"
-    keep = {s.name for s in manifest.segments}
-    if segments_dir.is_dir():
-        for child in segments_dir.iterdir():
-            if child.name not in keep:
-                log.info("removing uncommitted segment %s", child.name)
-                remove_tree(child)
-            else:
-                live = {f"{e.key}.npy" for e in manifest.codecs.values()} | {"vectors.npy"}
-                for file in child.iterdir():
-                    if file.name not in live:
-                        file.unlink()
-    codecs_dir = path / "codecs"
-    if codecs_dir.is_dir():
-        live = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
-        for file in codecs_dir.iterdir():
-            if file.name not in live:
-                file.unlink()
-    store = DocStore(path / DB, limit=manifest.count)
-    try:
-        dropped = store.truncate(manifest.count)
-        if dropped:
-            log.info("removed %d uncommitted rows from %s", dropped, DB)
-    finally:
-        store.close()

@@ -1,0 +1,156 @@
+"""The files of a collection folder: where each piece lives, and how it is written and cleaned.
+
+::
+
+    manifest.json                 versioned; atomically replaced; the commit point of every write
+    docs.sqlite                   ids, titles, texts, metadata (WAL mode)
+    codecs/<key>.<array>.npy      fitted codec state (e.g. int8 ranges)
+    segments/<name>/vectors.npy   float32 vectors of one immutable segment
+    segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tiervec.codecs import Codec, make_codec
+from tiervec.store.docstore import DB, DocStore
+from tiervec.store.files import load_npy, publish_dir, remove_tree, save_npy
+from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
+
+log = logging.getLogger(__name__)
+
+VECTORS = "vectors.npy"
+#: The codec whose "codes" are the stored full-precision vectors themselves.
+EXACT_CODEC = "float32"
+_SEGMENT = re.compile(r"^seg-(\d{6,})$")
+
+
+class CollectionFiles:
+    """Paths and file operations of the collection folder ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def segment_dir(self, segment: SegmentEntry) -> Path:
+        return self.root / "segments" / segment.name
+
+    def state_path(self, key: str, array: str) -> Path:
+        return self.root / "codecs" / f"{key}.{array}.npy"
+
+    def codes_path(self, segment: SegmentEntry, entry: CodecEntry) -> Path:
+        """Where ``entry``'s codes for ``segment`` live (float32's are the vectors)."""
+        name = VECTORS if entry.codec == EXACT_CODEC else f"{entry.key}.npy"
+        return self.segment_dir(segment) / name
+
+    def make_dirs(self) -> None:
+        (self.root / "segments").mkdir(parents=True, exist_ok=True)
+        (self.root / "codecs").mkdir(exist_ok=True)
+
+    # -- reading ------------------------------------------------------------------------------
+    def vectors(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
+        """Each segment's float32 vectors, memory-mapped read-only."""
+        return [load_npy(self.segment_dir(s) / VECTORS, mmap=True) for s in segments]
+
+    def codes(self, segments: Sequence[SegmentEntry], entry: CodecEntry, mmap: bool) -> list:
+        """Each segment's codes of ``entry`` (memory-mapped, or loaded into RAM)."""
+        return [load_npy(self.codes_path(s, entry), mmap=mmap) for s in segments]
+
+    def load_codecs(self, manifest: Manifest) -> dict[str, Codec]:
+        """The manifest's fitted codecs, state restored."""
+        codecs = {}
+        for name, entry in manifest.codecs.items():
+            codec = make_codec(name, manifest.dim)
+            arrays = {a: load_npy(self.state_path(entry.key, a), mmap=False) for a in entry.state}
+            codec.load_state(entry.params, arrays)
+            codecs[name] = codec
+        return codecs
+
+    # -- writing ------------------------------------------------------------------------------
+    def next_segment(self, manifest: Manifest, rows: int) -> SegmentEntry:
+        numbers = [int(m[1]) for s in manifest.segments if (m := _SEGMENT.match(s.name))]
+        return SegmentEntry(name=f"seg-{max(numbers, default=-1) + 1:06d}", rows=rows)
+
+    def write_segment(
+        self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray]
+    ) -> None:
+        """Write a segment folder (``codes`` by codec key) in a temporary place, fsync it, and
+        rename it into place. Not committed until the manifest lists it."""
+        final = self.segment_dir(segment)
+        tmp = final.with_name(f".tmp-{segment.name}")
+        remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        try:
+            save_npy(tmp / VECTORS, vectors)
+            for key, array in codes.items():
+                save_npy(tmp / f"{key}.npy", array)
+            publish_dir(tmp, final)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+
+    def write_codes(self, segment: SegmentEntry, key: str, codes: np.ndarray) -> None:
+        """Add codes of a new codec generation to an existing segment (uncommitted until the
+        manifest names the key)."""
+        save_npy(self.segment_dir(segment) / f"{key}.npy", codes)
+
+    def save_codecs(
+        self, codecs: Mapping[str, Codec], generation: int, fitted_on: int
+    ) -> dict[str, CodecEntry]:
+        """Write each codec's state under a key of this generation; the manifest entries."""
+        entries = {}
+        for name, codec in codecs.items():
+            key = f"{name}-g{generation}"
+            state = codec.state()
+            for array_name, array in state.items():
+                save_npy(self.state_path(key, array_name), array)
+            entries[name] = CodecEntry(
+                codec=name, key=key, params=codec.params(), state=sorted(state),
+                fitted_on=fitted_on,
+            )
+        return entries
+
+    def remove_segment(self, segment: SegmentEntry) -> None:
+        remove_tree(self.segment_dir(segment))
+
+    def remove_codec_files(
+        self, entries: Mapping[str, CodecEntry], segments: Sequence[SegmentEntry]
+    ) -> None:
+        """Delete the state and codes of codec generations no longer in the manifest."""
+        for entry in entries.values():
+            for array in entry.state:
+                self.state_path(entry.key, array).unlink(missing_ok=True)
+            if entry.codec != EXACT_CODEC:
+                for segment in segments:
+                    self.codes_path(segment, entry).unlink(missing_ok=True)
+
+    def remove_leftovers(self, manifest: Manifest) -> None:
+        """Delete what an interrupted write left: uncommitted segments, files and rows."""
+        keep = {s.name for s in manifest.segments}
+        live_codes = {f"{e.key}.npy" for e in manifest.codecs.values()} | {VECTORS}
+        segments_dir = self.root / "segments"
+        for child in segments_dir.iterdir() if segments_dir.is_dir() else ():
+            if child.name not in keep:
+                log.info("removing uncommitted segment %s", child.name)
+                remove_tree(child)
+                continue
+            for file in child.iterdir():
+                if file.name not in live_codes:
+                    file.unlink()
+        live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
+        codecs_dir = self.root / "codecs"
+        for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
+            if file.name not in live_state:
+                file.unlink()
+        store = DocStore(self.root / DB, limit=manifest.count)
+        try:
+            dropped = store.truncate(manifest.count)
+            if dropped:
+                log.info("removed %d uncommitted rows from %s", dropped, DB)
+        finally:
+            store.close()
