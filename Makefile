@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench clean
 
 install: $(VENV)/.installed
 
@@ -39,7 +39,10 @@ bench-quality: install
 bench-speed: install
 	$(PY) bench/speed.py
 
-bench: bench-quality bench-speed
+bench-encode: install
+	$(PY) bench/encode.py
+
+bench: bench-quality bench-speed bench-encode
 
 clean:
 	rm -rf $(VENV) collections bench/.cache
