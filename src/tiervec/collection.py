@@ -365,8 +365,13 @@ class Collection:
         if new_state:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
             self._searcher = None
         elif self._searcher is not None:
-            by_tier = [vectors if t.codec == EXACT_CODEC else codes[t.codec]
-                       for t in self.chain.tiers]
+            by_tier = []
+            for tier in self.chain.tiers:  # disk tiers read the new files, memory-mapped
+                array = vectors if tier.codec == EXACT_CODEC else codes[tier.codec]
+                if tier.location is Location.DISK:
+                    entry = manifest.codecs[tier.codec]
+                    array = self._files.codes([segment], entry, mmap=True)[0]
+                by_tier.append(array)
             self._searcher.append(by_tier, len(docs))
 
     def _rebuild(self, chain: Chain) -> None:
