@@ -118,7 +118,7 @@ def _index(col: Any, corpus: Path) -> tuple[int, int]:
 
     start = time.perf_counter()
     with _progress() as progress:
-        task = progress.add_task("Encoding", total=count_records(corpus), rate="")
+        task = progress.add_task("Indexing", total=count_records(corpus), rate="")
 
         def advance(n: int) -> None:
             done = progress.tasks[task].completed + n
