@@ -65,9 +65,10 @@ class HammingCodec(BinaryCodec):
     name = "hamming"
 
     def score(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        q = pack_signs(queries)
-        diff = np.bitwise_count(q[:, None, :] ^ codes[None, :, :]).sum(axis=2, dtype=np.int32)
-        return ((self.dim - 2 * diff) / self.dim).astype(np.float32)
+        # (d - 2 * hamming) / d is the inner product of the +-1 sign vectors over d (exact in
+        # float32), which BLAS computes without an (n_queries, n, width) intermediate
+        signs = unpack_signs(pack_signs(queries), self.dim)
+        return (signs @ unpack_signs(codes, self.dim).T) / np.float32(self.dim)
 
     def score_candidates(self, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
         q = pack_signs(queries)
