@@ -36,9 +36,9 @@ def beir_collection(dataset_dir: Path, name: str) -> tiervec.Collection:
     """The dataset's corpus encoded with the default model, cached in ``bench/.cache``."""
     folder = CACHE / name
     col = tiervec.open(folder) if (folder / "manifest.json").exists() else tiervec.create(folder)
-    if col.missing([d.id for d in tiervec.corpus.read_corpus(dataset_dir)]):
-        console.print(f"encoding {name} corpus into {folder} (once; cached for later runs)")
-        index_corpus(col, dataset_dir)
+    stats = index_corpus(col, dataset_dir)  # skips what is already there
+    if stats.added:
+        console.print(f"encoded {stats.added:,} {name} documents into {folder} (cached)")
     return col
 
 

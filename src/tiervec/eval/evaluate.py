@@ -100,11 +100,12 @@ def evaluate(
     """
     queries = query_vectors(collection, dataset)
     query_ids = list(dataset.queries)
-    _, exact_rows = collection.searcher(EXACT).search(queries, k)
+    exact = collection.searcher(EXACT)
+    _, exact_rows = exact.search(queries, k)
     rows_out = []
     for spec in tiers:
         chain = Chain.parse(spec)
-        searcher = collection.searcher(chain)
+        searcher = exact if str(chain) == EXACT else collection.searcher(chain)
         searcher.search(queries[:2], k)  # warm-up (lazy structures, page cache)
         start = time.perf_counter()
         scores, rows = searcher.search(queries, k)
