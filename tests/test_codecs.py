@@ -13,24 +13,36 @@ from hypothesis import strategies as st
 from tiervec.codecs import (
     CODECS,
     BinaryCodec,
+    Float8Codec,
+    Float8E5M2Codec,
     Float16Codec,
     Float32Codec,
     HammingCodec,
+    Int4Codec,
     Int8Codec,
     make_codec,
 )
+from tiervec.codecs._fastscan import SignFastScanScanner
 from tiervec.codecs.base import BlockScanner, empty_top, merge_top_m, top_m
-from tiervec.codecs.binary import FastScanSignScanner, pack_signs, unpack_signs
+from tiervec.codecs.binary import pack_signs, unpack_signs
 from tiervec.errors import DimensionMismatch, InvalidTierSpec, InvalidVectors, UnknownCodec
 
-ALL = list(CODECS)
+#: Codecs that work at any dimension (composites with fixed-size reducers included).
+ALL = [*CODECS, "bin2", "bin3sym", "center+bin2", "rot+int8"]
 #: Exact bytes per vector of each codec, as a function of the dimension.
 EXPECTED_BYTES = {
     "float32": lambda d: 4 * d,
     "float16": lambda d: 2 * d,
+    "float8": lambda d: d,
+    "float8e5m2": lambda d: d,
     "int8": lambda d: d,
+    "int4": lambda d: math.ceil(d / 2),
     "binary": lambda d: math.ceil(d / 8),
     "hamming": lambda d: math.ceil(d / 8),
+    "bin2": lambda d: 2 * math.ceil(d / 8),
+    "bin3sym": lambda d: 3 * math.ceil(d / 8),
+    "center+bin2": lambda d: 2 * math.ceil(d / 8),
+    "rot+int8": lambda d: d,
 }
 FAST = settings(max_examples=50, deadline=None)
 
@@ -70,14 +82,18 @@ def test_bytes_per_vector_is_exact(name, d):
     codec = make_codec(name, d)
     assert codec.bytes_per_vector == EXPECTED_BYTES[name](d)
     assert codec.dim == d
-    assert type(codec) is CODECS[name] and codec.name == name
+    assert codec.name == name
+    assert name not in CODECS or type(codec) is CODECS[name]
 
 
 def test_codec_table_names_every_class():
     assert CODECS == {
         "float32": Float32Codec,
         "float16": Float16Codec,
+        "float8": Float8Codec,
+        "float8e5m2": Float8E5M2Codec,
         "int8": Int8Codec,
+        "int4": Int4Codec,
         "binary": BinaryCodec,
         "hamming": HammingCodec,
     }
@@ -352,7 +368,9 @@ def test_empty_top_shape():
 # -- scanners -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["float32", "float16", "int8", "hamming"])
+@pytest.mark.parametrize(
+    "name", ["float32", "float16", "float8", "int8", "int4", "hamming", "bin2sym", "rot+int8"]
+)
 @pytest.mark.parametrize("d", [16, 20])
 def test_scanner_matches_brute_force(name, d, unit_vectors):
     x = unit_vectors(300, d, seed=9)
@@ -388,7 +406,7 @@ def test_binary_fast_scan_approximates_brute_force(d, unit_vectors):
     codec = BinaryCodec(d)
     codes = codec.encode(x)
     scanner = codec.scanner()
-    assert isinstance(scanner, FastScanSignScanner)
+    assert isinstance(scanner, SignFastScanScanner)
     scanner.add(codes)
     scores, rows = scanner.search(q, 20)
     brute = codec.score(q, codes)

