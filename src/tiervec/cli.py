@@ -277,6 +277,138 @@ def _add_eval_row(table: Table, row: Any, first: Any) -> None:
 
 
 @app.command()
+def plan(
+    collection: Annotated[Path, typer.Argument(help="Collection folder (indexed from --dataset "
+                                               "first if it does not exist).")],
+    dataset: Annotated[Path | None, typer.Option(
+        "--dataset", "-d", help="BEIR folder whose qrels judge quality (nDCG@10). Without "
+        "labels, quality is agreement with exact float32 search (recall@10).")] = None,
+    split: Annotated[str, typer.Option(help="qrels split to plan on.")] = "train",
+    verify_split: Annotated[str | None, typer.Option(
+        help="qrels split to verify on (default 'test'; the plan split's other half if the "
+        "same or missing).")] = "test",
+    queries: Annotated[Path | None, typer.Option(
+        "--queries", help="Unlabelled queries, one per line (instead of pseudo-queries).")] = None,
+    n_queries: Annotated[int, typer.Option(help="Pseudo-queries to sample (titles).")] = 600,
+    ram_budget: Annotated[str | None, typer.Option(
+        help="RAM for the compressed tiers, e.g. 4GiB (for --for-vectors vectors).")] = None,
+    for_vectors: Annotated[str | None, typer.Option(
+        help="Vectors the budget must hold, e.g. 50M (default: the collection's size).")] = None,
+    min_quality: Annotated[float, typer.Option(
+        help="Fraction of float32 quality to keep.")] = 0.99,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Per-query latency target.")] = None,
+    max_reads: Annotated[int, typer.Option(help="Full-precision reads per query allowed.")] = 100,
+    learned: Annotated[bool, typer.Option(
+        help="Also try learned binarization (trains with torch; minutes).")] = False,
+    tiers: Annotated[list[str] | None, typer.Option(
+        "--tiers", help="Only try these chains (repeat the option).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for plan.json and plan.png.")] = Path(
+        "tiervec-plan"),
+    apply: Annotated[bool, typer.Option(
+        help="Rewrite the collection's tiers to the recommendation (no re-encoding).")] = False,
+    model: ModelOpt = None,
+) -> None:
+    """Measure the quality/memory/speed frontier on your data and recommend the cheapest setting.
+
+    Plans on one set of queries and verifies the recommendation on held-out ones.
+    """
+
+    def go() -> None:
+        from tiervec.plan import PlanConfig, make_plan, parse_count, parse_size
+        from tiervec.plan.plot import plot_plan
+
+        config = PlanConfig(
+            min_quality=min_quality, max_latency_ms=max_latency_ms, max_reads=max_reads,
+            learned=learned, chains=tuple(tiers) if tiers else None,
+            ram_budget=parse_size(ram_budget) if ram_budget else None,
+            for_vectors=parse_count(for_vectors) if for_vectors else None,
+        )
+        if dataset is not None and not (collection / "manifest.json").exists():
+            col, _ = _open_or_create(collection, model, None)
+            with col:
+                _index(col, dataset)
+        import tiervec
+
+        with tiervec.open(collection, read_only=not apply) as col:
+            plan_q, verify_q = _plan_queries(col, dataset, split, verify_split, queries,
+                                             n_queries)
+            table = _plan_table(plan_q.name, len(col))
+            with console.status("Measuring settings") as status:
+                def on_setting(s: Any) -> None:
+                    status.update(f"Measuring settings: {s.tiers}")
+                    table.add_row(s.tiers, str(s.ram_bytes_per_vector),
+                                  str(s.disk_reads_per_query), f"{100 * s.quality:.2f}",
+                                  f"{100 * s.quality_se:.2f}", f"{s.recall_at_k_vs_exact:.3f}",
+                                  f"{s.qps:,.0f}")
+
+                result = make_plan(col, plan_q, verify_q, config, on_setting)
+            for row, s in zip(table.rows, result.settings, strict=True):
+                row.style = "bold green" if s == result.recommended else (
+                    "cyan" if s.pareto else None)
+            console.print(table)
+            _report_plan(result)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "plan.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            png = plot_plan(result, out / "plan.png")
+            console.print(f"wrote {out / 'plan.json'} and {png}")
+            if apply and result.recommended is not None:
+                col.set_tiers(result.recommended.tiers)
+                console.print(f"applied: {collection} now searches with {col.chain}")
+            elif apply:
+                raise typer.Exit(1)
+
+    _run(go)
+
+
+def _plan_queries(col: Any, dataset: Path | None, split: str, verify_split: str | None,
+                  queries: Path | None, n_queries: int) -> tuple[Any, Any]:
+    from tiervec.eval import load_beir
+    from tiervec.plan import labelled_queries, pseudo_queries, text_queries
+
+    if dataset is not None:
+        plan_q = labelled_queries(col, load_beir(dataset, split=split))
+        if verify_split and verify_split != split and \
+                (dataset / "qrels" / f"{verify_split}.tsv").is_file():
+            return plan_q, labelled_queries(col, load_beir(dataset, split=verify_split))
+        return plan_q.split()
+    if queries is not None:
+        from tiervec.errors import CorpusNotFound
+
+        if not queries.is_file():
+            raise CorpusNotFound(f"queries file {str(queries)!r} does not exist")
+        lines = queries.read_text(encoding="utf-8").splitlines()
+        return text_queries(col, lines, queries.name).split()
+    return pseudo_queries(col, n_queries).split()
+
+
+def _plan_table(name: str, n_docs: int) -> Table:
+    table = Table(title=f"plan on {name} ({n_docs:,} docs, k=10); green = recommended, "
+                  "cyan = Pareto-optimal", title_justify="left")
+    for col_name in ("tiers", "RAM B/vec", "reads/q", "% of float32", "±", "R@10 vs exact",
+                     "QPS"):
+        table.add_column(col_name, justify="left" if col_name == "tiers" else "right")
+    return table
+
+
+def _report_plan(result: Any) -> None:
+    budget = result.budget_bytes_per_vector
+    if budget is not None:
+        console.print(f"RAM budget: {budget:,.1f} bytes/vector for {result.n_vectors:,} vectors")
+    if result.recommended is None:
+        err_console.print(f"[bold red]No recommendation:[/] {escape(result.reason)}")
+        return
+    console.print(f"[bold green]Recommended:[/] {escape(result.recommended.tiers)}")
+    console.print(escape(result.reason))
+    if result.verified is not None:
+        v = result.verified
+        console.print(
+            f"Verified on {escape(str(result.verify_queries))}: {100 * v.quality:.2f}% of "
+            f"float32 (predicted {100 * result.recommended.quality:.2f}%), recall@10 vs exact "
+            f"{v.recall_at_k_vs_exact:.3f}"
+        )
+
+
+@app.command()
 def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
     """Show what a collection holds and what its tiers cost."""
 

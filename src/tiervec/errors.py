@@ -18,7 +18,9 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── CollectionMismatch
     │   └── UnsupportedFormatVersion
     ├── EncoderRequired(RuntimeError)
-    └── MissingDependency(ImportError)
+    ├── MissingDependency(ImportError)
+    └── PlanError(ValueError)
+        └── BudgetTooSmall
 """
 
 from __future__ import annotations
@@ -89,3 +91,11 @@ class EncoderRequired(TiervecError, RuntimeError):
 
 class MissingDependency(TiervecError, ImportError):
     """An optional dependency is not installed."""
+
+
+class PlanError(TiervecError, ValueError):
+    """A plan cannot be made as asked (queries, labels, vectors)."""
+
+
+class BudgetTooSmall(PlanError):
+    """No setting fits the RAM budget; the message names the smallest achievable."""

@@ -34,6 +34,16 @@ def _parse(name: str) -> tuple[str, int]:
 
 def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, float]:
     """Mean of each metric over the queries of ``qrels``: ``{"ndcg@10": 0.65, ...}``."""
+    return {
+        name: float(np.mean(list(values.values())))
+        for name, values in evaluate_per_query(qrels, run, metrics).items()
+    }
+
+
+def evaluate_per_query(
+    qrels: Qrels, run: Run, metrics: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Each metric for each query of ``qrels``: ``{"ndcg@10": {query_id: 0.7, ...}, ...}``."""
     import pytrec_eval
 
     if not qrels:
@@ -45,7 +55,7 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, fl
     ranked = {q: sorted(((d, float(s)) for d, s in docs.items()),
                         key=lambda kv: (kv[1], kv[0]), reverse=True) for q, docs in run.items()}
     full = {q: dict(docs) for q, docs in ranked.items()}
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     measures = {f"{_TREC[b]}.{c}" for b, c in parsed.values() if b != "mrr"}
     per_query = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate(full) if measures else {}
     for name, (base, cut) in parsed.items():
@@ -55,7 +65,7 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: Sequence[str]) -> dict[str, fl
             key = "recip_rank"
         else:
             scores, key = per_query, f"{_TREC[base]}_{cut}"
-        out[name] = float(sum(scores.get(q, {}).get(key, 0.0) for q in judged) / len(judged))
+        out[name] = {q: float(scores.get(q, {}).get(key, 0.0)) for q in judged}
     return out
 
 
@@ -72,9 +82,14 @@ def recall_vs_exact(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> float:
 
     ``-1`` padding does not count, so a collection of fewer than ``k`` vectors can score 1.
     """
+    shares = recall_vs_exact_per_query(rows, exact_rows, k)
+    return float(shares.mean()) if len(shares) else 1.0
+
+
+def recall_vs_exact_per_query(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> np.ndarray:
+    """Each query's ``|top_k(rows) ∩ top_k(exact)| / |top_k(exact)|`` (1 when exact is empty)."""
     shares = []
     for found, exact in zip(rows, exact_rows, strict=True):
         truth = set(exact[:k].tolist()) - {-1}
-        if truth:
-            shares.append(len(set(found[:k].tolist()) & truth) / len(truth))
-    return float(np.mean(shares)) if shares else 1.0
+        shares.append(len(set(found[:k].tolist()) & truth) / len(truth) if truth else 1.0)
+    return np.asarray(shares, dtype=np.float64)
