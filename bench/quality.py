@@ -75,6 +75,7 @@ def st_peer(col, data, queries, exact_rows, precision: str, multiplier: int) -> 
         "recall@100": at100["recall@100"],
         "recall@10_vs_exact": recall_at(rows, exact_rows),
         "qps": len(queries) / elapsed,
+        "rows": rows,
     }
 
 
@@ -88,7 +89,9 @@ def bench_dataset(name: str) -> list[dict]:
         d = row.to_dict()
         out.append({"method": f"tiervec {d.pop('tiers')}", **d})
     for precision, multiplier in ST_PEERS:
-        out.append(st_peer(col, data, queries, exact_rows, precision, multiplier))
+        row = st_peer(col, data, queries, exact_rows, precision, multiplier)
+        row.pop("rows")
+        out.append(row)
     base = next(r["ndcg@10"] for r in out if r["method"] == "tiervec float32")
     for r in out:
         r["dataset"] = name

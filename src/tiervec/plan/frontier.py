@@ -74,11 +74,13 @@ def candidate_chains(dim: int, k: int = 10, max_reads: int = 100,
 class Measurer:
     """Measures chains on one query set against float32, reusing fitted codecs."""
 
-    def __init__(self, collection: Collection, queries: QuerySet, k: int = 10) -> None:
+    def __init__(self, collection: Collection, queries: QuerySet, k: int = 10,
+                 shared: dict[tuple, Searcher] | None = None) -> None:
         self.collection = collection
         self.queries = queries
         self.k = k
-        self._searchers: dict[tuple, Searcher] = {}
+        #: Fitted searchers by chain shape; pass one measurer's to another to share the fits.
+        self.searchers: dict[tuple, Searcher] = {} if shared is None else shared
         exact = collection.searcher(EXACT)
         _, self.exact_rows = exact.search(queries.vectors, k)
         self.exact_ndcg = self._ndcg(self.exact_rows) if queries.labelled else None
@@ -86,9 +88,9 @@ class Measurer:
     def searcher(self, chain: Chain) -> Searcher:
         """A searcher for ``chain``; chains that differ only in oversampling share codecs."""
         key = tuple((t.codec, t.location) for t in chain.tiers)
-        base = self._searchers.get(key)
+        base = self.searchers.get(key)
         if base is None:
-            base = self._searchers[key] = self.collection.searcher(chain)
+            base = self.searchers[key] = self.collection.searcher(chain)
         return Searcher(chain, base.tiers, base.count)
 
     def measure(self, spec: str | Chain) -> Setting:
@@ -100,7 +102,14 @@ class Measurer:
         start = time.perf_counter()
         _, rows = searcher.search(q, k)
         qps = len(q) / max(time.perf_counter() - start, 1e-9)
-        recall = recall_vs_exact_per_query(rows, self.exact_rows, k)
+        return self.rate(rows, str(chain), chain.ram_bytes_per_vector(dim),
+                         chain.disk_bytes_per_vector(dim), chain.disk_reads_per_query(k, n), qps)
+
+    def rate(self, rows: np.ndarray, tiers: str, ram: int, disk: int, reads: int,
+             qps: float) -> Setting:
+        """A :class:`Setting` for the result ``rows`` ``(n_queries, k)`` of any search (a peer's
+        too), its quality judged against float32 on this measurer's queries."""
+        recall = recall_vs_exact_per_query(rows, self.exact_rows, self.k)
         ndcg = None
         if self.exact_ndcg is not None:
             ndcg = self._ndcg(rows)
@@ -108,10 +117,9 @@ class Measurer:
         else:
             quality, se = float(recall.mean()), float(recall.std(ddof=1) / np.sqrt(len(recall)))
         return Setting(
-            tiers=str(chain), ram_bytes_per_vector=chain.ram_bytes_per_vector(dim),
-            disk_bytes_per_vector=chain.disk_bytes_per_vector(dim),
-            disk_reads_per_query=chain.disk_reads_per_query(k, n), quality=quality,
-            quality_se=se, recall_at_k_vs_exact=float(recall.mean()),
+            tiers=tiers, ram_bytes_per_vector=ram, disk_bytes_per_vector=disk,
+            disk_reads_per_query=reads, quality=quality, quality_se=se,
+            recall_at_k_vs_exact=float(recall.mean()),
             ndcg_at_k=None if ndcg is None else float(ndcg.mean()), qps=qps,
         )
 

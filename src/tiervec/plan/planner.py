@@ -100,11 +100,13 @@ def make_plan(
                   if Chain.parse(c).ram_bytes_per_vector(collection.dim) <= budget]
     chains = [c for c in chains if Chain.parse(c).disk_reads_per_query(config.k, len(collection))
               <= max(config.max_reads, config.k) or _is_exact(c)]
-    settings = measure_all(Measurer(collection, queries, config.k), chains, on_setting)
+    measurer = Measurer(collection, queries, config.k)
+    settings = measure_all(measurer, chains, on_setting)
     best, reason = choose(settings, config, budget)
     verified = None
     if best is not None and verify is not None and len(verify):
-        verified = Measurer(collection, verify, config.k).measure(best.tiers)
+        verifier = Measurer(collection, verify, config.k, shared=measurer.searchers)
+        verified = verifier.measure(best.tiers)
     return Plan(config, n, budget, settings, best, reason, verified, queries.name,
                 verify.name if verify is not None else None)
 
