@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench clean
 
 install: $(VENV)/.installed
 
@@ -42,7 +42,10 @@ bench-speed: install
 bench-encode: install
 	$(PY) bench/encode.py
 
-bench: bench-quality bench-speed bench-encode
+bench-compression: install
+	$(PY) bench/compression.py
+
+bench: bench-quality bench-speed bench-encode bench-compression
 
 clean:
 	rm -rf $(VENV) collections bench/.cache
