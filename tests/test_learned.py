@@ -161,7 +161,7 @@ def test_state_round_trip_gives_identical_codes_and_scores(bits, trained, corpus
 
 def test_load_state_with_other_bits_raises(trained):
     codec = trained[2]
-    with pytest.raises(InvalidTierSpec, match="2 bits"):
+    with pytest.raises(InvalidTierSpec, match=r"lbin2 \(2 bits.*not lbin1"):
         LearnedBinaryCodec(D, 1).load_state(codec.params(), codec.state())
 
 

@@ -14,18 +14,20 @@ learned is which signs to store: level ``l`` reads the residual ``r_{l-1}`` (``r
     h_l = r_{l-1} + n_l * MLP_l(r_{l-1} / n_l),   s_l = sign(h_l),   r_l = r_{l-1} - a_l * s_l
 
 ``MLP_l`` is Linear(d, hidden) -> ReLU -> Linear(hidden, d) with its last layer starting at zero;
-``n_l`` is the training-free least-squares scale ``mean |r_{l-1}|`` per dimension (fixed; it only
-puts the network's input and output on a unit scale), and ``a_l`` starts there too. Before
-training the codec is therefore exactly training-free per-dimension residual binarization.
+``n_l`` is the training-free least-squares scale ``mean |r_{l-1}|`` per dimension (fixed: it puts
+the network's input and output on a unit scale), and ``a_l = n_l * g_l`` with a learned gain
+``g_l`` starting at 1. Before training the codec is therefore exactly training-free
+per-dimension residual binarization, and training only moves away from it.
 
 Training (torch on CPU, seeded; a fixed number of Adam steps, so the time does not grow with the
-sample): each batch ``X`` of corpus vectors is also the set of pseudo-queries ``Q = X + noise``
-(no labels), and with self-pairs masked::
+sample): in each batch ``X`` of corpus vectors, the first ``queries`` rows plus a little noise are
+pseudo-queries ``Q`` (no labels) ranking the whole batch, self-pairs masked::
 
     loss = KL(softmax(Q X^T / tau) || softmax(Q X'^T / tau)) + mse * mean ||X - X'||^2
 
-The sign's gradient is that of ``tanh(h_l / n_l)`` (straight-through). ``encode`` is numpy with
-the learned weights, so searching a saved collection never needs torch.
+The sign's gradient is that of ``tanh(h_l / n_l)`` (straight-through) and flows through every
+level, as in BEBR's recurrent binarization. ``encode`` is numpy with the learned weights, so
+searching a saved collection never needs torch.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ class LearnedBinaryConfig:
     noise: float = 0.1  #: norm of the Gaussian noise added to pseudo-queries (unit vectors)
     batch: int = 1024  #: documents per step
     queries: int = 256  #: of which pseudo-queries (ranking the other documents of the batch)
-    steps: int = 1500  #: Adam steps (cosine learning-rate decay)
-    lr: float = 1e-3
+    steps: int = 600  #: Adam steps (cosine learning-rate decay)
+    lr: float = 1e-3  #: learning rate of the MLPs
+    scale_lr: float = 1e-2  #: learning rate of the scales, relative to their start
     max_sample: int = 100_000  #: vectors used for training at most (a seeded subsample)
     seed: int = 0
 
@@ -165,7 +168,9 @@ class LearnedBinaryCodec(Codec):
     def load_state(self, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         if int(params.get("bits", self.bits)) != self.bits:
             raise InvalidTierSpec(
-                f"saved {self.name} codec state has {params['bits']} bits, expected {self.bits}"
+                f"the saved codec state is lbin{params['bits']} ({params['bits']} bits per "
+                f"dimension), not {self.name}: load it into LearnedBinaryCodec(dim, "
+                f"{params['bits']})"
             )
         fields = LearnedBinaryConfig.__dataclass_fields__
         self.config = LearnedBinaryConfig(**{k: v for k, v in params.items() if k in fields})
@@ -198,15 +203,16 @@ def _train(
     gen = torch.Generator().manual_seed(cfg.seed)
     (n, d), bits = x.shape, len(norms)
     data, norm = torch.from_numpy(x), torch.from_numpy(norms)
-    w1 = torch.randn(bits, d, cfg.hidden, generator=gen) * math.sqrt(2.0 / d)
-    params = {
-        "w1": w1.requires_grad_(),
+    p = {
+        "w1": (torch.randn(bits, d, cfg.hidden, generator=gen) * math.sqrt(2 / d)).requires_grad_(),
         "b1": torch.zeros(bits, cfg.hidden, requires_grad=True),
         "w2": torch.zeros(bits, cfg.hidden, d, requires_grad=True),
         "b2": torch.zeros(bits, d, requires_grad=True),
-        "scales": norm.clone().requires_grad_(),
     }
-    opt = torch.optim.Adam(params.values(), lr=cfg.lr)
+    gain = torch.ones(bits, d, requires_grad=True)  # scales = norms * gain: a relative step size
+    opt = torch.optim.Adam(
+        [{"params": list(p.values())}, {"params": [gain], "lr": cfg.scale_lr}], lr=cfg.lr
+    )
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     batch = min(cfg.batch, n)
     nq = min(cfg.queries, batch)
@@ -219,12 +225,12 @@ def _train(
         xb = data[order[(step % per_epoch) * batch :][:batch]]
         xq = xb[:nq] + torch.randn((nq, d), generator=gen) * (cfg.noise / math.sqrt(d))
         r, xr = xb, torch.zeros_like(xb)
-        for level in range(bits):
-            z = torch.relu((r / norm[level]) @ params["w1"][level] + params["b1"][level])
-            h = r + norm[level] * (z @ params["w2"][level] + params["b2"][level])
+        for level in range(bits):  # gradients flow through every level (recurrent, as BEBR)
+            z = torch.relu((r / norm[level]) @ p["w1"][level] + p["b1"][level])
+            h = r + norm[level] * (z @ p["w2"][level] + p["b2"][level])
             soft = torch.tanh(h / norm[level])
-            signs = soft + (torch.where(h > 0, 1.0, -1.0) - soft).detach()
-            xr = xr + params["scales"][level] * signs
+            signs = soft + (torch.where(h > 0, 1.0, -1.0) - soft).detach()  # straight-through
+            xr = xr + norm[level] * gain[level] * signs
             r = xb - xr
         with torch.no_grad():
             teacher = (xq @ xb.T / cfg.tau).masked_fill(mask, -1e4).log_softmax(1)
@@ -243,6 +249,6 @@ def _train(
         "lbin%d trained on %d vectors: %d steps in %.1fs, last loss %.5f (kl %.5f)",
         bits, n, cfg.steps, time.perf_counter() - started, loss.item(), kl.item(),
     )
-    out = {k: v.detach().numpy().astype(np.float32) for k, v in params.items()}
-    weights = [{k: out[k][level] for k in ("w1", "b1", "w2", "b2")} for level in range(bits)]
-    return weights, out["scales"]
+    out = {k: v.detach().numpy() for k, v in p.items()}
+    weights = [{k: out[k][level] for k in out} for level in range(bits)]
+    return weights, norms * gain.detach().numpy()
