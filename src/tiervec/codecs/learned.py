@@ -41,16 +41,10 @@ from typing import Any
 import numpy as np
 
 from tiervec._extras import require
-from tiervec.codecs._fastscan import SignFastScanScanner
-from tiervec.codecs.base import Codec, Scanner
-from tiervec.codecs.binary import unpack_signs
+from tiervec.codecs.residual import SignLevelsCodec
 from tiervec.errors import InvalidTierSpec, InvalidVectors
 
 logger = logging.getLogger(__name__)
-
-MAX_BITS = 4
-#: Rows encoded at a time (bounds the ``(chunk, hidden)`` activations).
-CHUNK = 16384
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,34 +64,18 @@ class LearnedBinaryConfig:
     seed: int = 0
 
 
-class LearnedBinaryCodec(Codec):
+class LearnedBinaryCodec(SignLevelsCodec):
     """``bits`` levels of residual sign bits chosen by a trained encoder, float query x codes."""
 
-    trainable = True
-    code_dtype = np.dtype(np.uint8)
+    family = "lbin"
+    kind = "learned binary"
 
     def __init__(self, dim: int, bits: int, config: LearnedBinaryConfig | None = None) -> None:
-        if not 1 <= bits <= MAX_BITS:
-            raise InvalidTierSpec(
-                f"lbin{bits}: learned binary codes take 1 to {MAX_BITS} bits per dimension "
-                f"(valid: {', '.join(f'lbin{b}' for b in range(1, MAX_BITS + 1))})"
-            )
-        super().__init__(dim)
-        self.bits = bits
-        self.name = f"lbin{bits}"  # type: ignore[misc]
+        super().__init__(dim, bits)
         self.config = config or LearnedBinaryConfig()
         self.scales = np.zeros((bits, dim), np.float32)
         self.norms = np.ones((bits, dim), np.float32)
         self.weights: list[dict[str, np.ndarray]] = []
-
-    @property
-    def width(self) -> int:
-        """Bytes of one level."""
-        return (self.dim + 7) // 8
-
-    @property
-    def code_width(self) -> int:
-        return self.bits * self.width
 
     # -- training ---------------------------------------------------------------------------
     def fit(self, sample: np.ndarray) -> LearnedBinaryCodec:
@@ -120,21 +98,6 @@ class LearnedBinaryCodec(Codec):
         return self
 
     # -- coding -----------------------------------------------------------------------------
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        self._require_fitted()
-        x = self._check(x)
-        codes = np.empty((len(x), self.code_width), np.uint8)
-        for start in range(0, len(x), CHUNK):
-            r = x[start : start + CHUNK].copy()
-            out = codes[start : start + CHUNK]
-            for level in range(self.bits):
-                positive = self._logits(level, r) > 0
-                out[:, level * self.width : (level + 1) * self.width] = np.packbits(
-                    positive, axis=1, bitorder="little"
-                )
-                r -= self.scales[level] * np.where(positive, np.float32(1), np.float32(-1))
-        return codes
-
     def _logits(self, level: int, r: np.ndarray) -> np.ndarray:
         """``h_l = r + n_l * MLP_l(r / n_l)`` in float32 numpy (``r`` unchanged without weights)."""
         if not self.weights:
@@ -142,18 +105,6 @@ class LearnedBinaryCodec(Codec):
         w, n = self.weights[level], self.norms[level]
         hidden = np.maximum((r / n) @ w["w1"] + w["b1"], np.float32(0))
         return r + n * (hidden @ w["w2"] + w["b2"])
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        self._require_fitted()
-        out = np.zeros((len(codes), self.dim), np.float32)
-        for level in range(self.bits):
-            signs = unpack_signs(codes[:, level * self.width : (level + 1) * self.width], self.dim)
-            out += self.scales[level] * signs
-        return out
-
-    def scanner(self) -> Scanner:
-        self._require_fitted()
-        return SignFastScanScanner(self.scales)
 
     # -- persistence --------------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

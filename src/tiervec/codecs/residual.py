@@ -26,20 +26,27 @@ from tiervec.codecs.binary import unpack_signs
 from tiervec.errors import InvalidTierSpec, InvalidVectors
 
 MAX_BITS = 4
+#: Rows encoded at a time (bounds the temporaries of the residual loop).
+CHUNK = 16384
 
 
-class ResidualBinaryCodec(Codec):
-    """``b`` levels of residual sign bits, scored against the float query."""
+class SignLevelsCodec(Codec):
+    """``b`` levels of sign bits ``s_l`` decoding to ``sum_l a_l * s_l``, scored against the
+    float query; ``scales`` holds ``a_l`` per level (``(b,)``) or per level and dimension
+    (``(b, d)``). Subclasses choose each level's signs with :meth:`_logits` (``r`` by default:
+    plain residual binarization)."""
 
     trainable = True
     code_dtype = np.dtype(np.uint8)
     family = "bin"
+    kind = "residual binary"
 
     def __init__(self, dim: int, bits: int) -> None:
         if not 1 <= bits <= MAX_BITS:
+            valid = ", ".join(f"{self.family}{b}" for b in range(1, MAX_BITS + 1))
             raise InvalidTierSpec(
-                f"{self.family}{bits}: residual binary codes take 1 to {MAX_BITS} bits per "
-                f"dimension, e.g. '{self.family}2'"
+                f"{self.family}{bits}: {self.kind} codes take 1 to {MAX_BITS} bits per "
+                f"dimension (valid: {valid})"
             )
         super().__init__(dim)
         self.bits = bits
@@ -55,27 +62,23 @@ class ResidualBinaryCodec(Codec):
     def code_width(self) -> int:
         return self.bits * self.width
 
-    def fit(self, sample: np.ndarray) -> ResidualBinaryCodec:
-        r = self._check(sample).copy()
-        if len(r) == 0:
-            raise InvalidVectors(f"the {self.name} codec needs at least one vector to fit")
-        for level in range(self.bits):
-            a = np.float32(np.abs(r).mean())
-            self.scales[level] = a if a > 0 else np.float32(1e-12)
-            r -= self.scales[level] * np.where(r > 0, np.float32(1), np.float32(-1))
-        self.fitted = True
-        return self
+    def _logits(self, level: int, r: np.ndarray) -> np.ndarray:
+        """What level ``level`` takes the sign of, given the residual ``r``."""
+        return r
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         self._require_fitted()
-        r = self._check(x).copy()
-        codes = np.empty((len(r), self.code_width), np.uint8)
-        for level, a in enumerate(self.scales):
-            bits = r > 0
-            codes[:, level * self.width : (level + 1) * self.width] = np.packbits(
-                bits, axis=1, bitorder="little")
-            if level + 1 < self.bits:
-                r -= a * (bits.astype(np.float32) * 2 - 1)
+        x = self._check(x)
+        codes = np.empty((len(x), self.code_width), np.uint8)
+        for start in range(0, len(x), CHUNK):
+            r = x[start : start + CHUNK].copy()
+            out = codes[start : start + CHUNK]
+            for level in range(self.bits):
+                positive = self._logits(level, r) > 0
+                out[:, level * self.width : (level + 1) * self.width] = np.packbits(
+                    positive, axis=1, bitorder="little")
+                if level + 1 < self.bits:
+                    r -= self.scales[level] * np.where(positive, np.float32(1), np.float32(-1))
         return codes
 
     def levels(self, codes: np.ndarray) -> list[np.ndarray]:
@@ -91,7 +94,25 @@ class ResidualBinaryCodec(Codec):
 
     def scanner(self) -> Scanner:
         self._require_fitted()
-        return SignFastScanScanner(np.repeat(self.scales[:, None], self.dim, axis=1))
+        scales = np.broadcast_to(np.asarray(self.scales, np.float32).reshape(self.bits, -1),
+                                 (self.bits, self.dim))
+        return SignFastScanScanner(np.ascontiguousarray(scales))
+
+
+class ResidualBinaryCodec(SignLevelsCodec):
+    """``b`` levels of residual sign bits (one scale per level), scored against the float
+    query."""
+
+    def fit(self, sample: np.ndarray) -> ResidualBinaryCodec:
+        r = self._check(sample).copy()
+        if len(r) == 0:
+            raise InvalidVectors(f"the {self.name} codec needs at least one vector to fit")
+        for level in range(self.bits):
+            a = np.float32(np.abs(r).mean())
+            self.scales[level] = a if a > 0 else np.float32(1e-12)
+            r -= self.scales[level] * np.where(r > 0, np.float32(1), np.float32(-1))
+        self.fitted = True
+        return self
 
     def params(self) -> dict[str, Any]:
         return {"bits": self.bits, "scales": [float(a) for a in self.scales]}
