@@ -91,7 +91,7 @@ def st_peers(col, data, queries, measurer: Measurer) -> list:
         rows = row.pop("rows")
         out.append(("sentence-transformers", measurer.rate(
             rows, f"{precision} + rescore x{multiplier}", row["ram_bytes_per_vector"], 0,
-            row["qps"])))
+            10 * multiplier, row["qps"])))
     return out
 
 
