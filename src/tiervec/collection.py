@@ -1,12 +1,17 @@
 """A collection: documents, their full-precision vectors on disk, and compressed tiers.
 
-On disk a collection is a folder of plain files (see :mod:`tiervec.store.layout`).
+On disk a collection is a folder of plain files (see :mod:`tiervec.store.layout`). Writes
+(add, upsert, delete, compact, set_tiers) are committed by atomically replacing the manifest;
+see :mod:`tiervec.store.writes` for the order of operations and the fsync policy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +29,84 @@ from tiervec.errors import (
     EncoderRequired,
     InvalidVectors,
     NotACollection,
+    ReadOnlyLocation,
+    UnknownField,
 )
+from tiervec.filters import Field, compile_filter
 from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
+from tiervec.search.filtered import FilterPolicy, strategy_for
 from tiervec.search.spec import DEFAULT_CHAIN
+from tiervec.store import writes
 from tiervec.store.docstore import DB, DocStore
+from tiervec.store.fields import declared_fields, fields_from_manifest, fields_to_manifest
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.locks import RWLock, WriterLock
 from tiervec.store.manifest import MANIFEST, Manifest
+from tiervec.store.rows import RowMap
 
 log = logging.getLogger(__name__)
 
 #: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
-FIT_SAMPLE = 100_000
-#: Fitting on fewer vectors than this logs a warning suggesting :meth:`Collection.refit`.
-MIN_FIT = 1_000
+FIT_SAMPLE = writes.FIT_SAMPLE
+
+Filter = str | Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a write did: documents added, replaced (upsert), deleted, and ids not found."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FilterPlan:
+    """How a filtered search would run: matching documents, their share, the strategy."""
+
+    matches: int
+    share: float
+    strategy: str
 
 
 class Collection:
     """Documents and vectors in a folder, searched through a chain of tiers.
 
     Create one with :func:`tiervec.create` and reopen it with :func:`tiervec.open`; the
-    constructor is private.
+    constructor is private. One writer per collection (a lock file enforces it), any number of
+    readers; a collection object may be shared by threads.
     """
 
     def __init__(
-        self, path: Path, manifest: Manifest, *, read_only: bool, encoder: Encoder | None
+        self, path: Path, manifest: Manifest, *, read_only: bool, encoder: Encoder | None,
+        lock: WriterLock | None = None,
     ) -> None:
         self.path = path
         self._files = CollectionFiles(path)
-        self._manifest = manifest
         self.read_only = read_only
         self._encoder = encoder
-        self._docs = DocStore(path / DB, limit=manifest.count, read_only=read_only)
+        self._lock = lock
+        self._rw = RWLock()
+        self._write_mutex = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._stamp = _stamp(path)
+        immutable = read_only and not os.access(path, os.W_OK)
+        self._docs = DocStore(path / DB, next_row=manifest.next_row, epoch=manifest.epoch,
+                              read_only=read_only, immutable=immutable)
+        self.filter_policy = FilterPolicy()
+        self._set_snapshot(manifest)
+
+    def _set_snapshot(self, manifest: Manifest) -> None:
+        """Adopt ``manifest`` (a newly committed or re-read one): rows, tombstones, codecs."""
+        self._manifest = manifest
+        self._docs.next_row, self._docs.epoch = manifest.next_row, manifest.epoch
+        self._rows = RowMap(manifest.segments)
+        self._alive: np.ndarray | None = None
+        if manifest.deleted:
+            self._alive = np.ones(manifest.count, dtype=bool)
+            self._alive[self._rows.positions(self._docs.deleted_rows())] = False
         self._codecs: dict[str, Codec] | None = None
         self._searcher: Searcher | None = None
 
@@ -68,14 +120,20 @@ class Collection:
         dim: int | None = None,
         tiers: str | Chain = DEFAULT_CHAIN,
         encoder: Encoder | None = None,
+        fields: Mapping[str, Any] | None = None,
+        indexes: Sequence[str] = (),
     ) -> Collection:
         """A new, empty collection in ``path`` (a new or empty folder).
 
         ``model=None`` makes a vectors-only collection (``dim`` required); otherwise ``dim`` is
         the model's. ``tiers`` is a chain spec such as ``"binary*4 -> float32@disk"``.
+        ``fields`` declares metadata field types (``{"year": "int", "tags": "list[str]"}``;
+        undeclared fields get the type of their first value) and ``indexes`` the fields to
+        index in SQLite.
         """
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
+        declared = declared_fields(fields, indexes)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if (path / MANIFEST).is_file():
                 raise CollectionError(
@@ -102,12 +160,28 @@ class Collection:
         for tier in chain.tiers:
             make_codec(tier.codec, dim)
         manifest = Manifest(
-            dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None
+            dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None,
+            fields=fields_to_manifest(declared),
         )
-        CollectionFiles(path).make_dirs()
-        DocStore(path / DB, limit=0).close()
-        manifest.write(path)
-        return cls(path, manifest, read_only=False, encoder=encoder)
+        try:
+            CollectionFiles(path).make_dirs()
+        except PermissionError as exc:
+            raise ReadOnlyLocation(
+                f"cannot create a collection in {str(path)!r} ({exc.strerror}); choose a "
+                "writable folder"
+            ) from None
+        lock = WriterLock(path)
+        try:
+            docs = DocStore(path / DB, next_row=0)
+            for f in declared.values():
+                if f.indexed:
+                    docs.create_index(f)
+            docs.close()
+            manifest.write(path)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod
     def open(
@@ -115,7 +189,10 @@ class Collection:
     ) -> Collection:
         """Reopen the collection in ``path``; nothing is re-encoded.
 
-        A writer (``read_only=False``) first removes what an interrupted write left behind.
+        A writer (``read_only=False``) takes the collection's writer lock (a second writer gets
+        :class:`~tiervec.errors.CollectionLocked`) and first removes what an interrupted write
+        left behind. A reader sees the collection as of the last committed write, and moves to
+        newer ones on :meth:`refresh` (searches refresh by themselves).
         """
         path = Path(path).expanduser()
         if not path.is_dir():
@@ -124,13 +201,22 @@ class Collection:
                 "tiervec.create() or `tiervec index`"
             )
         manifest = Manifest.read(path)
+        lock = None
         if not read_only:
-            CollectionFiles(path).remove_leftovers(manifest)
-        return cls(path, manifest, read_only=read_only, encoder=encoder)
+            lock = WriterLock(path)
+            try:
+                CollectionFiles(path).remove_leftovers(manifest)
+            except BaseException:
+                lock.release()
+                raise
+        return cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
 
     def close(self) -> None:
-        """Release the database connection."""
+        """Release the database connection and the writer lock."""
         self._docs.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Collection:
         return self
@@ -139,13 +225,27 @@ class Collection:
         self.close()
 
     def __len__(self) -> int:
-        return self._manifest.count
+        return self._manifest.live
 
     def __repr__(self) -> str:
         return (
             f"Collection({str(self.path)!r}, count={len(self)}, dim={self.dim}, "
             f"tiers={self._manifest.chain!r}, model={self.model!r})"
         )
+
+    def refresh(self) -> bool:
+        """Move a reader to the latest committed state; ``True`` if it changed."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp or not self.read_only:
+            return False
+        manifest = Manifest.read(self.path)
+        with self._rw.write():
+            self._stamp = stamp
+            if (manifest.epoch, manifest.generation, manifest.count) == (
+                self._manifest.epoch, self._manifest.generation, self._manifest.count):
+                return False
+            self._set_snapshot(manifest)
+        return True
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -170,6 +270,11 @@ class Collection:
         return EncoderConfig.from_dict(enc) if enc else None
 
     @property
+    def fields(self) -> dict[str, Field]:
+        """The metadata fields filters can use (name -> type, indexed)."""
+        return fields_from_manifest(self._manifest.fields)
+
+    @property
     def encoder(self) -> Encoder:
         """The collection's encoder, loaded on first use."""
         if self._encoder is None:
@@ -190,32 +295,102 @@ class Collection:
         vectors: Any = None,
         progress: ProgressFn | None = None,
     ) -> int:
-        """Add documents as one new segment; returns how many were added.
+        """Add new documents as one new segment; returns how many were added.
 
         Without ``vectors`` the texts are encoded with the collection's model (``progress(n)``
         is called as documents are encoded). Ids must be new: duplicates within the batch or
-        with the collection raise :class:`~tiervec.errors.DuplicateIds` and nothing is written.
+        with the collection raise :class:`~tiervec.errors.DuplicateIds` and nothing is written
+        (use :meth:`upsert` to replace documents).
         """
+        return self._write_documents(documents, vectors, progress, replace=False).added
+
+    def upsert(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        vectors: Any = None,
+        progress: ProgressFn | None = None,
+    ) -> WriteStats:
+        """Add documents, replacing those whose id the collection already holds, atomically."""
+        return self._write_documents(documents, vectors, progress, replace=True)
+
+    def _write_documents(
+        self, documents: Iterable[Document | Mapping[str, Any]], vectors: Any,
+        progress: ProgressFn | None, *, replace: bool,
+    ) -> WriteStats:
         self._require_writable()
         docs = as_documents(documents)
         if not docs:
             if vectors is not None and len(vectors):
                 raise InvalidVectors(f"got {len(vectors)} vectors for 0 documents; pass one "
                                      "document (at least an id) per vector")
-            return 0
+            return WriteStats()
         ids = [d.id for d in docs]
         check_unique(ids)
-        existing = self._docs.existing_ids(ids)
-        if existing:
-            raise DuplicateIds(
-                f"{len(existing)} ids are already in the collection (e.g. {existing[:5]}); "
-                "skip them (see Collection.missing) or give the documents new ids"
+        if vectors is not None:  # check before encoding or looking anything up
+            vectors = as_vectors(vectors, self.dim, rows=len(docs))
+        with self._write_mutex:
+            existing = self._docs.live_rows(ids)
+            if existing and not replace:
+                found = list(existing)
+                raise DuplicateIds(
+                    f"{len(found)} ids are already in the collection (e.g. {found[:5]}); "
+                    "skip them (see Collection.missing), replace them with upsert(), or give "
+                    "the documents new ids"
+                )
+            if vectors is None:
+                texts = [d.embedding_text() for d in docs]
+                vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
+                                     rows=len(docs))
+            manifest, appended = writes.commit_segment(
+                self._files, self._manifest, self._docs, self._stored_codecs(), docs, vectors,
+                replaced=sorted(existing.values()),
             )
-        if vectors is None:
-            vectors = self.encoder.encode_documents([d.embedding_text() for d in docs], progress)
-        vectors = as_vectors(vectors, self.dim, rows=len(docs))
-        self._commit_segment(docs, vectors)
-        return len(docs)
+            self._adopt(manifest, appended)
+        return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
+
+    def delete(self, ids: Iterable[str] | str) -> WriteStats:
+        """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
+        self._require_writable()
+        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        with self._write_mutex:
+            rows = self._docs.live_rows(dict.fromkeys(ids))
+            missing = [i for i in dict.fromkeys(ids) if i not in rows]
+            if rows:
+                manifest = writes.commit_delete(self._files, self._manifest, self._docs,
+                                                sorted(rows.values()))
+                self._adopt(manifest, None)
+        return WriteStats(deleted=len(rows), missing=missing)
+
+    def compact(self, *, vacuum: bool = True) -> WriteStats:
+        """Rewrite the live documents into one segment, reclaiming the space of deleted ones
+        (and of replaced versions). ``vacuum`` also shrinks the SQLite file."""
+        self._require_writable()
+        with self._write_mutex:
+            manifest = self._manifest
+            if not manifest.deleted and len(manifest.segments) <= 1:
+                return WriteStats()
+            alive = np.flatnonzero(self._alive) if self._alive is not None else None
+            new, old_segments = writes.commit_compaction(
+                self._files, manifest, self._docs, self._rows, alive)
+            with self._rw.write():
+                self._set_snapshot(new)
+            writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
+        return WriteStats(deleted=manifest.deleted)
+
+    def create_index(self, name: str) -> None:
+        """Index a metadata field in SQLite (faster filters on it)."""
+        self._require_writable()
+        with self._write_mutex:
+            fields = self.fields
+            if name not in fields:
+                raise self._unknown_field(name)
+            f = Field(name=name, type=fields[name].type, indexed=True)
+            self._docs.create_index(f)
+            manifest = writes.copy_manifest(self._manifest)
+            manifest.fields[name] = {"type": f.type.value, "indexed": True}
+            manifest.write(self.path)
+            self._manifest = manifest
 
     @property
     def fit_is_stale(self) -> bool:
@@ -238,40 +413,84 @@ class Collection:
         Nothing is re-embedded; the old codes are removed once the new ones are committed.
         """
         self._require_writable()
-        self._rebuild(Chain.parse(tiers))
+        chain = Chain.parse(tiers)
+        with self._write_mutex:
+            codecs = self._fit_codecs(chain)
+            manifest, old = writes.commit_codecs(self._files, self._manifest, chain, codecs,
+                                                 self.vectors().arrays)
+            with self._rw.write():
+                self._set_snapshot(manifest)
+                self._codecs = codecs if manifest.codecs else None
+            self._files.remove_codec_files(old, manifest.segments)
 
     def refit(self) -> None:
         """Re-fit the chain's trainable codecs on a sample of all stored vectors, re-encode."""
         self.set_tiers(self.chain)
 
     # -- reading --------------------------------------------------------------------------------
-    def search(self, queries: str | Sequence[str], k: int = 10) -> SearchResult:
-        """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``."""
-        texts = [queries] if isinstance(queries, str) else list(queries)
-        return self.search_vectors(self.encoder.encode_queries(texts), k)
+    def search(
+        self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None
+    ) -> SearchResult:
+        """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
 
-    def search_vectors(self, vectors: Any, k: int = 10) -> SearchResult:
+        ``filter`` restricts results to documents whose metadata match, as a dict
+        (``{"year": {"$gte": 2020}, "tags": {"$in": ["a"]}}``) or a string
+        (``'year >= 2020 and lang == "en"'``); a filtered search returns
+        ``min(k, matching documents)`` results per query.
+        """
+        texts = [queries] if isinstance(queries, str) else list(queries)
+        return self.search_vectors(self.encoder.encode_queries(texts), k, filter=filter)
+
+    def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
         queries = as_vectors(vectors, self.dim, what="query vectors")
-        scores, rows = self.searcher().search(queries, _check_k(k))
-        return SearchResult(ids=self.ids_for_rows(rows), scores=scores)
+        k = _check_k(k)
+        for attempt in range(3):
+            self.refresh()
+            with self._rw.read():
+                allowed = self._allowed(filter)
+                scores, rows = self.searcher().search(queries, k, allowed, self.filter_policy)
+                ids = self.ids_for_rows(rows)
+            if attempt == 2 or not np.any((ids == "") & (rows >= 0)):
+                break  # else a compaction purged rows of this reader's snapshot: catch up
+        return SearchResult(ids=ids, scores=scores)
+
+    def count(self, filter: Filter = None) -> int:
+        """Number of documents, or of those matching ``filter``."""
+        if filter is None:
+            return len(self)
+        with self._rw.read():
+            mask = self._allowed(filter)
+            return len(self) if mask is None else int(np.count_nonzero(mask))
+
+    def explain(self, filter: Filter = None) -> FilterPlan:
+        """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""
+        with self._rw.read():
+            count = self._manifest.count
+            mask = self._allowed(filter)
+            n = count if mask is None else int(np.count_nonzero(mask))
+            strategy = "scan" if n == count else strategy_for(n, count, self.filter_policy, False)
+        return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:
         """The documents for ``ids`` (``None`` for unknown ids), e.g. ``get(result.ids[0])``."""
         return self._docs.get([str(i) for i in np.asarray(ids, dtype=object).ravel()])
 
     def ids_for_rows(self, rows: np.ndarray) -> np.ndarray:
-        """User ids for the internal rows a :class:`~tiervec.search.Searcher` returns."""
-        return self._docs.ids_for_rows(rows)
+        """User ids for the rows (positions) a :class:`~tiervec.search.Searcher` returns."""
+        return self._docs.ids_for_rows(self._rows.rows(rows))
 
     def searcher(self, tiers: str | Chain | None = None) -> Searcher:
         """A :class:`~tiervec.search.Searcher` (results are internal rows) for the collection's
         chain, or for another chain built in memory from the stored vectors (for evaluation)."""
         chain = self.chain if tiers is None else Chain.parse(tiers)
         if str(chain) == self._manifest.chain:
-            if self._searcher is None:
-                self._searcher = self._build_searcher(chain, self._stored_codecs(), stored=True)
-            return self._searcher
+            with self._build_lock:
+                if self._searcher is None:
+                    searcher = self._build_searcher(chain, self._stored_codecs(), stored=True)
+                    searcher.tiers[0].build_scanner()
+                    self._searcher = searcher
+                return self._searcher
         codecs = self._fit_codecs(chain)
         return self._build_searcher(chain, codecs, stored=False)
 
@@ -286,6 +505,51 @@ class Collection:
                 f"collection {str(self.path)!r} was opened read-only; reopen it with "
                 "tiervec.open(path) to write"
             )
+        if self._lock is None:
+            raise CollectionError(f"collection {str(self.path)!r} is closed; reopen it")
+
+    def _allowed(self, filter: Filter) -> np.ndarray | None:
+        """The boolean mask over positions a search may return (``None``: every one)."""
+        if filter is None or (isinstance(filter, Mapping) and not filter):
+            return self._alive
+        where, params = compile_filter(filter, self.fields)
+        rows = self._docs.filter_rows(where, params)
+        mask = np.zeros(self._manifest.count, dtype=bool)
+        mask[self._rows.positions(rows)] = True
+        return mask
+
+    def _unknown_field(self, name: str) -> UnknownField:
+        known = sorted(self.fields)
+        return UnknownField(f"unknown metadata field {name!r}; the collection has "
+                            f"{known[:20] or 'no fields yet'}")
+
+    def _adopt(self, manifest: Manifest, appended: writes.Appended | None) -> None:
+        """Switch the in-memory state to a just-committed manifest (a new segment, or only
+        new tombstones), updating the searcher in place rather than rebuilding it."""
+        with self._rw.write():
+            searcher, codecs = self._searcher, self._codecs
+            first_fit = not self._manifest.codecs and bool(manifest.codecs)
+            self._set_snapshot(manifest)
+            if first_fit:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
+                return
+            self._codecs = codecs
+            if searcher is not None and appended is not None:
+                searcher.append(self._segment_codes(appended), appended.segment.rows,
+                                self._files.vectors([appended.segment])[0])
+            self._searcher = searcher
+
+    def _segment_codes(self, appended: writes.Appended) -> list[np.ndarray]:
+        """A new segment's codes for each tier; disk tiers read its files, memory-mapped."""
+        by_tier = []
+        for tier in self.chain.tiers:
+            entry = self._manifest.codecs[tier.codec]
+            if tier.location is Location.DISK:
+                by_tier.append(self._files.codes([appended.segment], entry, mmap=True)[0])
+            elif tier.codec == EXACT_CODEC:
+                by_tier.append(appended.vectors)
+            else:
+                by_tier.append(appended.codes[tier.codec])
+        return by_tier
 
     def _stored_codecs(self) -> dict[str, Codec]:
         if self._codecs is None:
@@ -297,20 +561,7 @@ class Collection:
 
     def _fit_codecs(self, chain: Chain) -> dict[str, Codec]:
         """New codecs for ``chain``, trainable ones fitted on a sample of the stored vectors."""
-        source = self.vectors()
-        n = len(source)
-        rows = np.arange(n)
-        if n > FIT_SAMPLE:
-            rows = np.sort(np.random.default_rng(0).choice(n, FIT_SAMPLE, replace=False))
-        sample = source.take(rows) if n else None
-        codecs = {}
-        for tier in chain.tiers:
-            if tier.codec not in codecs:
-                codec = make_codec(tier.codec, self.dim)
-                if codec.trainable and sample is not None:
-                    codec.fit(sample)
-                codecs[tier.codec] = codec
-        return codecs
+        return writes.fit_codecs(chain, self.dim, self.vectors(), self._alive)
 
     def _build_searcher(self, chain: Chain, codecs: dict[str, Codec], stored: bool) -> Searcher:
         """Stored codes (``stored``) or codes encoded now from the stored vectors."""
@@ -327,73 +578,15 @@ class Collection:
             else:
                 arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
             runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
-        return Searcher(chain, runtimes, count=len(full))
+        return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
 
-    def _commit_segment(self, docs: Sequence[Document], vectors: np.ndarray) -> None:
-        """Write one segment, its rows and the manifest that commits them (in that order)."""
-        manifest = self._manifest
-        codecs = self._stored_codecs()
-        new_state = not manifest.codecs
-        if new_state:  # first vectors of the collection: fit the chain's codecs on them
-            for codec in codecs.values():
-                if codec.trainable:
-                    codec.fit(vectors)
-                    if len(vectors) < MIN_FIT:
-                        log.warning("%s codec fitted on only %d vectors; call refit() once "
-                                    "more are added", codec.name, len(vectors))
-        segment = self._files.next_segment(manifest, rows=len(docs))
-        start = manifest.count
-        codes = {name: c.encode(vectors) for name, c in codecs.items() if name != EXACT_CODEC}
-        try:
-            if new_state:
-                manifest.codecs = self._files.save_codecs(codecs, manifest.generation, len(docs))
-            self._files.write_segment(
-                segment, vectors, {manifest.codecs[name].key: c for name, c in codes.items()}
-            )
-            self._docs.insert(start, docs)
-            manifest.segments.append(segment)
-            manifest.write(self.path)
-        except BaseException:
-            if manifest.segments and manifest.segments[-1] is segment:
-                manifest.segments.pop()
-            if new_state:
-                manifest.codecs = {}
-            self._files.remove_segment(segment)
-            self._docs.truncate(start)
-            raise
-        self._docs.limit = manifest.count
-        if new_state:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
-            self._searcher = None
-        elif self._searcher is not None:
-            by_tier = []
-            for tier in self.chain.tiers:  # disk tiers read the new files, memory-mapped
-                array = vectors if tier.codec == EXACT_CODEC else codes[tier.codec]
-                if tier.location is Location.DISK:
-                    entry = manifest.codecs[tier.codec]
-                    array = self._files.codes([segment], entry, mmap=True)[0]
-                by_tier.append(array)
-            self._searcher.append(by_tier, len(docs))
 
-    def _rebuild(self, chain: Chain) -> None:
-        """Fit ``chain``'s codecs, write their codes as a new generation, commit, clean up."""
-        manifest = self._manifest
-        old = dict(manifest.codecs)
-        codecs = self._fit_codecs(chain)
-        generation = manifest.generation + 1
-        entries = {}
-        if len(self):
-            entries = self._files.save_codecs(codecs, generation, min(len(self), FIT_SAMPLE))
-            for segment, vectors in zip(manifest.segments, self.vectors().arrays, strict=True):
-                for name, codec in codecs.items():
-                    if name != EXACT_CODEC:
-                        self._files.write_codes(
-                            segment, entries[name].key, codec.encode(np.asarray(vectors))
-                        )
-        manifest.chain, manifest.codecs, manifest.generation = str(chain), entries, generation
-        manifest.write(self.path)
-        self._codecs = codecs if entries else None
-        self._searcher = None
-        self._files.remove_codec_files(old, manifest.segments)
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (path / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _check_k(k: int) -> int:

@@ -16,7 +16,13 @@ inherits the built-in exception a caller would naturally catch::
     ├── CollectionError(ValueError)
     │   ├── NotACollection
     │   ├── CollectionMismatch
-    │   └── UnsupportedFormatVersion
+    │   ├── UnsupportedFormatVersion
+    │   ├── CollectionLocked
+    │   └── ReadOnlyLocation(PermissionError)
+    ├── FilterError(ValueError)
+    │   ├── FilterSyntaxError
+    │   ├── UnknownField(KeyError)
+    │   └── FieldTypeError(TypeError)
     ├── EncoderRequired(RuntimeError)
     ├── MissingDependency(ImportError)
     └── PlanError(ValueError)
@@ -99,3 +105,37 @@ class PlanError(TiervecError, ValueError):
 
 class BudgetTooSmall(PlanError):
     """No setting fits the RAM budget; the message names the smallest achievable."""
+
+
+class CollectionLocked(CollectionError):
+    """Another process holds the collection's writer lock."""
+
+
+class ReadOnlyLocation(CollectionError, PermissionError):
+    """The collection folder cannot be written (read-only file system or permissions)."""
+
+
+class FilterError(TiervecError, ValueError):
+    """A metadata filter or a metadata value cannot be used as given."""
+
+
+class FilterSyntaxError(FilterError):
+    """A filter string is malformed; ``position`` is the offset of the problem in ``text``."""
+
+    def __init__(self, message: str, text: str = "", position: int = 0) -> None:
+        self.text = text
+        self.position = position
+        if text:
+            message = f"{message} at position {position}:\n  {text}\n  {' ' * position}^"
+        super().__init__(message)
+
+
+class UnknownField(FilterError, KeyError):
+    """A filter names a metadata field the collection does not have."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class FieldTypeError(FilterError, TypeError):
+    """A metadata value or filter operand has the wrong type for its field."""

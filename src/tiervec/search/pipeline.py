@@ -12,6 +12,7 @@ from itertools import pairwise
 import numpy as np
 
 from tiervec.codecs.base import BlockScanner, Codec, Scanner, empty_top, top_m
+from tiervec.search.filtered import FilterPolicy, exact_allowed, overfetch, strategy_for
 from tiervec.search.spec import Chain, Location, Tier
 
 
@@ -94,39 +95,84 @@ class TierRuntime:
 
 
 class Searcher:
-    """Runs a chain over tiers that share one row numbering."""
+    """Runs a chain over tiers that share one row numbering.
 
-    def __init__(self, chain: Chain, tiers: Sequence[TierRuntime], count: int) -> None:
+    ``full`` holds the full-precision vectors (exact search of a small allowed set).
+    """
+
+    def __init__(
+        self, chain: Chain, tiers: Sequence[TierRuntime], count: int,
+        full: CodeSource | None = None,
+    ) -> None:
         self.chain = chain
         self.tiers = list(tiers)
         self.count = count
+        self.full = full if full is not None else CodeSource()
 
-    def append(self, codes_by_tier: Sequence[np.ndarray], rows: int) -> None:
-        """Add a segment: ``codes_by_tier[i]`` are tier ``i``'s codes for ``rows`` new vectors."""
+    def append(
+        self, codes_by_tier: Sequence[np.ndarray], rows: int, vectors: np.ndarray | None = None
+    ) -> None:
+        """Add a segment: ``codes_by_tier[i]`` are tier ``i``'s codes for ``rows`` new vectors
+        (``vectors``: their full-precision vectors, memory-mapped)."""
         for tier, codes in zip(self.tiers, codes_by_tier, strict=True):
             tier.append(codes)
+        if vectors is not None:
+            self.full.append(vectors)
         self.count += rows
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        policy: FilterPolicy | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` ``(scores, rows)``, each ``(n_queries, k)``; ``-inf``/``-1`` pad short lists.
 
         Tier ``i`` passes ``k * oversample_i`` candidates to tier ``i + 1``, which rescores them
-        with its own codes; the scores returned are the last tier's.
+        with its own codes; the scores returned are the last tier's. ``allowed`` (a boolean mask
+        over the rows) restricts the results to those rows (:mod:`tiervec.search.filtered`).
         """
-        counts = self.chain.candidates(k)
+        return self.search_allowed(queries, k, allowed, policy)[:2]
+
+    def search_allowed(
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        policy: FilterPolicy | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, str]:
+        """:meth:`search` that also says which strategy ran (``"scan"`` when unrestricted)."""
+        policy = policy or FilterPolicy()
         if self.count == 0 or len(queries) == 0:
-            return empty_top(len(queries), k)
+            return (*empty_top(len(queries), k), "scan")
+        n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
+        strategy = "scan"
+        if n_allowed < self.count:
+            strategy = strategy_for(n_allowed, self.count, policy, has_graph=False)
+        if n_allowed == 0:
+            return (*empty_top(len(queries), k), strategy)
+        if strategy == "exact" and len(self.full):
+            scores, rows = exact_allowed(self.full, queries, k, np.flatnonzero(allowed))
+            return scores, rows, strategy
+        counts = self.chain.candidates(k)
         self.tiers[0].build_scanner()
         scanner = self.tiers[0].scanner
         assert scanner is not None
-        scores, rows = scanner.search(queries, min(counts[0], self.count))
+        if strategy == "scan":
+            scores, rows = scanner.search(queries, min(counts[0], self.count))
+        else:
+            assert allowed is not None
+            scores, rows = overfetch(scanner.search, queries, counts[0], allowed, n_allowed,
+                                     policy)
+            strategy = "overfetch"
         for tier, m in zip(self.tiers[1:], counts[1:], strict=True):
             scores, rows = _rescore(tier, queries, rows, m)
         if scores.shape[1] < k:
             pad = k - scores.shape[1]
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
             rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
-        return scores[:, :k].astype(np.float32), rows[:, :k].astype(np.int64)
+        return scores[:, :k].astype(np.float32), rows[:, :k].astype(np.int64), strategy
 
 
 #: Candidate codes gathered per block of queries when rescoring (keeps the working set small).

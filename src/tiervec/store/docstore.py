@@ -1,16 +1,33 @@
-"""Ids, texts and metadata in SQLite (WAL mode). Row numbers are internal; ids are user strings."""
+"""Ids, texts and metadata in SQLite (WAL mode). Row numbers are internal; ids are user strings.
+
+Tables::
+
+    docs(row, id, title, text, metadata, deleted_in)   one row per stored document version
+    meta(row, "f_<field>"...)                           scalar metadata fields, typed values
+    meta_list(row, field, value)                        list-of-strings fields, one row per item
+
+What a reader sees is fixed by the manifest it read (its *snapshot*): rows below ``next_row``
+whose ``deleted_in`` is empty or later than the snapshot's ``epoch``. A write first changes the
+database (new rows above ``next_row``, ``deleted_in = epoch + 1``), then commits the manifest;
+:meth:`DocStore.rollback` undoes a write whose manifest was never committed.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
 from tiervec.corpus import Document
+from tiervec.filters import Field, FieldType, to_sql
+from tiervec.filters.compile import column
 
 DB = "docs.sqlite"
 _BATCH = 900  # stay under SQLite's default limit of host parameters per statement
@@ -18,74 +35,243 @@ _BATCH = 900  # stay under SQLite's default limit of host parameters per stateme
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     row INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     title TEXT NOT NULL DEFAULT '',
     text TEXT NOT NULL DEFAULT '',
-    metadata TEXT NOT NULL DEFAULT '{}'
-)
+    metadata TEXT NOT NULL DEFAULT '{}',
+    deleted_in INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS docs_live_id ON docs(id) WHERE deleted_in IS NULL;
+CREATE INDEX IF NOT EXISTS docs_id ON docs(id);
+CREATE INDEX IF NOT EXISTS docs_deleted ON docs(deleted_in) WHERE deleted_in IS NOT NULL;
+CREATE TABLE IF NOT EXISTS meta (row INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS meta_list (
+    row INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS meta_list_value ON meta_list(field, value, row);
+CREATE INDEX IF NOT EXISTS meta_list_row ON meta_list(row);
 """
+_TABLES = ("docs", "meta", "meta_list")
+
+
+def _locked(method: Callable) -> Callable:
+    """Serialise use of the connection: a collection object is shared by threads."""
+
+    @functools.wraps(method)
+    def wrapper(self: DocStore, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class DocStore:
-    """The ``docs.sqlite`` of a collection: ``row -> (id, title, text, metadata)``.
+    """The ``docs.sqlite`` of a collection, seen through a snapshot ``(next_row, epoch)``."""
 
-    Rows at or beyond ``limit`` (the manifest's count) are invisible: they belong to a write that
-    was not committed. A writer removes them with :meth:`truncate`.
-    """
-
-    def __init__(self, path: Path, limit: int, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, next_row: int, epoch: int = 0, read_only: bool = False,
+        immutable: bool = False,
+    ) -> None:
         self.path = path
-        self.limit = limit
+        self.next_row = next_row
+        self.epoch = epoch
+        self._mutex = threading.RLock()
         if read_only:
-            uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+            flag = "immutable=1" if immutable else "mode=ro"
+            uri = f"file:{quote(str(path.resolve()))}?{flag}"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         else:
             self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-            self._db.commit()
+            self._migrate()
+            self._db.executescript(_SCHEMA)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(docs)")}
+        self._tombstones = "deleted_in" in cols  # False only for old read-only collections
 
+    @_locked
     def close(self) -> None:
         self._db.close()
 
+    def _migrate(self) -> None:
+        """Format 1 made ids unique over every row; versions now share an id (one live)."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(docs)")}
+        if cols and "deleted_in" not in cols:
+            with self._db:
+                self._db.execute("ALTER TABLE docs RENAME TO docs_v1")
+                self._db.executescript(_SCHEMA.split(";")[0])
+                self._db.execute("INSERT INTO docs (row, id, title, text, metadata) "
+                                 "SELECT row, id, title, text, metadata FROM docs_v1")
+                self._db.execute("DROP TABLE docs_v1")
+                self._db.execute("CREATE TABLE IF NOT EXISTS meta (row INTEGER PRIMARY KEY)")
+                self._db.execute("INSERT INTO meta (row) SELECT row FROM docs")
+
+    # -- visibility ---------------------------------------------------------------------------
+    def _visible(self, alias: str = "docs") -> tuple[str, tuple[int, ...]]:
+        if not self._tombstones:
+            return f"{alias}.row < ?", (self.next_row,)
+        return (f"{alias}.row < ? AND ({alias}.deleted_in IS NULL OR {alias}.deleted_in > ?)",
+                (self.next_row, self.epoch))
+
     # -- writes -------------------------------------------------------------------------------
-    def insert(self, start_row: int, docs: Sequence[Document]) -> None:
-        """Insert ``docs`` at rows ``start_row, start_row + 1, ...`` and commit."""
-        rows = (
-            (start_row + i, d.id, d.title, d.text, json.dumps(dict(d.metadata), default=str))
-            for i, d in enumerate(docs)
-        )
+    @_locked
+    def write(
+        self,
+        start_row: int,
+        docs: Sequence[Document],
+        fields: Mapping[str, Field],
+        replaced: Sequence[int] = (),
+        epoch: int | None = None,
+    ) -> None:
+        """In one transaction: mark ``replaced`` rows deleted in ``epoch`` and insert ``docs``
+        at rows ``start_row, start_row + 1, ...`` with their typed metadata ``fields``."""
         with self._db:
+            if replaced:
+                self._mark(replaced, epoch)
+            self._ensure_columns(fields)
             self._db.executemany(
-                "INSERT INTO docs (row, id, title, text, metadata) VALUES (?, ?, ?, ?, ?)", rows
+                "INSERT INTO docs (row, id, title, text, metadata) VALUES (?, ?, ?, ?, ?)",
+                ((start_row + i, d.id, d.title, d.text,
+                  json.dumps(dict(d.metadata), default=str)) for i, d in enumerate(docs)),
+            )
+            scalars = [f for f in fields.values() if f.type is not FieldType.STRINGS]
+            lists = [f for f in fields.values() if f.type is FieldType.STRINGS]
+            names = "".join(f", {column(f.name)}" for f in scalars)
+            marks = ", ?" * len(scalars)
+            self._db.executemany(
+                f"INSERT INTO meta (row{names}) VALUES (?{marks})",
+                ((start_row + i, *(_stored(f, d.metadata) for f in scalars))
+                 for i, d in enumerate(docs)),
+            )
+            self._db.executemany(
+                "INSERT INTO meta_list (row, field, value) VALUES (?, ?, ?)",
+                ((start_row + i, f.name, v) for i, d in enumerate(docs) for f in lists
+                 for v in dict.fromkeys(_stored(f, d.metadata) or ())),
             )
 
-    def truncate(self, limit: int) -> int:
-        """Delete rows ``>= limit`` (left by an interrupted write); returns how many."""
+    @_locked
+    def mark_deleted(self, rows: Sequence[int], epoch: int) -> None:
+        """Tombstone ``rows`` as of ``epoch`` (takes effect when that epoch is committed)."""
         with self._db:
-            cur = self._db.execute("DELETE FROM docs WHERE row >= ?", (limit,))
-        return cur.rowcount
+            self._mark(rows, epoch)
+
+    def _mark(self, rows: Sequence[int], epoch: int | None) -> None:
+        self._db.executemany("UPDATE docs SET deleted_in = ? WHERE row = ?",
+                             ((epoch, int(r)) for r in rows))
+
+    @_locked
+    def copy_rows(self, old: np.ndarray, new_start: int, epoch: int) -> None:
+        """Copy the documents of rows ``old`` to rows ``new_start ..`` (a compaction), and mark
+        the old rows deleted in ``epoch``, in one transaction."""
+        with self._db:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS remap "
+                             "(old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
+            self._db.execute("DELETE FROM remap")
+            new = range(new_start, new_start + len(old))
+            self._db.executemany("INSERT INTO remap VALUES (?, ?)",
+                                 zip(old.tolist(), new, strict=True))
+            self._db.execute("UPDATE docs SET deleted_in = ? WHERE row IN (SELECT old FROM remap)",
+                             (epoch,))
+            self._db.execute("INSERT INTO docs (row, id, title, text, metadata) SELECT r.new, "
+                             "d.id, d.title, d.text, d.metadata FROM docs d JOIN remap r "
+                             "ON d.row = r.old")
+            cols = [r[1] for r in self._db.execute("PRAGMA table_info(meta)")][1:]
+            names = "".join(f', {column(c[2:])}' for c in cols)
+            src = "".join(f', m.{column(c[2:])}' for c in cols)
+            self._db.execute(f"INSERT INTO meta (row{names}) SELECT r.new{src} FROM meta m "
+                             "JOIN remap r ON m.row = r.old")
+            self._db.execute("INSERT INTO meta_list (row, field, value) SELECT r.new, l.field, "
+                             "l.value FROM meta_list l JOIN remap r ON l.row = r.old")
+            self._db.execute("DELETE FROM remap")
+
+    @_locked
+    def rollback(self) -> int:
+        """Undo an uncommitted write: drop rows ``>= next_row``, revive rows deleted after
+        ``epoch``. Returns how many rows were dropped."""
+        with self._db:
+            dropped = self._db.execute("DELETE FROM docs WHERE row >= ?", (self.next_row,))
+            for table in _TABLES[1:]:
+                self._db.execute(f"DELETE FROM {table} WHERE row >= ?", (self.next_row,))
+            self._db.execute("UPDATE docs SET deleted_in = NULL WHERE deleted_in > ?",
+                             (self.epoch,))
+        return dropped.rowcount
+
+    @_locked
+    def purge(self, keep: Sequence[tuple[int, int]]) -> int:
+        """Delete every row outside the ranges ``[start, stop)`` of ``keep`` (rows of segments
+        a compaction removed). Returns how many documents were deleted."""
+        bounds = sorted(keep)
+        gaps, lo = [], 0
+        for start, stop in bounds:
+            if start > lo:
+                gaps.append((lo, start))
+            lo = max(lo, stop)
+        gaps.append((lo, self.next_row))
+        gaps = [g for g in gaps if g[1] > g[0]]
+        n = 0
+        with self._db:
+            for table in _TABLES:
+                for lo, hi in gaps:
+                    cur = self._db.execute(f"DELETE FROM {table} WHERE row >= ? AND row < ?",
+                                           (lo, hi))
+                    n += cur.rowcount if table == "docs" else 0
+        return n
+
+    @_locked
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    @_locked
+    def create_index(self, field: Field) -> None:
+        """An index on a scalar field (list fields are always indexed)."""
+        if field.type is FieldType.STRINGS:
+            return
+        with self._db:
+            self._ensure_columns({field.name: field})
+            name = column("ix_" + field.name)
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON meta({column(field.name)})")
+
+    def _ensure_columns(self, fields: Mapping[str, Field]) -> None:
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(meta)")}
+        for f in fields.values():
+            if f.type is not FieldType.STRINGS and f"f_{f.name}" not in have:
+                self._db.execute(f"ALTER TABLE meta ADD COLUMN {column(f.name)}")
 
     # -- reads --------------------------------------------------------------------------------
-    def existing_ids(self, ids: Iterable[str]) -> list[str]:
-        """The ids among ``ids`` that the collection already holds."""
-        found: list[str] = []
+    @_locked
+    def live_rows(self, ids: Iterable[str]) -> dict[str, int]:
+        """``id -> row`` for the ids among ``ids`` that the snapshot holds."""
+        found: dict[str, int] = {}
         ids = list(ids)
+        where, params = self._visible()
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            found += [
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT id FROM docs WHERE row < ? AND id IN ({marks})",
-                    (self.limit, *chunk),
-                )
-            ]
+            found.update(self._db.execute(
+                f"SELECT id, row FROM docs WHERE {where} AND id IN ({marks})", (*params, *chunk)
+            ))
         return found
 
+    def existing_ids(self, ids: Iterable[str]) -> list[str]:
+        """The ids among ``ids`` that the collection already holds."""
+        return list(self.live_rows(ids))
+
+    @_locked
+    def deleted_rows(self) -> np.ndarray:
+        """Rows below ``next_row`` deleted as of the snapshot (sorted)."""
+        if not self._tombstones:
+            return np.empty(0, np.int64)
+        rows = self._db.execute(
+            "SELECT row FROM docs WHERE deleted_in IS NOT NULL AND deleted_in <= ? AND row < ? "
+            "ORDER BY row", (self.epoch, self.next_row)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    @_locked
     def ids_for_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Ids for an array of rows (any shape); ``-1`` rows give ``""``."""
+        """Ids for an array of rows (any shape); ``-1`` and unknown rows give ``""``."""
         flat = rows.ravel()
         wanted = np.unique(flat[flat >= 0]).tolist()
         lookup: dict[int, str] = {}
@@ -98,22 +284,41 @@ class DocStore:
         out = np.array([lookup.get(int(r), "") for r in flat], dtype=object)
         return out.reshape(rows.shape)
 
+    @_locked
     def get(self, ids: Sequence[str]) -> list[Document | None]:
         """Documents for ``ids`` in order; ``None`` where an id is unknown."""
         found: dict[str, Document] = {}
         ids = list(ids)
+        where, params = self._visible()
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
             for doc_id, title, text, meta in self._db.execute(
-                f"SELECT id, title, text, metadata FROM docs WHERE row < ? AND id IN ({marks})",
-                (self.limit, *chunk),
+                f"SELECT id, title, text, metadata FROM docs WHERE {where} AND id IN ({marks})",
+                (*params, *chunk),
             ):
                 found[doc_id] = Document(id=doc_id, text=text, title=title,
                                          metadata=json.loads(meta))
         return [found.get(i) for i in ids]
 
+    @_locked
+    def filter_rows(self, where: str, params: Sequence[Any]) -> np.ndarray:
+        """Rows (sorted) of the snapshot's live documents whose metadata matches ``where``."""
+        visible, vparams = self._visible("d")
+        rows = self._db.execute(
+            f"SELECT meta.row FROM meta JOIN docs d ON d.row = meta.row "
+            f"WHERE {visible} AND ({where}) ORDER BY meta.row", (*vparams, *params)
+        ).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    @_locked
     def count(self) -> int:
-        """Number of committed rows."""
-        (n,) = self._db.execute("SELECT COUNT(*) FROM docs WHERE row < ?", (self.limit,)).fetchone()
+        """Number of documents in the snapshot."""
+        where, params = self._visible()
+        (n,) = self._db.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", params).fetchone()
         return int(n)
+
+
+def _stored(field: Field, metadata: Mapping[str, Any]) -> Any:
+    value = metadata.get(field.name)
+    return None if value is None else to_sql(field, value)

@@ -11,11 +11,7 @@ import numpy as np
 
 def fsync_dir(path: Path) -> None:
     """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_file(path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -35,6 +31,15 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a file (e.g. one written through a memory map) or a folder to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_npy(path: Path, mmap: bool) -> np.ndarray:

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from tiervec.codecs import Codec, make_codec
+from tiervec.search.pipeline import CodeSource
 from tiervec.store.docstore import DB, DocStore
-from tiervec.store.files import load_npy, publish_dir, remove_tree, save_npy
+from tiervec.store.files import fsync_file, load_npy, publish_dir, remove_tree, save_npy
 from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,12 @@ class CollectionFiles:
         return codecs
 
     # -- writing ------------------------------------------------------------------------------
-    def next_segment(self, manifest: Manifest, rows: int) -> SegmentEntry:
+    def next_segment(self, manifest: Manifest, rows: int, start: int) -> SegmentEntry:
         numbers = [int(m[1]) for s in manifest.segments if (m := _SEGMENT.match(s.name))]
-        return SegmentEntry(name=f"seg-{max(numbers, default=-1) + 1:06d}", rows=rows)
+        if not numbers and manifest.row_floor:  # all compacted away: never reuse their names
+            numbers = [manifest.epoch]
+        return SegmentEntry(name=f"seg-{max(numbers, default=-1) + 1:06d}", rows=rows,
+                            start=start)
 
     def write_segment(
         self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray]
@@ -89,6 +93,36 @@ class CollectionFiles:
             save_npy(tmp / VECTORS, vectors)
             for key, array in codes.items():
                 save_npy(tmp / f"{key}.npy", array)
+            publish_dir(tmp, final)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+
+    def write_segment_from(
+        self, segment: SegmentEntry, manifest: Manifest, positions: np.ndarray,
+        chunk: int = 65_536,
+    ) -> None:
+        """Write a segment holding the vectors and codes at ``positions`` of ``manifest``'s
+        segments (a compaction), a chunk at a time, then publish it like :meth:`write_segment`."""
+        final = self.segment_dir(segment)
+        tmp = final.with_name(f".tmp-{segment.name}")
+        remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        sources = {VECTORS: CodeSource(self.vectors(manifest.segments))}
+        for entry in manifest.codecs.values():
+            if entry.codec != EXACT_CODEC:
+                sources[f"{entry.key}.npy"] = CodeSource(
+                    self.codes(manifest.segments, entry, mmap=True))
+        try:
+            for name, source in sources.items():
+                first = source.arrays[0]
+                out = np.lib.format.open_memmap(tmp / name, mode="w+", dtype=first.dtype,
+                                                shape=(len(positions), *first.shape[1:]))
+                for lo in range(0, len(positions), chunk):
+                    out[lo : lo + chunk] = source.take(positions[lo : lo + chunk])
+                out.flush()
+                del out
+                fsync_file(tmp / name)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
@@ -147,10 +181,11 @@ class CollectionFiles:
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
             if file.name not in live_state:
                 file.unlink()
-        store = DocStore(self.root / DB, limit=manifest.count)
+        store = DocStore(self.root / DB, next_row=manifest.next_row, epoch=manifest.epoch)
         try:
-            dropped = store.truncate(manifest.count)
+            dropped = store.rollback()
             if dropped:
                 log.info("removed %d uncommitted rows from %s", dropped, DB)
+            store.purge([(s.start, s.start + s.rows) for s in manifest.segments])
         finally:
             store.close()

@@ -16,7 +16,8 @@ from tiervec.errors import NotACollection, UnsupportedFormatVersion
 from tiervec.store.files import atomic_write_text
 
 FORMAT = "tiervec.collection"
-FORMAT_VERSION = 1
+#: 2 added row numbers per segment, tombstones (``epoch``/``deleted``) and metadata fields.
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -33,10 +34,15 @@ class CodecEntry:
 
 @dataclass
 class SegmentEntry:
-    """An immutable segment: a folder holding ``rows`` vectors and their codes."""
+    """An immutable segment: a folder holding ``rows`` vectors and their codes.
+
+    Its documents have the database rows ``start .. start + rows - 1``. Row numbers are never
+    reused: a compaction copies the live documents to new rows.
+    """
 
     name: str
     rows: int
+    start: int = 0
 
 
 @dataclass
@@ -50,18 +56,37 @@ class Manifest:
     segments: list[SegmentEntry] = field(default_factory=list)
     generation: int = 0
     metric: str = "ip"
+    #: Incremented by every committed write; rows deleted in epoch ``e <= epoch`` are gone.
+    epoch: int = 0
+    #: Rows of the segments that are deleted (tombstoned) but not compacted away yet.
+    deleted: int = 0
+    #: Rows below this were used by segments that a compaction removed.
+    row_floor: int = 0
+    #: Metadata fields ``name -> {"type": ..., "indexed": ...}``.
+    fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @property
     def count(self) -> int:
-        """Number of vectors in the collection."""
+        """Number of vectors stored in the segments (deleted ones included)."""
         return sum(s.rows for s in self.segments)
+
+    @property
+    def live(self) -> int:
+        """Number of documents in the collection."""
+        return self.count - self.deleted
+
+    @property
+    def next_row(self) -> int:
+        """The first database row a new segment gets."""
+        return max((s.start + s.rows for s in self.segments), default=self.row_floor)
 
     def to_json(self) -> str:
         data = asdict(self)
         data = {"format": FORMAT, "format_version": self.format_version,
                 "written_by": f"tiervec {__version__}", **data}
         data["count"] = self.count
+        data["format_version"] = FORMAT_VERSION
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     def write(self, folder: Path) -> None:
@@ -92,13 +117,22 @@ class Manifest:
                 f"{path} has format version {version!r}, but this tiervec ({__version__}) reads "
                 f"versions up to {FORMAT_VERSION}; upgrade tiervec (pip install -U tiervec)"
             )
+        segments, start = [], 0
+        for entry in data.get("segments", []):  # version 1 numbered rows by position
+            segment = SegmentEntry(**{"start": start, **entry})
+            segments.append(segment)
+            start = segment.start + segment.rows
         return cls(
             dim=int(data["dim"]),
             chain=str(data["chain"]),
             encoder=data.get("encoder"),
             codecs={k: CodecEntry(**v) for k, v in data.get("codecs", {}).items()},
-            segments=[SegmentEntry(**s) for s in data.get("segments", [])],
+            segments=segments,
             generation=int(data.get("generation", 0)),
             metric=str(data.get("metric", "ip")),
+            epoch=int(data.get("epoch", 0)),
+            deleted=int(data.get("deleted", 0)),
+            fields=dict(data.get("fields", {})),
+            row_floor=int(data.get("row_floor", 0)),
             format_version=version,
         )

@@ -1,0 +1,93 @@
+"""Search restricted to a set of allowed rows (a metadata filter, minus deleted documents).
+
+No single method wins at every selectivity, so the strategy is chosen per call from the number
+of allowed rows ``n`` out of ``N``:
+
+- ``exact``: few allowed rows (``n <= exact_max``): score exactly the full-precision vectors of
+  the allowed rows (read from disk in row order). Results are exact.
+- ``overfetch``: otherwise: the first tier scans every code for ``m * N / n`` candidates (plus
+  a margin), rows outside the bitmap are dropped, and queries left with fewer than ``m`` allowed
+  candidates are searched again with four times as many, until they have them or every row was
+  a candidate. The rest of the chain rescores the allowed candidates as usual.
+- ``graph``: an ANN index over the first tier searches with the bitmap applied inside the graph
+  traversal, widening the same way (see :mod:`tiervec.index`).
+
+Guarantee: every strategy returns ``min(k, n)`` results per query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tiervec.codecs.base import empty_top, top_m
+
+if TYPE_CHECKING:
+    from tiervec.search.pipeline import CodeSource
+
+
+@dataclass(frozen=True, kw_only=True)
+class FilterPolicy:
+    """When each filtered-search strategy is used (see the module docstring)."""
+
+    #: At most this many allowed rows: exact scan of their full-precision vectors.
+    exact_max: int = 20_000
+    #: Allowed share of the collection from which an ANN graph (if any) is searched.
+    graph_min_share: float = 0.05
+    #: Extra candidates asked for beyond ``m * N / n``.
+    margin: float = 1.25
+
+
+def strategy_for(n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool) -> str:
+    """The strategy a filtered search over ``n_allowed`` of ``count`` rows uses."""
+    if n_allowed <= policy.exact_max:
+        return "exact"
+    if has_graph and n_allowed >= policy.graph_min_share * count:
+        return "graph"
+    return "overfetch"
+
+
+def exact_allowed(
+    full: CodeSource, queries: np.ndarray, k: int, allowed: np.ndarray, block: int = 32_768
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` of ``allowed`` positions (sorted) by exact inner product with ``queries``."""
+    best_s, best_r = empty_top(len(queries), k)
+    for start in range(0, len(allowed), block):
+        rows = allowed[start : start + block]
+        scores = queries @ full.take(rows).T
+        s, cols = top_m(scores.astype(np.float32), k)
+        r = np.where(cols >= 0, rows[np.maximum(cols, 0)], -1)
+        both_s = np.concatenate([best_s, s], axis=1)
+        both_r = np.concatenate([best_r, r], axis=1)
+        best_s, cols = top_m(both_s, k)
+        best_r = np.where(cols >= 0, np.take_along_axis(both_r, np.maximum(cols, 0), 1), -1)
+    return best_s, best_r
+
+
+def overfetch(
+    search: callable, queries: np.ndarray, m: int, mask: np.ndarray, n_allowed: int,
+    policy: FilterPolicy,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``m`` allowed candidates per query from ``search(queries, m') -> (scores, rows)``,
+    a search over every row, widened until every query has ``min(m, n_allowed)`` of them."""
+    count = len(mask)
+    want = min(m, n_allowed)
+    fetch = min(count, math.ceil(m * count / max(n_allowed, 1) * policy.margin) + m)
+    out_s, out_r = empty_top(len(queries), m)
+    todo = np.arange(len(queries))
+    while len(todo):
+        scores, rows = search(queries[todo], fetch)
+        ok = (rows >= 0) & mask[np.maximum(rows, 0)]
+        scores = np.where(ok, scores, -np.inf).astype(np.float32)
+        s, cols = top_m(scores, m)
+        r = np.where(cols >= 0, np.take_along_axis(rows, np.maximum(cols, 0), 1), -1)
+        out_s[todo], out_r[todo] = s, r
+        found = ok.sum(axis=1)
+        if fetch >= count:
+            break
+        todo = todo[found < want]
+        fetch = min(count, fetch * 4)
+    return out_s, out_r

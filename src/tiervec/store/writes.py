@@ -1,0 +1,201 @@
+"""How each write reaches the disk, in an order that survives a crash at any point.
+
+Every write follows the same three steps:
+
+1. new files (a segment folder, codec state, codes) are written under temporary names, fsynced,
+   and renamed into place; nothing points at them yet;
+2. the database changes are made in one SQLite transaction (WAL, ``synchronous=FULL``): new rows
+   above the manifest's ``next_row``, tombstones stamped with ``epoch + 1``;
+3. the new manifest is written to a temporary file, fsynced, renamed over ``manifest.json`` and
+   the folder is fsynced. **This is the commit**: a write that returned is durable.
+
+A crash before step 3 leaves files and rows the manifest does not know; the next writer to open
+the collection removes them (:meth:`CollectionFiles.remove_leftovers`). A crash after it leaves,
+at worst, files of segments the manifest no longer lists (after a compaction), removed the same
+way. Readers only ever look through a committed manifest.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tiervec.codecs import Codec, make_codec
+from tiervec.corpus import Document
+from tiervec.search import Chain, CodeSource
+from tiervec.store.docstore import DocStore
+from tiervec.store.fields import fields_from_manifest, fields_to_manifest, merge_fields
+from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
+from tiervec.store.rows import RowMap
+
+log = logging.getLogger(__name__)
+
+#: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
+FIT_SAMPLE = 100_000
+#: Fitting on fewer vectors than this logs a warning suggesting :meth:`Collection.refit`.
+MIN_FIT = 1_000
+
+
+@dataclass
+class Appended:
+    """A committed new segment, with its vectors and codes still in memory."""
+
+    segment: SegmentEntry
+    vectors: np.ndarray
+    codes: dict[str, np.ndarray]
+
+
+def copy_manifest(manifest: Manifest) -> Manifest:
+    return copy.deepcopy(manifest)
+
+
+def fit_codecs(
+    chain: Chain, dim: int, source: CodeSource, alive: np.ndarray | None
+) -> dict[str, Codec]:
+    """New codecs for ``chain``, trainable ones fitted on a sample of the live stored vectors."""
+    rows = np.arange(len(source)) if alive is None else np.flatnonzero(alive)
+    if len(rows) > FIT_SAMPLE:
+        rows = np.sort(np.random.default_rng(0).choice(rows, FIT_SAMPLE, replace=False))
+    sample = source.take(rows) if len(rows) else None
+    codecs = {}
+    for tier in chain.tiers:
+        if tier.codec not in codecs:
+            codec = make_codec(tier.codec, dim)
+            if codec.trainable and sample is not None:
+                codec.fit(sample)
+            codecs[tier.codec] = codec
+    return codecs
+
+
+def commit_segment(
+    files: CollectionFiles,
+    manifest: Manifest,
+    docs_db: DocStore,
+    codecs: dict[str, Codec],
+    docs: Sequence[Document],
+    vectors: np.ndarray,
+    replaced: Sequence[int] = (),
+) -> tuple[Manifest, Appended]:
+    """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it."""
+    new = copy_manifest(manifest)
+    fields = merge_fields(fields_from_manifest(manifest.fields), docs)  # may raise: nothing written
+    first_fit = not manifest.codecs
+    if first_fit:  # first vectors of the collection: fit the chain's codecs on them
+        for codec in codecs.values():
+            if codec.trainable:
+                codec.fit(vectors)
+                if len(vectors) < MIN_FIT:
+                    log.warning("%s codec fitted on only %d vectors; call refit() once "
+                                "more are added", codec.name, len(vectors))
+    segment = files.next_segment(manifest, rows=len(docs), start=manifest.next_row)
+    codes = {name: c.encode(vectors) for name, c in codecs.items() if name != EXACT_CODEC}
+    try:
+        if first_fit:
+            new.codecs = files.save_codecs(codecs, manifest.generation, len(docs))
+        files.write_segment(segment, vectors, {new.codecs[n].key: c for n, c in codes.items()})
+        docs_db.write(segment.start, docs, fields, replaced, manifest.epoch + 1)
+        new.segments.append(segment)
+        new.epoch += 1
+        new.deleted += len(replaced)
+        new.fields = fields_to_manifest(fields)
+        new.write(files.root)
+    except BaseException:
+        _undo(files, docs_db, manifest, segment, new.codecs if first_fit else {})
+        raise
+    return new, Appended(segment=segment, vectors=vectors, codes=codes)
+
+
+def commit_delete(
+    files: CollectionFiles, manifest: Manifest, docs_db: DocStore, rows: Sequence[int]
+) -> Manifest:
+    """Tombstone ``rows`` and commit."""
+    new = copy_manifest(manifest)
+    try:
+        docs_db.mark_deleted(rows, manifest.epoch + 1)
+        new.epoch += 1
+        new.deleted += len(rows)
+        new.write(files.root)
+    except BaseException:
+        _undo(files, docs_db, manifest, None, {})
+        raise
+    return new
+
+
+def commit_compaction(
+    files: CollectionFiles,
+    manifest: Manifest,
+    docs_db: DocStore,
+    rows: RowMap,
+    alive: np.ndarray | None,
+) -> tuple[Manifest, list[SegmentEntry]]:
+    """Copy the live rows (positions ``alive``; all if ``None``) into one new segment, with
+    new row numbers, and commit. Returns the new manifest and the segments it dropped."""
+    positions = np.arange(manifest.count) if alive is None else alive
+    start = manifest.next_row
+    segment = files.next_segment(manifest, rows=len(positions), start=start)
+    new = copy_manifest(manifest)
+    try:
+        if len(positions):
+            files.write_segment_from(segment, manifest, positions)
+        docs_db.copy_rows(rows.rows(positions), start, manifest.epoch + 1)
+        new.segments = [segment] if len(positions) else []
+        new.row_floor = start + len(positions)
+        new.epoch += 1
+        new.deleted = 0
+        new.write(files.root)
+    except BaseException:
+        _undo(files, docs_db, manifest, segment, {})
+        raise
+    return new, list(manifest.segments)
+
+
+def finish_compaction(
+    files: CollectionFiles, docs_db: DocStore, manifest: Manifest,
+    dropped: Sequence[SegmentEntry], vacuum: bool,
+) -> None:
+    """After a committed compaction: remove the old segments' files and database rows."""
+    for segment in dropped:
+        files.remove_segment(segment)
+    docs_db.purge([(s.start, s.start + s.rows) for s in manifest.segments])
+    if vacuum:
+        docs_db.vacuum()
+
+
+def commit_codecs(
+    files: CollectionFiles,
+    manifest: Manifest,
+    chain: Chain,
+    codecs: dict[str, Codec],
+    vectors: Sequence[np.ndarray],
+) -> tuple[Manifest, dict[str, CodecEntry]]:
+    """Write ``chain``'s codec state and codes as a new generation, commit; returns the new
+    manifest and the entries it replaced (their files are the caller's to remove)."""
+    new = copy_manifest(manifest)
+    generation = manifest.generation + 1
+    entries = {}
+    if manifest.count:
+        entries = files.save_codecs(codecs, generation, min(manifest.live, FIT_SAMPLE))
+        for segment, seg_vectors in zip(manifest.segments, vectors, strict=True):
+            for name, codec in codecs.items():
+                if name != EXACT_CODEC:
+                    files.write_codes(segment, entries[name].key,
+                                      codec.encode(np.asarray(seg_vectors)))
+    new.chain, new.codecs, new.generation = str(chain), entries, generation
+    new.write(files.root)
+    return new, dict(manifest.codecs)
+
+
+def _undo(
+    files: CollectionFiles, docs_db: DocStore, manifest: Manifest,
+    segment: SegmentEntry | None, entries: dict[str, CodecEntry],
+) -> None:
+    """Remove what a failed write left (the manifest was not replaced)."""
+    if segment is not None:
+        files.remove_segment(segment)
+    files.remove_codec_files(entries, [])
+    docs_db.rollback()
