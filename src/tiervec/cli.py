@@ -7,7 +7,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,6 +38,7 @@ app = typer.Typer(
 console = Console(width=None if Console().is_terminal else 160)
 err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 TiersOpt = Annotated[
     str | None,
@@ -61,12 +63,14 @@ def _run(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except TiervecError as exc:
-        err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
-def _progress() -> Progress:
-    return Progress(
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields ``advance(n)``, which also shows documents/second."""
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -76,6 +80,16 @@ def _progress() -> Progress:
         console=err_console,
         transient=False,
     )
+    start = time.perf_counter()
+    with bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int) -> None:
+            done = bar.tasks[task].completed + n
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.1f} docs/s")
+
+        yield advance
 
 
 @app.callback()
@@ -116,15 +130,7 @@ def _index(col: Any, corpus: Path) -> tuple[int, int]:
     from tiervec.corpus import count_records
     from tiervec.ingest import index_corpus
 
-    start = time.perf_counter()
-    with _progress() as progress:
-        task = progress.add_task("Indexing", total=count_records(corpus), rate="")
-
-        def advance(n: int) -> None:
-            done = progress.tasks[task].completed + n
-            rate = done / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:,.1f} docs/s")
-
+    with _progress("Indexing", count_records(corpus)) as advance:
         stats = index_corpus(col, corpus, progress=advance)
     return stats.added, stats.skipped
 

@@ -33,6 +33,7 @@ from tiervec.errors import (
     UnknownField,
 )
 from tiervec.filters import Field, compile_filter
+from tiervec.index.hnsw import HNSWScanner
 from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
 from tiervec.search.filtered import FilterPolicy, strategy_for
 from tiervec.search.spec import DEFAULT_CHAIN
@@ -212,7 +213,9 @@ class Collection:
         return cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
 
     def close(self) -> None:
-        """Release the database connection and the writer lock."""
+        """Save an updated HNSW graph (writers), release the database and the writer lock."""
+        if self._lock is not None:
+            self.save_graph()
         self._docs.close()
         if self._lock is not None:
             self._lock.release()
@@ -378,6 +381,21 @@ class Collection:
             writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
         return WriteStats(deleted=manifest.deleted)
 
+    def save_graph(self) -> None:
+        """Save the HNSW graph of an ``@hnsw`` first tier if it grew since it was saved (done
+        by :meth:`close`; a lost graph is rebuilt from the stored codes, nothing is lost)."""
+        searcher = self._searcher
+        if self.read_only or self._lock is None or searcher is None:
+            return
+        scanner = searcher.tiers[0].scanner
+        graph = self._manifest.graph
+        if not isinstance(scanner, HNSWScanner) or (
+                graph and graph["rows"] == scanner.ntotal
+                and graph["generation"] == self._manifest.generation):
+            return
+        with self._write_mutex, self._rw.read():
+            self._manifest = writes.commit_graph(self._files, self._manifest, scanner)
+
     def create_index(self, name: str) -> None:
         """Index a metadata field in SQLite (faster filters on it)."""
         self._require_writable()
@@ -422,6 +440,7 @@ class Collection:
                 self._set_snapshot(manifest)
                 self._codecs = codecs if manifest.codecs else None
             self._files.remove_codec_files(old, manifest.segments)
+            self._files.remove_stale_graphs(manifest)
 
     def refit(self) -> None:
         """Re-fit the chain's trainable codecs on a sample of all stored vectors, re-encode."""
@@ -578,7 +597,23 @@ class Collection:
             else:
                 arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
             runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
+        if stored and chain.tiers[0].location is Location.HNSW:
+            self._load_graph(runtimes[0])
         return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
+
+    def _load_graph(self, first: TierRuntime) -> None:
+        """Reopen the saved graph and add the rows committed after it was saved."""
+        graph, count = self._manifest.graph, self._manifest.count
+        if not graph or graph["generation"] != self._manifest.generation or graph["rows"] > count:
+            return
+        path = self._files.graph_path(graph["file"])
+        if not path.is_file():
+            return
+        mmap = self.read_only and graph["rows"] == count
+        scanner = HNSWScanner.load(path, first.codec, mmap=mmap)
+        if graph["rows"] < count:
+            scanner.add(first.source.take(np.arange(graph["rows"], count)))
+        first.scanner, first.source = scanner, CodeSource()
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

@@ -83,14 +83,18 @@ class TierRuntime:
         disk codes are scanned block by block through their memory maps."""
         if self.scanner is not None:
             return
-        if self.tier.location is Location.RAM:
+        if self.tier.location is Location.HNSW:
+            from tiervec.index.hnsw import HNSWScanner
+
+            scanner: Scanner = HNSWScanner(self.codec)
+        elif self.tier.location is Location.RAM:
             scanner = self.codec.scanner()
         else:
             scanner = BlockScanner(self.codec)
         for array in self.source.arrays:
             scanner.add(array)
         self.scanner = scanner
-        if self.tier.location is Location.RAM:
+        if self.tier.location is not Location.DISK:
             self.source = CodeSource()
 
 
@@ -147,9 +151,10 @@ class Searcher:
         if self.count == 0 or len(queries) == 0:
             return (*empty_top(len(queries), k), "scan")
         n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
-        strategy = "scan"
+        graph = self.chain.tiers[0].location is Location.HNSW
+        strategy = "graph" if graph else "scan"
         if n_allowed < self.count:
-            strategy = strategy_for(n_allowed, self.count, policy, has_graph=False)
+            strategy = strategy_for(n_allowed, self.count, policy, has_graph=graph)
         if n_allowed == 0:
             return (*empty_top(len(queries), k), strategy)
         if strategy == "exact" and len(self.full):
@@ -161,6 +166,9 @@ class Searcher:
         assert scanner is not None
         if strategy == "scan":
             scores, rows = scanner.search(queries, min(counts[0], self.count))
+        elif strategy == "graph":  # the bitmap is applied inside the graph traversal
+            mask = None if n_allowed == self.count else allowed
+            scores, rows = scanner.search(queries, counts[0], mask)  # type: ignore[call-arg]
         else:
             assert allowed is not None
             scores, rows = overfetch(scanner.search, queries, counts[0], allowed, n_allowed,

@@ -7,8 +7,10 @@ Spec strings, like FAISS's index-factory strings, are one line::
 
 - ``codec``: one of :data:`tiervec.codecs.CODECS` (``float32``, ``float16``, ``int8``,
   ``binary``, ``hamming``).
-- ``location``: ``ram`` (default: codes loaded in memory) or ``disk`` (codes read from a
-  memory-mapped file, only the rows a query needs, in sorted order).
+- ``location``: ``ram`` (default: codes loaded in memory), ``disk`` (codes read from a
+  memory-mapped file, only the rows a query needs, in sorted order) or ``hnsw`` (first tier
+  only: codes in RAM inside an HNSW graph that is walked instead of scanned; see
+  :mod:`tiervec.index.hnsw`).
 - ``oversample``: a tier that passes candidates on passes ``k * oversample`` of them
   (default :data:`DEFAULT_OVERSAMPLE`). The last tier returns ``k``.
 
@@ -41,6 +43,7 @@ class Location(StrEnum):
 
     RAM = "ram"
     DISK = "disk"
+    HNSW = "hnsw"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +73,7 @@ class Tier:
 
     def spec(self, last: bool = False) -> str:
         """This tier's spelling in a spec string."""
-        out = self.codec + ("@disk" if self.location is Location.DISK else "")
+        out = self.codec + ("" if self.location is Location.RAM else f"@{self.location}")
         return out if last else f"{out}*{self.oversample}"
 
     def bytes_per_vector(self, dim: int) -> int:
@@ -91,6 +94,11 @@ class Chain:
         if not all(isinstance(t, Tier) for t in tiers):
             raise InvalidTierSpec("a chain's tiers must be tiervec.search.Tier objects")
         object.__setattr__(self, "tiers", tiers)
+        if any(t.location is Location.HNSW for t in tiers[1:]):
+            raise InvalidTierSpec(
+                "only the first tier of a chain can be an HNSW graph (@hnsw): later tiers "
+                "rescore candidates, e.g. 'int8@hnsw*4 -> float32@disk'"
+            )
 
     @classmethod
     def parse(cls, spec: str | Chain) -> Chain:
@@ -120,8 +128,12 @@ class Chain:
         return [t.bytes_per_vector(dim) for t in self.tiers]
 
     def ram_bytes_per_vector(self, dim: int) -> int:
-        """Bytes per vector held in RAM by the chain's tiers."""
-        return sum(t.bytes_per_vector(dim) for t in self.tiers if t.location is Location.RAM)
+        """Bytes per vector held in RAM by the chain's tiers (an HNSW graph's links included)."""
+        from tiervec.index.hnsw import graph_bytes_per_vector
+
+        return sum(t.bytes_per_vector(dim) + (graph_bytes_per_vector()
+                                              if t.location is Location.HNSW else 0)
+                   for t in self.tiers if t.location is not Location.DISK)
 
     def disk_bytes_per_vector(self, dim: int) -> int:
         """Bytes per vector that the chain's tiers read from disk."""
@@ -140,7 +152,8 @@ def _parse_tier(text: str, spec: str, index: int, last: bool) -> Tier:
     match = _TIER.match(text)
     if not match:
         raise InvalidTierSpec(
-            f"cannot parse tier {index + 1} {text!r} of {spec!r}: write codec[@ram|@disk][*N], "
+            f"cannot parse tier {index + 1} {text!r} of {spec!r}: write "
+            "codec[@ram|@disk|@hnsw][*N], "
             f"e.g. 'binary*4 -> float32@disk' (codecs: {VALID})"
         )
     codec = canonical_name(match["codec"])

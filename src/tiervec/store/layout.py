@@ -3,10 +3,12 @@
 ::
 
     manifest.json                 versioned; atomically replaced; the commit point of every write
+    writer.lock                   flock'ed by the one writer process
     docs.sqlite                   ids, titles, texts, metadata (WAL mode)
     codecs/<key>.<array>.npy      fitted codec state (e.g. int8 ranges)
     segments/<name>/vectors.npy   float32 vectors of one immutable segment
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
+    indexes/hnsw-*.faiss         the HNSW graph of an ``@hnsw`` first tier
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +51,26 @@ class CollectionFiles:
         """Where ``entry``'s codes for ``segment`` live (float32's are the vectors)."""
         name = VECTORS if entry.codec == EXACT_CODEC else f"{entry.key}.npy"
         return self.segment_dir(segment) / name
+
+    def graph_path(self, name: str) -> Path:
+        return self.root / "indexes" / name
+
+    def save_graph(self, scanner: Any, name: str) -> None:
+        """Write an HNSW graph under a temporary name, fsync it, rename it into place."""
+        folder = self.root / "indexes"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".tmp-{name}"
+        scanner.save(tmp)
+        fsync_file(tmp)
+        tmp.replace(folder / name)
+        fsync_file(folder)
+
+    def remove_stale_graphs(self, manifest: Manifest) -> None:
+        """Delete graph files the manifest does not name."""
+        graphs = self.root / "indexes"
+        for file in graphs.iterdir() if graphs.is_dir() else ():
+            if not manifest.graph or file.name != manifest.graph["file"]:
+                file.unlink(missing_ok=True)
 
     def make_dirs(self) -> None:
         (self.root / "segments").mkdir(parents=True, exist_ok=True)
@@ -176,6 +199,7 @@ class CollectionFiles:
             for file in child.iterdir():
                 if file.name not in live_codes:
                     file.unlink()
+        self.remove_stale_graphs(manifest)
         live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
         codecs_dir = self.root / "codecs"
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():

@@ -62,6 +62,8 @@ class Manifest:
     deleted: int = 0
     #: Rows below this were used by segments that a compaction removed.
     row_floor: int = 0
+    #: The saved HNSW graph of an ``@hnsw`` first tier: ``{"file", "rows", "generation"}``.
+    graph: dict[str, Any] | None = None
     #: Metadata fields ``name -> {"type": ..., "indexed": ...}``.
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -134,5 +136,6 @@ class Manifest:
             deleted=int(data.get("deleted", 0)),
             fields=dict(data.get("fields", {})),
             row_floor=int(data.get("row_floor", 0)),
+            graph=data.get("graph"),
             format_version=version,
         )

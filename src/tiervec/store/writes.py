@@ -26,6 +26,7 @@ import numpy as np
 
 from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
+from tiervec.index.hnsw import HNSWScanner
 from tiervec.search import Chain, CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, merge_fields
@@ -145,6 +146,7 @@ def commit_compaction(
         docs_db.copy_rows(rows.rows(positions), start, manifest.epoch + 1)
         new.segments = [segment] if len(positions) else []
         new.row_floor = start + len(positions)
+        new.graph = None  # positions changed: the graph is rebuilt
         new.epoch += 1
         new.deleted = 0
         new.write(files.root)
@@ -161,6 +163,7 @@ def finish_compaction(
     """After a committed compaction: remove the old segments' files and database rows."""
     for segment in dropped:
         files.remove_segment(segment)
+    files.remove_stale_graphs(manifest)
     docs_db.purge([(s.start, s.start + s.rows) for s in manifest.segments])
     if vacuum:
         docs_db.vacuum()
@@ -186,8 +189,20 @@ def commit_codecs(
                     files.write_codes(segment, entries[name].key,
                                       codec.encode(np.asarray(seg_vectors)))
     new.chain, new.codecs, new.generation = str(chain), entries, generation
+    new.graph = None
     new.write(files.root)
     return new, dict(manifest.codecs)
+
+
+def commit_graph(files: CollectionFiles, manifest: Manifest, scanner: HNSWScanner) -> Manifest:
+    """Save an HNSW graph (derived data: rebuilt from the codes if lost) and commit it."""
+    name = f"hnsw-g{manifest.generation}-e{manifest.epoch}-{scanner.ntotal}.faiss"
+    files.save_graph(scanner, name)
+    new = copy_manifest(manifest)
+    new.graph = {"file": name, "rows": scanner.ntotal, "generation": manifest.generation}
+    new.write(files.root)
+    files.remove_stale_graphs(new)
+    return new
 
 
 def _undo(
