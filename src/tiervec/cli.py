@@ -165,15 +165,29 @@ def search(
     collection: Annotated[Path, typer.Argument(help="Collection folder.")],
     query: Annotated[str, typer.Argument(help="Query text.")],
     k: Annotated[int, typer.Option("-k", help="Number of results.", min=1)] = 10,
+    filter_: Annotated[str | None, typer.Option(
+        "--filter", "-f", help="Only documents whose metadata match, e.g. 'year >= 2020 and "
+        "lang in [\"en\", \"fr\"]' (`tiervec info` lists the fields).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Search a collection with a text query and print the top results."""
+    """Search a collection with a text query and print the top results.
+
+    A filter keeps the documents whose metadata match: == != < <= > >=,
+    in [...], not in [...], contains, exists, joined by and, or, not and ( ).
+    tiervec --verbose search ... logs how many documents match and the strategy.
+
+    Example: tiervec search my-col "solar panels" -k 5 --filter 'year >= 2020'
+    """
 
     def go() -> None:
         import tiervec
 
         with tiervec.open(collection, read_only=True) as col:
-            result = col.search(query, k=k)
+            if filter_ is not None and log.isEnabledFor(logging.INFO):
+                plan = col.explain(filter_)
+                log.info("filter %r matches %d documents (%.1f%%); strategy: %s", filter_,
+                         plan.matches, 100 * plan.share, plan.strategy)
+            result = col.search(query, k=k, filter=filter_)
             ids = [i for i in result.ids[0] if i != ""]
             docs = col.get(ids)
         hits = [
@@ -182,16 +196,17 @@ def search(
             for r, (i, s, d) in enumerate(zip(ids, result.scores[0], docs, strict=False))
         ]
         if as_json:
-            console.print_json(json.dumps({"query": query, "results": hits}))
+            console.print_json(json.dumps({"query": query, "filter": filter_, "results": hits}))
             return
-        table = Table(title=escape(query), title_justify="left")
+        title = query if filter_ is None else f"{query}  (filter: {filter_})"
+        table = Table(title=escape(title), title_justify="left")
         for name, kw in (("#", {"justify": "right"}), ("id", {}), ("score", {"justify": "right"}),
                          ("document", {"overflow": "fold", "ratio": 1})):
             table.add_column(name, **kw)  # type: ignore[arg-type]
         for hit in hits:
             title = f"[bold]{escape(hit['title'])}[/] " if hit["title"] else ""
             snippet = title + escape(_clip(hit["text"], 160))
-            table.add_row(str(hit["rank"]), hit["id"], f"{hit['score']:.4f}", snippet)
+            table.add_row(str(hit["rank"]), escape(hit["id"]), f"{hit['score']:.4f}", snippet)
         console.print(table)
 
     _run(go)
@@ -416,13 +431,17 @@ def _report_plan(result: Any) -> None:
 
 @app.command()
 def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
-    """Show what a collection holds and what its tiers cost."""
+    """Show what a collection holds, what its tiers cost, and the metadata fields to filter on.
+
+    Example: tiervec info my-collection
+    """
 
     def go() -> None:
         import tiervec
 
         with tiervec.open(collection, read_only=True) as col:
-            chain, dim, n = col.chain, col.dim, len(col)
+            chain, dim, n, fields = col.chain, col.dim, len(col), col.fields
+            unreclaimed = len(col.vectors()) - n  # deleted or replaced, not compacted yet
             table = Table(title=str(collection), title_justify="left", show_header=False)
             ram, disk = chain.ram_bytes_per_vector(dim), chain.disk_bytes_per_vector(dim)
             for key, value in (
@@ -432,11 +451,26 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                         f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
                 ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
                 ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
+                ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
+                    " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
+                ("metadata fields", str(len(fields))),
             ):
-                table.add_row(key, value)
+                table.add_row(key, escape(value))
             console.print(table)
+            if fields:
+                ftable = Table(title="metadata fields (filter with `tiervec search --filter`)",
+                               title_justify="left")
+                for name in ("field", "type", "indexed"):
+                    ftable.add_column(name)
+                for f in sorted(fields.values(), key=lambda f: f.name):
+                    ftable.add_row(escape(f.name), f.type.value, "yes" if f.indexed else "no")
+                console.print(ftable)
 
     _run(go)
+
+
+# The write commands (add, delete, compact, index-field) live in their own module.
+from tiervec import cli_write as _cli_write  # noqa: E402, F401
 
 
 def main() -> None:

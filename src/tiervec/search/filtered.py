@@ -18,6 +18,7 @@ Guarantee: every strategy returns ``min(k, n)`` results per query.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,11 @@ def exact_allowed(
 
 
 def overfetch(
-    search: callable, queries: np.ndarray, m: int, mask: np.ndarray, n_allowed: int,
+    search: Callable[..., tuple[np.ndarray, np.ndarray]],
+    queries: np.ndarray,
+    m: int,
+    mask: np.ndarray,
+    n_allowed: int,
     policy: FilterPolicy,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``m`` allowed candidates per query from ``search(queries, m') -> (scores, rows)``,
@@ -83,7 +88,8 @@ def overfetch(
         ok = (rows >= 0) & mask[np.maximum(rows, 0)]
         scores = np.where(ok, scores, -np.inf).astype(np.float32)
         s, cols = top_m(scores, m)
-        r = np.where(cols >= 0, np.take_along_axis(rows, np.maximum(cols, 0), 1), -1)
+        keep = (cols >= 0) & np.isfinite(s)  # disallowed rows scored -inf: not candidates
+        r = np.where(keep, np.take_along_axis(rows, np.maximum(cols, 0), 1), -1)
         out_s[todo], out_r[todo] = s, r
         found = ok.sum(axis=1)
         if fetch >= count:
