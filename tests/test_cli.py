@@ -1,12 +1,16 @@
 """tiervec.cli: the `tiervec` command, run in-process with typer's CliRunner.
 
 Every command that encodes loads the real all-MiniLM-L6-v2 (about a second), so the number of
-invocations is kept small: one `index` builds the collection that the other tests share.
+invocations is kept small: one `index` builds the collection that the other tests share, and
+another one a collection with metadata that the write tests copy before changing it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -301,6 +305,203 @@ def test_search_a_folder_that_is_not_a_collection(tmp_path):
     assert list((tmp_path / "plain").iterdir()) == []
 
 
+# -- writes and filters: a collection with year/lang metadata, copied by each test that changes it
+YEARS = {name: 2000 + i for i, name in enumerate(CORPUS)}  # volcano 2000 ... bees 2014 ...
+FIRST, SECOND = list(CORPUS)[:10], list(CORPUS)[10:]
+
+
+def meta_record(name: str, **changes) -> dict:
+    title, text = CORPUS[name]
+    year = YEARS[name]
+    return {"_id": name, "title": title, "text": text, "year": year,
+            "lang": "en" if year % 2 == 0 else "fr", **changes}
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def hit_ids(result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [h["id"] for h in json.loads(result.stdout)["results"]]
+
+
+@pytest.fixture(scope="module")
+def with_meta(tmp_path_factory) -> Path:
+    """A collection of the first 10 documents with ``year``/``lang`` metadata (not to change)."""
+    root = tmp_path_factory.mktemp("meta")
+    corpus = write_jsonl(root / "first.jsonl", [meta_record(n) for n in FIRST])
+    result = run("index", corpus, "--collection", root / "col")
+    assert result.exit_code == 0, result.output
+    return root / "col"
+
+
+@pytest.fixture
+def meta_col(with_meta, tmp_path) -> Path:
+    """A copy of ``with_meta`` that the test may change."""
+    return Path(shutil.copytree(with_meta, tmp_path / "col"))
+
+
+def test_add_then_search_with_a_filter(meta_col, tmp_path):
+    corpus = write_jsonl(tmp_path / "second.jsonl", [meta_record(n) for n in SECOND])
+    result = run("add", meta_col, corpus)
+    assert result.exit_code == 0, result.output
+    assert f"{INDEXED} (10 added, 0 replaced)" in flat(result.stdout)
+    query = "insects that produce honey"
+    result = run("search", meta_col, query, "-k", "5", "--filter", "year >= 2010", "--json")
+    hits = hit_ids(result)
+    assert json.loads(result.stdout)["filter"] == "year >= 2010"
+    assert hits[0] == "bees" and len(hits) == 5 and all(YEARS[i] >= 2010 for i in hits)
+    # bees (2014) is filtered out; 5 documents match, as many as k asks for
+    hits = hit_ids(run("search", meta_col, query, "-k", "10", "--filter",
+                       'year < 2010 and lang == "en"', "--json"))
+    assert sorted(hits) == sorted(n for n in FIRST if YEARS[n] % 2 == 0)
+    result = run("search", meta_col, query, "--filter", "year >= 2019")
+    assert result.exit_code == 0, result.output
+    assert "(filter: year >= 2019)" in result.stdout and "bitcoin" in result.stdout
+    assert "bees" not in result.stdout
+
+
+def test_add_existing_ids_needs_upsert(meta_col, tmp_path):
+    corpus = write_jsonl(tmp_path / "again.jsonl",
+                         [meta_record("volcano"), meta_record("moon"), meta_record("bread")])
+    before = listing(meta_col)
+    result = run("add", meta_col, corpus)
+    assert_error(result, "2 of the 3 documents in again.jsonl", "['volcano', 'bread']",
+                 "add --upsert")
+    assert listing(meta_col) == before  # checked before anything is encoded or written
+
+
+def test_add_a_corpus_that_repeats_an_id(meta_col, tmp_path):
+    corpus = write_jsonl(tmp_path / "twice.jsonl",
+                         [meta_record("moon"), meta_record("tennis"), meta_record("moon")])
+    assert_error(run("add", meta_col, corpus, "--upsert"), "1 ids appear more than once",
+                 "twice.jsonl", "['moon']")
+    with tiervec.open(meta_col, read_only=True) as col:
+        assert len(col) == len(FIRST)
+
+
+def test_upsert_replaces_and_adds(meta_col, tmp_path):
+    new_text = "Etna erupted again, pouring lava down the mountain."
+    corpus = write_jsonl(tmp_path / "up.jsonl",
+                         [meta_record("volcano", text=new_text, year=2024), meta_record("moon")])
+    result = run("add", meta_col, corpus, "--upsert")
+    assert result.exit_code == 0, result.output
+    assert "11 documents (1 added, 1 replaced)" in flat(result.stdout)
+    with tiervec.open(meta_col, read_only=True) as col:
+        assert len(col) == 11 and col.get(["volcano"])[0].text == new_text
+        assert col.count("year == 2024") == 1 and col.count("year == 2000") == 0
+    hits = hit_ids(run("search", meta_col, "lava eruption from a mountain", "-k", "1",
+                       "--filter", "year > 2020", "--json"))
+    assert hits == ["volcano"]
+
+
+def test_delete_reports_unknown_ids(meta_col, tmp_path):
+    ids_file = tmp_path / "ids.txt"
+    ids_file.write_text("chess\n\n  plants \n")
+    result = run("delete", meta_col, "volcano", "nope", "--ids-file", ids_file)
+    assert result.exit_code == 0, result.output
+    assert "deleted 3 documents, 7 left" in flat(result.stdout)
+    assert "Not found: 1 id: 'nope'" in flat(result.stderr)
+    with tiervec.open(meta_col, read_only=True) as col:
+        assert col.missing(["volcano", "chess", "plants", "bread"]) == [
+            "volcano", "chess", "plants"]
+    assert "volcano" not in hit_ids(run("search", meta_col, "lava eruption", "--json"))
+    assert "not compacted │ 3 deleted or replaced documents" in flat(run("info", meta_col).stdout)
+
+
+def test_compact_reclaims_deleted_documents(meta_col):
+    assert run("delete", meta_col, "volcano", "bread").exit_code == 0
+    result = run("compact", meta_col)
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "compacted, reclaiming 2 documents (deleted or replaced), 8 left" in out
+    before, after = (_bytes(m) for m in re.search(r"folder (.+ \S*B) -> (.+ \S*B)$", out).groups())
+    assert after < before
+    assert "not compacted │ 0 deleted" in flat(run("info", meta_col).stdout)
+    assert "reclaiming 0 documents" in flat(run("compact", meta_col).stdout)
+    assert set(hit_ids(run("search", meta_col, "anything", "--json"))) == set(FIRST[2:])
+
+
+def _bytes(size: str) -> float:
+    number, unit = size.split()
+    return float(number.replace(",", "")) * 1024 ** ["B", "KiB", "MiB", "GiB"].index(unit)
+
+
+def test_delete_ids_from_stdin_and_compact(meta_col):
+    result = CliRunner().invoke(app, ["delete", str(meta_col), "--ids-file", "-", "--compact"],
+                                input="volcano\nbread\n")
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "deleted 2 documents, 8 left" in out and "reclaiming 2 documents" in out
+    assert "Not found" not in result.stderr
+
+
+def test_delete_needs_ids(with_meta, tmp_path):
+    result = run("delete", with_meta)
+    assert result.exit_code == 2 and "--ids-file" in flat(result.output)
+    assert_error(run("delete", with_meta, "--ids-file", tmp_path / "none.txt"),
+                 "ids file", "none.txt", "does not exist")
+
+
+def test_a_second_writer_is_refused(meta_col):
+    with tiervec.open(meta_col):
+        result = run("delete", meta_col, "volcano")
+    assert_error(result, "open for writing by another writer")
+    with tiervec.open(meta_col, read_only=True) as col:
+        assert len(col) == len(FIRST)
+
+
+@pytest.mark.parametrize("text", ['year >= 2010 and lang in ["en"', "year >= ", "(year > 1"])
+def test_a_malformed_filter_points_at_the_problem(with_meta, text):
+    result = run("search", with_meta, "lava", "--filter", text)
+    message = assert_error(result, "at position")
+    position = int(re.findall(r"at position (\d+)", message)[-1])  # the last one
+    *_, shown, caret = result.stderr.splitlines()
+    assert shown.strip() == text.strip() and caret.strip() == "^"
+    assert caret.index("^") == shown.index(text.strip()) + position
+
+
+def test_a_filter_on_an_unknown_field_or_of_the_wrong_type(with_meta):
+    assert_error(run("search", with_meta, "lava", "--filter", "author == 'x'"),
+                 "unknown metadata field 'author'", "lang, year")
+    assert_error(run("search", with_meta, "lava", "--filter", "year == 'x'"),
+                 "field 'year' is int")
+
+
+def test_verbose_search_logs_the_filter_plan(with_meta, caplog):
+    with caplog.at_level(logging.INFO, logger="tiervec.cli"):
+        result = run("search", with_meta, "lava", "--filter", "year >= 2005")
+    assert result.exit_code == 0, result.output
+    assert "filter 'year >= 2005' matches 5 documents (50.0%); strategy: " in caplog.text
+
+
+def test_info_lists_metadata_fields(with_meta):
+    result = run("info", with_meta)
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    for phrase in ("metadata fields │ 2", "lang │ string │ no", "year │ int │ no",
+                   "not compacted │ 0 deleted or replaced documents"):
+        assert phrase in out
+
+
+def test_index_field(meta_col):
+    result = run("index-field", meta_col, "year")
+    assert result.exit_code == 0, result.output
+    assert "indexed year (int)" in flat(result.stdout)
+    out = flat(run("info", meta_col).stdout)
+    assert "year │ int │ yes" in out and "lang │ string │ no" in out
+    assert_error(run("index-field", meta_col, "author"), "unknown metadata field 'author'")
+
+
+@pytest.mark.parametrize("command", ["add", "delete", "compact", "index-field", "search", "info"])
+def test_help_gives_an_example(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0, result.output
+    assert f"Example: tiervec {command} " in flat(result.stdout)
+
+
 # -- the installed entry point ------------------------------------------------------------------
 def test_installed_entry_point_help():
     script = Path(sys.executable).with_name("tiervec")
@@ -308,5 +509,5 @@ def test_installed_entry_point_help():
         pytest.skip(f"no tiervec script beside {sys.executable}")
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    for command in ("index", "search", "eval", "info"):
+    for command in ("index", "search", "eval", "info", "add", "delete", "compact", "index-field"):
         assert command in done.stdout

@@ -458,8 +458,7 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                 table.add_row(key, escape(value))
             console.print(table)
             if fields:
-                ftable = Table(title="metadata fields (filter with `tiervec search --filter`)",
-                               title_justify="left")
+                ftable = Table(title="metadata fields", title_justify="left")
                 for name in ("field", "type", "indexed"):
                     ftable.add_column(name)
                 for f in sorted(fields.values(), key=lambda f: f.name):

@@ -6,6 +6,7 @@ They are registered on :data:`tiervec.cli.app` when :mod:`tiervec.cli` is import
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +49,7 @@ def add(
             ids = _corpus_ids(corpus)
             if not upsert:
                 _refuse_existing(col, ids, corpus)
+            _ = col.encoder  # load the model before the progress bar starts timing
             with _progress("Adding", len(ids)) as advance:
                 added, replaced = _write(col, corpus, upsert, advance)
             console.print(f"[green]{escape(str(collection))}[/]: {len(col):,} documents "
@@ -81,7 +83,7 @@ def _refuse_existing(col: Any, ids: list[str], corpus: Path) -> None:
         )
 
 
-def _write(col: Any, corpus: Path, upsert: bool, advance: Any) -> tuple[int, int]:
+def _write(col: Any, corpus: Path, upsert: bool, advance: Callable[[int], None]) -> tuple[int, int]:
     """Add (every id is new) or upsert the documents of ``corpus``: ``(added, replaced)``."""
     from tiervec.corpus import read_corpus
     from tiervec.ingest import CHUNK, index_corpus
@@ -127,14 +129,14 @@ def delete(
         wanted = list(ids or []) + (_read_ids(ids_file) if ids_file is not None else [])
         with tiervec.open(collection) as col:
             stats = col.delete(wanted)
-            console.print(f"[green]{escape(str(collection))}[/]: deleted {stats.deleted:,} "
-                          f"documents, {len(col):,} left")
+            console.print(f"[green]{escape(str(collection))}[/]: deleted "
+                          f"{_documents(stats.deleted)}, {len(col):,} left")
             if stats.missing:
+                n = len(stats.missing)
                 shown = ", ".join(repr(i) for i in stats.missing[:SHOWN_IDS])
-                more = len(stats.missing) - SHOWN_IDS
-                err_console.print(
-                    f"[yellow]Not found:[/] {len(stats.missing):,} ids: {escape(shown)}"
-                    + (f" and {more:,} more" if more > 0 else ""), highlight=False)
+                more = f" and {n - SHOWN_IDS:,} more" if n > SHOWN_IDS else ""
+                err_console.print(f"[yellow]Not found:[/] {n:,} id{'s' * (n != 1)}: "
+                                  f"{escape(shown)}{more}", highlight=False)
             if compact_after:
                 _compact(col, collection)
 
@@ -176,9 +178,13 @@ def _compact(col: Any, folder: Path) -> None:
     with console.status("Compacting"):
         stats = col.compact()
     after = _folder_bytes(folder)
-    console.print(f"[green]{escape(str(folder))}[/]: compacted, {stats.deleted:,} deleted or "
-                  f"replaced documents reclaimed, {len(col):,} left; folder "
-                  f"{_size(before)} -> {_size(after)}")
+    console.print(f"[green]{escape(str(folder))}[/]: compacted, reclaiming "
+                  f"{_documents(stats.deleted)} (deleted or replaced), {len(col):,} left; "
+                  f"folder {_size(before)} -> {_size(after)}")
+
+
+def _documents(n: int) -> str:
+    return f"{n:,} document{'s' * (n != 1)}"
 
 
 def _folder_bytes(folder: Path) -> int:

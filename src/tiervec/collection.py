@@ -466,10 +466,16 @@ class Collection:
         k = _check_k(k)
         for attempt in range(3):
             self.refresh()
-            with self._rw.read():
-                allowed = self._allowed(filter)
-                scores, rows = self.searcher().search(queries, k, allowed, self.filter_policy)
-                ids = self.ids_for_rows(rows)
+            try:
+                with self._rw.read():
+                    allowed = self._allowed(filter)
+                    scores, rows = self.searcher().search(queries, k, allowed,
+                                                          self.filter_policy)
+                    ids = self.ids_for_rows(rows)
+            except FileNotFoundError:
+                if not self.read_only or attempt == 2:
+                    raise
+                continue  # a compaction removed the files of the snapshot just adopted
             if attempt == 2 or not np.any((ids == "") & (rows >= 0)):
                 break  # else a compaction purged rows of this reader's snapshot: catch up
         return SearchResult(ids=ids, scores=scores)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import numpy as np
 
 from tiervec.corpus import Document
-from tiervec.filters import Field, FieldType, to_sql
+from tiervec.filters import Field, FieldType
 from tiervec.filters.compile import column
 
 DB = "docs.sqlite"
@@ -41,7 +41,6 @@ CREATE TABLE IF NOT EXISTS docs (
     metadata TEXT NOT NULL DEFAULT '{}',
     deleted_in INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS docs_live_id ON docs(id) WHERE deleted_in IS NULL;
 CREATE INDEX IF NOT EXISTS docs_id ON docs(id);
 CREATE INDEX IF NOT EXISTS docs_deleted ON docs(deleted_in) WHERE deleted_in IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (row INTEGER PRIMARY KEY);
@@ -52,6 +51,7 @@ CREATE INDEX IF NOT EXISTS meta_list_value ON meta_list(field, value, row);
 CREATE INDEX IF NOT EXISTS meta_list_row ON meta_list(row);
 """
 _TABLES = ("docs", "meta", "meta_list")
+_JSON = json.JSONEncoder(default=str)
 
 
 def _locked(method: Callable) -> Callable:
@@ -103,8 +103,6 @@ class DocStore:
                 self._db.execute("INSERT INTO docs (row, id, title, text, metadata) "
                                  "SELECT row, id, title, text, metadata FROM docs_v1")
                 self._db.execute("DROP TABLE docs_v1")
-                self._db.execute("CREATE TABLE IF NOT EXISTS meta (row INTEGER PRIMARY KEY)")
-                self._db.execute("INSERT INTO meta (row) SELECT row FROM docs")
 
     # -- visibility ---------------------------------------------------------------------------
     def _visible(self, alias: str = "docs") -> tuple[str, tuple[int, ...]]:
@@ -120,11 +118,13 @@ class DocStore:
         start_row: int,
         docs: Sequence[Document],
         fields: Mapping[str, Field],
+        columns: Mapping[str, Sequence[Any]],
         replaced: Sequence[int] = (),
         epoch: int | None = None,
     ) -> None:
         """In one transaction: mark ``replaced`` rows deleted in ``epoch`` and insert ``docs``
-        at rows ``start_row, start_row + 1, ...`` with their typed metadata ``fields``."""
+        at rows ``start_row, start_row + 1, ...`` with their metadata ``columns`` (values
+        converted for SQLite, per field; see :func:`tiervec.store.fields.typed_columns`)."""
         with self._db:
             if replaced:
                 self._mark(replaced, epoch)
@@ -132,22 +132,25 @@ class DocStore:
             self._db.executemany(
                 "INSERT INTO docs (row, id, title, text, metadata) VALUES (?, ?, ?, ?, ?)",
                 ((start_row + i, d.id, d.title, d.text,
-                  json.dumps(dict(d.metadata), default=str)) for i, d in enumerate(docs)),
-            )
-            scalars = [f for f in fields.values() if f.type is not FieldType.STRINGS]
-            lists = [f for f in fields.values() if f.type is FieldType.STRINGS]
-            names = "".join(f", {column(f.name)}" for f in scalars)
-            marks = ", ?" * len(scalars)
-            self._db.executemany(
-                f"INSERT INTO meta (row{names}) VALUES (?{marks})",
-                ((start_row + i, *(_stored(f, d.metadata) for f in scalars))
+                  _JSON.encode(dict(d.metadata)) if d.metadata else "{}")
                  for i, d in enumerate(docs)),
             )
-            self._db.executemany(
-                "INSERT INTO meta_list (row, field, value) VALUES (?, ?, ?)",
-                ((start_row + i, f.name, v) for i, d in enumerate(docs) for f in lists
-                 for v in dict.fromkeys(_stored(f, d.metadata) or ())),
-            )
+            scalars = [n for n in columns if fields[n].type is not FieldType.STRINGS]
+            if scalars:  # documents without any scalar field get no meta row (LEFT JOIN)
+                names = "".join(f", {column(n)}" for n in scalars)
+                values = zip(range(start_row, start_row + len(docs)),
+                             *(columns[n] for n in scalars), strict=True)
+                self._db.executemany(
+                    f"INSERT INTO meta (row{names}) VALUES (?{', ?' * len(scalars)})",
+                    (v for v in values if any(x is not None for x in v[1:])),
+                )
+            for name in columns:
+                if fields[name].type is FieldType.STRINGS:
+                    self._db.executemany(
+                        "INSERT INTO meta_list (row, field, value) VALUES (?, ?, ?)",
+                        ((start_row + i, name, v) for i, items in enumerate(columns[name])
+                         for v in dict.fromkeys(items or ())),
+                    )
 
     @_locked
     def mark_deleted(self, rows: Sequence[int], epoch: int) -> None:
@@ -306,8 +309,8 @@ class DocStore:
         """Rows (sorted) of the snapshot's live documents whose metadata matches ``where``."""
         visible, vparams = self._visible("d")
         rows = self._db.execute(
-            f"SELECT meta.row FROM meta JOIN docs d ON d.row = meta.row "
-            f"WHERE {visible} AND ({where}) ORDER BY meta.row", (*vparams, *params)
+            f"SELECT d.row FROM docs d LEFT JOIN meta ON meta.row = d.row "
+            f"WHERE {visible} AND ({where}) ORDER BY d.row", (*vparams, *params)
         ).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
@@ -318,7 +321,3 @@ class DocStore:
         (n,) = self._db.execute(f"SELECT COUNT(*) FROM docs WHERE {where}", params).fetchone()
         return int(n)
 
-
-def _stored(field: Field, metadata: Mapping[str, Any]) -> Any:
-    value = metadata.get(field.name)
-    return None if value is None else to_sql(field, value)

@@ -40,15 +40,24 @@ def fields_to_manifest(fields: Mapping[str, Field]) -> dict[str, dict[str, Any]]
             for name, f in fields.items()}
 
 
-def merge_fields(fields: Mapping[str, Field], docs: Sequence[Document]) -> dict[str, Field]:
-    """``fields`` plus those first seen in ``docs`` (type inferred from their first value).
+#: Python types stored as they are for each field type (everything else goes through to_sql).
+_AS_IS = {FieldType.STRING: str, FieldType.INT: int, FieldType.FLOAT: float}
 
-    Values must fit their field's type (an int field seen with a float becomes a float field);
-    a mismatch raises :class:`~tiervec.errors.FieldTypeError` naming the document. Values no
-    filter can use (nested objects, lists of numbers) stay in the document's metadata only.
+
+def typed_columns(
+    fields: Mapping[str, Field], docs: Sequence[Document]
+) -> tuple[dict[str, Field], dict[str, list[Any]]]:
+    """``fields`` plus those first seen in ``docs``, and every field's values converted for
+    SQLite, one list per field (``None`` where a document lacks it).
+
+    A new field gets the type of its first value; an int field seen with a fraction becomes a
+    float field. A value of another type raises :class:`~tiervec.errors.FieldTypeError` naming
+    the document. Values no filter can use (nested objects, lists of numbers) stay in the
+    document's metadata only.
     """
     out = dict(fields)
-    for doc in docs:
+    columns: dict[str, list[Any]] = {}
+    for i, doc in enumerate(docs):
         for name, value in doc.metadata.items():
             if value is None:
                 continue
@@ -59,14 +68,20 @@ def merge_fields(fields: Mapping[str, Field], docs: Sequence[Document]) -> dict[
                     check_name(name)
                 except FieldTypeError:
                     continue
-                if kind is not None:
-                    out[name] = Field(name=name, type=kind)
+                field = out[name] = Field(name=name, type=kind)  # type: ignore[arg-type]
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * len(docs)
+            if type(value) is _AS_IS.get(field.type) or (
+                    field.type is FieldType.STRINGS and type(value) is list
+                    and all(type(v) is str for v in value)):
+                column[i] = value
                 continue
             if (field.type is FieldType.INT and isinstance(value, float)
                     and not float(value).is_integer()):
                 field = out[name] = Field(name=name, type=FieldType.FLOAT, indexed=field.indexed)
             try:
-                to_sql(field, value)
+                column[i] = to_sql(field, value)
             except FieldTypeError as exc:
                 raise FieldTypeError(f"document {doc.id!r}: {exc}") from None
-    return out
+    return out, columns

@@ -26,6 +26,8 @@ class WriterLock:
     def __init__(self, folder: Path) -> None:
         path = folder / LOCK
         try:
+            if not os.access(folder, os.W_OK):  # the lock file itself may still be writable
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

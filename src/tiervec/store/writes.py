@@ -29,7 +29,7 @@ from tiervec.corpus import Document
 from tiervec.index.hnsw import HNSWScanner
 from tiervec.search import Chain, CodeSource
 from tiervec.store.docstore import DocStore
-from tiervec.store.fields import fields_from_manifest, fields_to_manifest, merge_fields
+from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
 from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
 from tiervec.store.rows import RowMap
@@ -84,7 +84,7 @@ def commit_segment(
 ) -> tuple[Manifest, Appended]:
     """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it."""
     new = copy_manifest(manifest)
-    fields = merge_fields(fields_from_manifest(manifest.fields), docs)  # may raise: nothing written
+    fields, columns = typed_columns(fields_from_manifest(manifest.fields), docs)  # may raise
     first_fit = not manifest.codecs
     if first_fit:  # first vectors of the collection: fit the chain's codecs on them
         for codec in codecs.values():
@@ -99,7 +99,7 @@ def commit_segment(
         if first_fit:
             new.codecs = files.save_codecs(codecs, manifest.generation, len(docs))
         files.write_segment(segment, vectors, {new.codecs[n].key: c for n, c in codes.items()})
-        docs_db.write(segment.start, docs, fields, replaced, manifest.epoch + 1)
+        docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
         new.segments.append(segment)
         new.epoch += 1
         new.deleted += len(replaced)
