@@ -97,7 +97,8 @@ def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
 ) -> None:
     if verbose:
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("tiervec").setLevel(logging.INFO)  # not every library's INFO
 
 
 def _open_or_create(folder: Path, model: str | None, tiers: str | None) -> tuple[Any, bool]:

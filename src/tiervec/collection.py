@@ -494,7 +494,9 @@ class Collection:
             count = self._manifest.count
             mask = self._allowed(filter)
             n = count if mask is None else int(np.count_nonzero(mask))
-            strategy = "scan" if n == count else strategy_for(n, count, self.filter_policy, False)
+            graph = self.chain.tiers[0].location is Location.HNSW
+            strategy = (("graph" if graph else "scan") if n == count
+                        else strategy_for(n, count, self.filter_policy, graph))
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:
