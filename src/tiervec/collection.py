@@ -40,6 +40,7 @@ from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import writes
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_from_manifest, fields_to_manifest
+from tiervec.store.files import remove_tree
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
 from tiervec.store.locks import RWLock, WriterLock
 from tiervec.store.manifest import MANIFEST, Manifest
@@ -135,6 +136,10 @@ class Collection:
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
         declared = declared_fields(fields, indexes)
+        if path.is_dir() and not (path / MANIFEST).exists() and _interrupted_create(path):
+            log.info("removing the leftovers of an interrupted create in %s", path)
+            for child in path.iterdir():
+                remove_tree(child) if child.is_dir() else child.unlink()
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             if (path / MANIFEST).is_file():
                 raise CollectionError(
@@ -500,7 +505,10 @@ class Collection:
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:
-        """The documents for ``ids`` (``None`` for unknown ids), e.g. ``get(result.ids[0])``."""
+        """The documents for ``ids`` (``None`` for unknown ids), e.g. ``get(result.ids[0])``.
+
+        A reader first moves to the newest committed state (as searches do)."""
+        self.refresh()
         return self._docs.get([str(i) for i in np.asarray(ids, dtype=object).ravel()])
 
     def ids_for_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -622,6 +630,18 @@ class Collection:
         if graph["rows"] < count:
             scanner.add(first.source.take(np.arange(graph["rows"], count)))
         first.scanner, first.source = scanner, CodeSource()
+
+
+#: What tiervec.create writes before its manifest: a folder holding only these (and no manifest)
+#: is a create that was interrupted, and may be created again.
+_CREATE_FILES = {"segments", "codecs", "indexes", DB, f"{DB}-wal", f"{DB}-shm", "writer.lock",
+                 f".{MANIFEST}.tmp"}
+
+
+def _interrupted_create(path: Path) -> bool:
+    names = {c.name for c in path.iterdir()}
+    return bool(names) and names <= _CREATE_FILES and not any(
+        (path / d).is_dir() and any((path / d).iterdir()) for d in ("segments", "codecs"))
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

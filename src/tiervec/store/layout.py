@@ -200,6 +200,7 @@ class CollectionFiles:
                 if file.name not in live_codes:
                     file.unlink()
         self.remove_stale_graphs(manifest)
+        (self.root / ".manifest.json.tmp").unlink(missing_ok=True)
         live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
         codecs_dir = self.root / "codecs"
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
