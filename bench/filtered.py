@@ -257,6 +257,24 @@ def synthetic_part(work: Path, n: int, n_queries: int) -> tuple[list, list, dict
     return rows, graph_rows, ingest
 
 
+def ingest_part(work: Path, n: int) -> dict:
+    """Ingest speed of ``n`` pre-computed vectors: ids only, and with four metadata fields."""
+    scifact = beir_collection(shared_data() / "beir" / "scifact", "scifact")
+    base = np.concatenate([np.asarray(a) for a in scifact.vectors().arrays])
+    scifact.close()
+    x = np.concatenate(list(synthetic(base, n, 1.0, 0)))
+    out = {}
+    for name, meta in (("ids only", [{}] * n), ("ids + 4 metadata fields", attributes(n))):
+        col, secs = build(work / name.replace(" ", "-"),
+                          (x[i : i + 100_000] for i in range(0, n, 100_000)), n, meta,
+                          "binary*4 -> float32@disk")
+        col.close()
+        out[name] = {"vectors": n, "seconds": secs, "vectors_per_s": n / secs}
+        console.log(name, out[name])
+        shutil.rmtree(work / name.replace(" ", "-"))
+    return out
+
+
 def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -266,8 +284,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="synthetic vectors (0: skip)")
     parser.add_argument("--queries", type=int, default=200, help="synthetic queries")
     parser.add_argument("--no-scifact", action="store_true")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only measure ingest speed (writes bench/results/ingest.json)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tiervec-filtered-"))
+    if args.ingest_only:
+        try:
+            write_json("ingest", {"ingest": ingest_part(work, args.n)})
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         rows = [] if args.no_scifact else scifact_part(work)
         graph_rows, ingest = [], {}

@@ -75,7 +75,7 @@ FILTERS = [
 
 
 @pytest.mark.parametrize("tiers", ["float32@disk", "binary*20 -> float32@disk",
-                                   "int8@hnsw*4 -> float32@disk"])
+                                   "int8@hnsw*4 -> float32@disk", "int8@ivf*4 -> float32@disk"])
 @pytest.mark.parametrize("exact_max", [0, 100_000])
 def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
     vectors, queries, docs = data
@@ -169,14 +169,17 @@ def test_metadata_errors_are_clear_and_write_nothing(tmp_path, data):
 
 
 @pytest.mark.parametrize(("tiers", "floor"), [("int8@hnsw*4 -> float32@disk", 0.9),
-                                             ("binary@hnsw*20 -> float32@disk", 0.6)])
+                                             ("binary@hnsw*20 -> float32@disk", 0.6),
+                                             ("float16@ivf*4 -> float32@disk", 0.4)])
 def test_hnsw_graph_is_saved_and_caught_up(tmp_path, data, tiers, floor):
-    """(1 bit per dimension of 24 random dimensions makes poor candidates: a low floor.)"""
+    """(Random 24-d data is hard: 1 bit per dimension makes poor candidates, and IVF's
+    clusters are arbitrary; hence the low floors.)"""
     vectors, queries, docs = data
     exact = ids_of(brute(vectors, queries, np.ones(N, bool), 10))
     with make(tmp_path, data, tiers, n=800) as col:
         col.search_vectors(queries, k=10)
-    assert len(list((tmp_path / "col" / "indexes").glob("*.faiss"))) == 1
+    assert len(list((tmp_path / "col" / "indexes").glob(f"{tiers[tiers.index('@') + 1:][:3]}*"
+                                                        ".faiss"))) == 1
     with tiervec.open(tmp_path / "col") as col:
         col.add(docs[800:], vectors=vectors[800:])  # rows the saved graph lacks
         got = col.search_vectors(queries, k=10).ids.tolist()
@@ -188,10 +191,18 @@ def test_hnsw_graph_is_saved_and_caught_up(tmp_path, data, tiers, floor):
 
 def test_hnsw_only_as_first_tier_and_for_flat_codecs(tmp_path):
     with pytest.raises(InvalidTierSpec, match="first tier"):
+        tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@ivf")
+    with pytest.raises(InvalidTierSpec, match="first tier"):
         tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@hnsw")
     col = tiervec.create(tmp_path / "b", model=None, dim=DIM, tiers="pq4@hnsw*4 -> float32@disk")
     col.add([{"_id": str(i), "text": "t"} for i in range(300)],
             vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
-    with pytest.raises(InvalidTierSpec, match="HNSW"):
+    with pytest.raises(InvalidTierSpec, match="ANN index"):
+        col.search_vectors(np.ones(DIM), k=3)
+    col.close()
+    col = tiervec.create(tmp_path / "c", model=None, dim=DIM, tiers="binary@ivf*4 -> float32@disk")
+    col.add([{"_id": str(i), "text": "t"} for i in range(300)],
+            vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
+    with pytest.raises(InvalidTierSpec, match="@hnsw"):
         col.search_vectors(np.ones(DIM), k=3)
     col.close()

@@ -33,7 +33,7 @@ from tiervec.errors import (
     UnknownField,
 )
 from tiervec.filters import Field, compile_filter
-from tiervec.index.hnsw import HNSWScanner
+from tiervec.index import ANNScanner, HNSWScanner, IVFScanner
 from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
 from tiervec.search.filtered import FilterPolicy, strategy_for
 from tiervec.search.spec import DEFAULT_CHAIN
@@ -387,14 +387,14 @@ class Collection:
         return WriteStats(deleted=manifest.deleted)
 
     def save_graph(self) -> None:
-        """Save the HNSW graph of an ``@hnsw`` first tier if it grew since it was saved (done
-        by :meth:`close`; a lost graph is rebuilt from the stored codes, nothing is lost)."""
+        """Save the ANN index of an ``@hnsw``/``@ivf`` first tier if it grew since it was saved
+        (done by :meth:`close`; a lost index is rebuilt from the stored codes)."""
         searcher = self._searcher
         if self.read_only or self._lock is None or searcher is None:
             return
         scanner = searcher.tiers[0].scanner
         graph = self._manifest.graph
-        if not isinstance(scanner, HNSWScanner) or (
+        if not isinstance(scanner, ANNScanner) or (
                 graph and graph["rows"] == scanner.ntotal
                 and graph["generation"] == self._manifest.generation):
             return
@@ -499,7 +499,7 @@ class Collection:
             count = self._manifest.count
             mask = self._allowed(filter)
             n = count if mask is None else int(np.count_nonzero(mask))
-            graph = self.chain.tiers[0].location is Location.HNSW
+            graph = self.chain.tiers[0].location.indexed
             strategy = (("graph" if graph else "scan") if n == count
                         else strategy_for(n, count, self.filter_policy, graph))
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
@@ -613,7 +613,7 @@ class Collection:
             else:
                 arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
             runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
-        if stored and chain.tiers[0].location is Location.HNSW:
+        if stored and chain.tiers[0].location.indexed:
             self._load_graph(runtimes[0])
         return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
 
@@ -626,7 +626,8 @@ class Collection:
         if not path.is_file():
             return
         mmap = self.read_only and graph["rows"] == count
-        scanner = HNSWScanner.load(path, first.codec, mmap=mmap)
+        kind = HNSWScanner if first.tier.location is Location.HNSW else IVFScanner
+        scanner = kind.load(path, first.codec, mmap=mmap)
         if graph["rows"] < count:
             scanner.add(first.source.take(np.arange(graph["rows"], count)))
         first.scanner, first.source = scanner, CodeSource()

@@ -83,10 +83,11 @@ class TierRuntime:
         disk codes are scanned block by block through their memory maps."""
         if self.scanner is not None:
             return
-        if self.tier.location is Location.HNSW:
-            from tiervec.index.hnsw import HNSWScanner
+        if self.tier.location.indexed:
+            from tiervec.index import HNSWScanner, IVFScanner
 
-            scanner: Scanner = HNSWScanner(self.codec)
+            kind = HNSWScanner if self.tier.location is Location.HNSW else IVFScanner
+            scanner: Scanner = kind(self.codec)
         elif self.tier.location is Location.RAM:
             scanner = self.codec.scanner()
         else:
@@ -151,7 +152,7 @@ class Searcher:
         if self.count == 0 or len(queries) == 0:
             return (*empty_top(len(queries), k), "scan")
         n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
-        graph = self.chain.tiers[0].location is Location.HNSW
+        graph = self.chain.tiers[0].location.indexed
         strategy = "graph" if graph else "scan"
         if n_allowed < self.count:
             strategy = strategy_for(n_allowed, self.count, policy, has_graph=graph)

@@ -8,9 +8,9 @@ Spec strings, like FAISS's index-factory strings, are one line::
 - ``codec``: one of :data:`tiervec.codecs.CODECS` (``float32``, ``float16``, ``int8``,
   ``binary``, ``hamming``).
 - ``location``: ``ram`` (default: codes loaded in memory), ``disk`` (codes read from a
-  memory-mapped file, only the rows a query needs, in sorted order) or ``hnsw`` (first tier
-  only: codes in RAM inside an HNSW graph that is walked instead of scanned; see
-  :mod:`tiervec.index.hnsw`).
+  memory-mapped file, only the rows a query needs, in sorted order), ``hnsw`` or ``ivf``
+  (first tier only: codes in RAM inside an ANN index that is searched instead of scanned; see
+  :mod:`tiervec.index`).
 - ``oversample``: a tier that passes candidates on passes ``k * oversample`` of them
   (default :data:`DEFAULT_OVERSAMPLE`). The last tier returns ``k``.
 
@@ -44,6 +44,12 @@ class Location(StrEnum):
     RAM = "ram"
     DISK = "disk"
     HNSW = "hnsw"
+    IVF = "ivf"
+
+    @property
+    def indexed(self) -> bool:
+        """Whether codes here live in an ANN index (searched, not scanned)."""
+        return self in (Location.HNSW, Location.IVF)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,9 +100,9 @@ class Chain:
         if not all(isinstance(t, Tier) for t in tiers):
             raise InvalidTierSpec("a chain's tiers must be tiervec.search.Tier objects")
         object.__setattr__(self, "tiers", tiers)
-        if any(t.location is Location.HNSW for t in tiers[1:]):
+        if any(t.location.indexed for t in tiers[1:]):
             raise InvalidTierSpec(
-                "only the first tier of a chain can be an HNSW graph (@hnsw): later tiers "
+                "only the first tier of a chain can be an ANN index (@hnsw, @ivf): later tiers "
                 "rescore candidates, e.g. 'int8@hnsw*4 -> float32@disk'"
             )
 
@@ -128,11 +134,12 @@ class Chain:
         return [t.bytes_per_vector(dim) for t in self.tiers]
 
     def ram_bytes_per_vector(self, dim: int) -> int:
-        """Bytes per vector held in RAM by the chain's tiers (an HNSW graph's links included)."""
+        """Bytes per vector held in RAM by the chain's tiers (an ANN index's links or ids
+        included: ``8 * M`` for an HNSW graph, an 8-byte id for IVF)."""
         from tiervec.index.hnsw import graph_bytes_per_vector
 
-        return sum(t.bytes_per_vector(dim) + (graph_bytes_per_vector()
-                                              if t.location is Location.HNSW else 0)
+        extra = {Location.HNSW: graph_bytes_per_vector(), Location.IVF: 8}
+        return sum(t.bytes_per_vector(dim) + extra.get(t.location, 0)
                    for t in self.tiers if t.location is not Location.DISK)
 
     def disk_bytes_per_vector(self, dim: int) -> int:
@@ -153,7 +160,7 @@ def _parse_tier(text: str, spec: str, index: int, last: bool) -> Tier:
     if not match:
         raise InvalidTierSpec(
             f"cannot parse tier {index + 1} {text!r} of {spec!r}: write "
-            "codec[@ram|@disk|@hnsw][*N], "
+            "codec[@ram|@disk|@hnsw|@ivf][*N], "
             f"e.g. 'binary*4 -> float32@disk' (codecs: {VALID})"
         )
     codec = canonical_name(match["codec"])

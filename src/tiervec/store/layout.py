@@ -8,7 +8,7 @@
     codecs/<key>.<array>.npy      fitted codec state (e.g. int8 ranges)
     segments/<name>/vectors.npy   float32 vectors of one immutable segment
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
-    indexes/hnsw-*.faiss         the HNSW graph of an ``@hnsw`` first tier
+    indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class CollectionFiles:
         return self.root / "indexes" / name
 
     def save_graph(self, scanner: Any, name: str) -> None:
-        """Write an HNSW graph under a temporary name, fsync it, rename it into place."""
+        """Write an ANN index under a temporary name, fsync it, rename it into place."""
         folder = self.root / "indexes"
         folder.mkdir(exist_ok=True)
         tmp = folder / f".tmp-{name}"

@@ -62,7 +62,7 @@ class Manifest:
     deleted: int = 0
     #: Rows below this were used by segments that a compaction removed.
     row_floor: int = 0
-    #: The saved HNSW graph of an ``@hnsw`` first tier: ``{"file", "rows", "generation"}``.
+    #: The saved ANN index of an ``@hnsw``/``@ivf`` first tier: ``{"file", "rows", "generation"}``.
     graph: dict[str, Any] | None = None
     #: Metadata fields ``name -> {"type": ..., "indexed": ...}``.
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -26,7 +26,7 @@ import numpy as np
 
 from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
-from tiervec.index.hnsw import HNSWScanner
+from tiervec.index import ANNScanner, HNSWScanner
 from tiervec.search import Chain, CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
@@ -194,9 +194,10 @@ def commit_codecs(
     return new, dict(manifest.codecs)
 
 
-def commit_graph(files: CollectionFiles, manifest: Manifest, scanner: HNSWScanner) -> Manifest:
-    """Save an HNSW graph (derived data: rebuilt from the codes if lost) and commit it."""
-    name = f"hnsw-g{manifest.generation}-e{manifest.epoch}-{scanner.ntotal}.faiss"
+def commit_graph(files: CollectionFiles, manifest: Manifest, scanner: ANNScanner) -> Manifest:
+    """Save an ANN index (derived data: rebuilt from the codes if lost) and commit it."""
+    kind = "hnsw" if isinstance(scanner, HNSWScanner) else "ivf"
+    name = f"{kind}-g{manifest.generation}-e{manifest.epoch}-{scanner.ntotal}.faiss"
     files.save_graph(scanner, name)
     new = copy_manifest(manifest)
     new.graph = {"file": name, "rows": scanner.ntotal, "generation": manifest.generation}
