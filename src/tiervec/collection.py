@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,21 @@ from tiervec.errors import (
     EncoderRequired,
     InvalidVectors,
     NotACollection,
-    ReadOnlyLocation,
     UnknownField,
 )
 from tiervec.filters import Field, compile_filter
-from tiervec.index import ANNScanner, HNSWScanner, IVFScanner
-from tiervec.search import Chain, CodeSource, Location, Searcher, SearchResult, TierRuntime
-from tiervec.search.filtered import FilterPolicy, strategy_for
+from tiervec.index import ANNScanner
+from tiervec.search import Chain, CodeSource, Searcher, SearchResult
+from tiervec.search.filtered import FilterPlan, FilterPolicy, strategy_for
 from tiervec.search.spec import DEFAULT_CHAIN
-from tiervec.store import writes
+from tiervec.store import runtime, writes
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_from_manifest, fields_to_manifest
-from tiervec.store.files import remove_tree
-from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.layout import CollectionFiles
 from tiervec.store.locks import RWLock, WriterLock
 from tiervec.store.manifest import MANIFEST, Manifest
 from tiervec.store.rows import RowMap
+from tiervec.store.writes import WriteStats
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +50,6 @@ log = logging.getLogger(__name__)
 FIT_SAMPLE = writes.FIT_SAMPLE
 
 Filter = str | Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class WriteStats:
-    """What a write did: documents added, replaced (upsert), deleted, and ids not found."""
-
-    added: int = 0
-    replaced: int = 0
-    deleted: int = 0
-    missing: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FilterPlan:
-    """How a filtered search would run: matching documents, their share, the strategy."""
-
-    matches: int
-    share: float
-    strategy: str
 
 
 class Collection:
@@ -136,20 +115,7 @@ class Collection:
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
         declared = declared_fields(fields, indexes)
-        if path.is_dir() and not (path / MANIFEST).exists() and _interrupted_create(path):
-            log.info("removing the leftovers of an interrupted create in %s", path)
-            for child in path.iterdir():
-                remove_tree(child) if child.is_dir() else child.unlink()
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            if (path / MANIFEST).is_file():
-                raise CollectionError(
-                    f"{str(path)!r} already holds a collection; open it with tiervec.open(), or "
-                    "choose a new folder"
-                )
-            raise NotACollection(
-                f"{str(path)!r} exists and is not an empty folder; tiervec will not write into "
-                "it. Choose a new or empty folder for the collection"
-            )
+        CollectionFiles(path).check_new_folder()
         config = EncoderConfig(model=model) if isinstance(model, str) else model
         if config is not None:
             encoder = encoder or load_encoder(config)
@@ -169,13 +135,7 @@ class Collection:
             dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None,
             fields=fields_to_manifest(declared),
         )
-        try:
-            CollectionFiles(path).make_dirs()
-        except PermissionError as exc:
-            raise ReadOnlyLocation(
-                f"cannot create a collection in {str(path)!r} ({exc.strerror}); choose a "
-                "writable folder"
-            ) from None
+        CollectionFiles(path).make_dirs()
         lock = WriterLock(path)
         try:
             docs = DocStore(path / DB, next_row=0)
@@ -569,22 +529,10 @@ class Collection:
                 return
             self._codecs = codecs
             if searcher is not None and appended is not None:
-                searcher.append(self._segment_codes(appended), appended.segment.rows,
-                                self._files.vectors([appended.segment])[0])
+                searcher.append(
+                    runtime.segment_codes(self._files, self._manifest, self.chain, appended),
+                    appended.segment.rows, self._files.vectors([appended.segment])[0])
             self._searcher = searcher
-
-    def _segment_codes(self, appended: writes.Appended) -> list[np.ndarray]:
-        """A new segment's codes for each tier; disk tiers read its files, memory-mapped."""
-        by_tier = []
-        for tier in self.chain.tiers:
-            entry = self._manifest.codecs[tier.codec]
-            if tier.location is Location.DISK:
-                by_tier.append(self._files.codes([appended.segment], entry, mmap=True)[0])
-            elif tier.codec == EXACT_CODEC:
-                by_tier.append(appended.vectors)
-            else:
-                by_tier.append(appended.codes[tier.codec])
-        return by_tier
 
     def _stored_codecs(self) -> dict[str, Codec]:
         if self._codecs is None:
@@ -600,49 +548,8 @@ class Collection:
 
     def _build_searcher(self, chain: Chain, codecs: dict[str, Codec], stored: bool) -> Searcher:
         """Stored codes (``stored``) or codes encoded now from the stored vectors."""
-        runtimes = []
-        segments = self._manifest.segments
-        full = self.vectors()
-        for tier in chain.tiers:
-            codec = codecs[tier.codec]
-            mmap = tier.location is Location.DISK
-            if tier.codec == EXACT_CODEC:
-                arrays = full.arrays if mmap else [np.array(a) for a in full.arrays]
-            elif stored and segments:
-                arrays = self._files.codes(segments, self._manifest.codecs[tier.codec], mmap)
-            else:
-                arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
-            runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
-        if stored and chain.tiers[0].location.indexed:
-            self._load_graph(runtimes[0])
-        return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
-
-    def _load_graph(self, first: TierRuntime) -> None:
-        """Reopen the saved graph and add the rows committed after it was saved."""
-        graph, count = self._manifest.graph, self._manifest.count
-        if not graph or graph["generation"] != self._manifest.generation or graph["rows"] > count:
-            return
-        path = self._files.graph_path(graph["file"])
-        if not path.is_file():
-            return
-        mmap = self.read_only and graph["rows"] == count
-        kind = HNSWScanner if first.tier.location is Location.HNSW else IVFScanner
-        scanner = kind.load(path, first.codec, mmap=mmap)
-        if graph["rows"] < count:
-            scanner.add(first.source.take(np.arange(graph["rows"], count)))
-        first.scanner, first.source = scanner, CodeSource()
-
-
-#: What tiervec.create writes before its manifest: a folder holding only these (and no manifest)
-#: is a create that was interrupted, and may be created again.
-_CREATE_FILES = {"segments", "codecs", "indexes", DB, f"{DB}-wal", f"{DB}-shm", "writer.lock",
-                 f".{MANIFEST}.tmp"}
-
-
-def _interrupted_create(path: Path) -> bool:
-    names = {c.name for c in path.iterdir()}
-    return bool(names) and names <= _CREATE_FILES and not any(
-        (path / d).is_dir() and any((path / d).iterdir()) for d in ("segments", "codecs"))
+        return runtime.build_searcher(self._files, self._manifest, chain, codecs, stored,
+                                      self.read_only)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:

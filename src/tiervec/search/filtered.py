@@ -42,6 +42,15 @@ class FilterPolicy:
     margin: float = 1.25
 
 
+@dataclass(frozen=True)
+class FilterPlan:
+    """How a filtered search would run: matching documents, their share, the strategy."""
+
+    matches: int
+    share: float
+    strategy: str
+
+
 def strategy_for(n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool) -> str:
     """The strategy a filtered search over ``n_allowed`` of ``count`` rows uses."""
     if n_allowed <= policy.exact_max:

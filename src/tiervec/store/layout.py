@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from tiervec.codecs import Codec, make_codec
+from tiervec.errors import CollectionError, NotACollection, ReadOnlyLocation
 from tiervec.search.pipeline import CodeSource
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.files import fsync_file, load_npy, publish_dir, remove_tree, save_npy
-from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
+from tiervec.store.manifest import MANIFEST, CodecEntry, Manifest, SegmentEntry
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,39 @@ class CollectionFiles:
             if not manifest.graph or file.name != manifest.graph["file"]:
                 file.unlink(missing_ok=True)
 
+    def check_new_folder(self) -> None:
+        """Raise unless ``root`` can hold a new collection (absent, or an empty folder).
+
+        A folder holding only what an interrupted ``create`` writes before its manifest is
+        cleared first."""
+        path = self.root
+        if path.is_dir() and not (path / MANIFEST).exists() and _interrupted_create(path):
+            log.info("removing the leftovers of an interrupted create in %s", path)
+            for child in path.iterdir():
+                if child.is_dir():
+                    remove_tree(child)
+                else:
+                    child.unlink()
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            if (path / MANIFEST).is_file():
+                raise CollectionError(
+                    f"{str(path)!r} already holds a collection; open it with tiervec.open(), or "
+                    "choose a new folder"
+                )
+            raise NotACollection(
+                f"{str(path)!r} exists and is not an empty folder; tiervec will not write into "
+                "it. Choose a new or empty folder for the collection"
+            )
+
     def make_dirs(self) -> None:
-        (self.root / "segments").mkdir(parents=True, exist_ok=True)
-        (self.root / "codecs").mkdir(exist_ok=True)
+        try:
+            (self.root / "segments").mkdir(parents=True, exist_ok=True)
+            (self.root / "codecs").mkdir(exist_ok=True)
+        except PermissionError as exc:
+            raise ReadOnlyLocation(
+                f"cannot create a collection in {str(self.root)!r} ({exc.strerror}); choose a "
+                "writable folder"
+            ) from None
 
     # -- reading ------------------------------------------------------------------------------
     def vectors(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
@@ -200,7 +231,7 @@ class CollectionFiles:
                 if file.name not in live_codes:
                     file.unlink()
         self.remove_stale_graphs(manifest)
-        (self.root / ".manifest.json.tmp").unlink(missing_ok=True)
+        (self.root / f".{MANIFEST}.tmp").unlink(missing_ok=True)
         live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
         codecs_dir = self.root / "codecs"
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
@@ -214,3 +245,15 @@ class CollectionFiles:
             store.purge([(s.start, s.start + s.rows) for s in manifest.segments])
         finally:
             store.close()
+
+
+#: What tiervec.create writes before its manifest: a folder holding only these (and no manifest)
+#: is a create that was interrupted, and may be created again.
+_CREATE_FILES = {"segments", "codecs", "indexes", DB, f"{DB}-wal", f"{DB}-shm", "writer.lock",
+                 f".{MANIFEST}.tmp"}
+
+
+def _interrupted_create(path: Path) -> bool:
+    names = {c.name for c in path.iterdir()}
+    return bool(names) and names <= _CREATE_FILES and not any(
+        (path / d).is_dir() and any((path / d).iterdir()) for d in ("segments", "codecs"))

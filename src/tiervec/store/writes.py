@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,16 @@ log = logging.getLogger(__name__)
 FIT_SAMPLE = 100_000
 #: Fitting on fewer vectors than this logs a warning suggesting :meth:`Collection.refit`.
 MIN_FIT = 1_000
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a write did: documents added, replaced (upsert), deleted, and ids not found."""
+
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass

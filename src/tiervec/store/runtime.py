@@ -1,0 +1,71 @@
+"""A collection's searcher assembled from its files: codes per tier, a saved ANN index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tiervec.codecs import Codec
+from tiervec.index import HNSWScanner, IVFScanner
+from tiervec.search import Chain, CodeSource, Location, Searcher, TierRuntime
+from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.manifest import Manifest
+from tiervec.store.writes import Appended
+
+
+def build_searcher(
+    files: CollectionFiles, manifest: Manifest, chain: Chain, codecs: dict[str, Codec],
+    stored: bool, read_only: bool,
+) -> Searcher:
+    """A searcher over the stored codes (``stored``), or over codes encoded now from the stored
+    vectors (another chain, for evaluation). Disk tiers stay memory-mapped."""
+    runtimes = []
+    segments = manifest.segments
+    full = CodeSource(files.vectors(segments))
+    for tier in chain.tiers:
+        codec = codecs[tier.codec]
+        mmap = tier.location is Location.DISK
+        if tier.codec == EXACT_CODEC:
+            arrays = full.arrays if mmap else [np.array(a) for a in full.arrays]
+        elif stored and segments:
+            arrays = files.codes(segments, manifest.codecs[tier.codec], mmap)
+        else:
+            arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
+        runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
+    if stored and chain.tiers[0].location.indexed:
+        load_index(files, manifest, runtimes[0], read_only)
+    return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
+
+
+def load_index(
+    files: CollectionFiles, manifest: Manifest, first: TierRuntime, read_only: bool
+) -> None:
+    """Reopen the saved ANN index of the first tier and add the rows committed after it was
+    saved (a missing or outdated one is rebuilt from the codes when first searched)."""
+    graph, count = manifest.graph, manifest.count
+    if not graph or graph["generation"] != manifest.generation or graph["rows"] > count:
+        return
+    path = files.graph_path(graph["file"])
+    if not path.is_file():
+        return
+    mmap = read_only and graph["rows"] == count
+    kind = HNSWScanner if first.tier.location is Location.HNSW else IVFScanner
+    scanner = kind.load(path, first.codec, mmap=mmap)
+    if graph["rows"] < count:
+        scanner.add(first.source.take(np.arange(graph["rows"], count)))
+    first.scanner, first.source = scanner, CodeSource()
+
+
+def segment_codes(
+    files: CollectionFiles, manifest: Manifest, chain: Chain, appended: Appended
+) -> list[np.ndarray]:
+    """A new segment's codes for each tier; disk tiers read its files, memory-mapped."""
+    by_tier = []
+    for tier in chain.tiers:
+        entry = manifest.codecs[tier.codec]
+        if tier.location is Location.DISK:
+            by_tier.append(files.codes([appended.segment], entry, mmap=True)[0])
+        elif tier.codec == EXACT_CODEC:
+            by_tier.append(appended.vectors)
+        else:
+            by_tier.append(appended.codes[tier.codec])
+    return by_tier
