@@ -8,9 +8,10 @@
    ``IDSelectorBitmap``, FAISS HNSW with the same selector, and usearch (its Python API has no
    filter predicate, so: search ``k / selectivity`` and filter). tiervec's QPS include
    evaluating the filter in SQLite; the peers get the bitmap for free.
-2. HNSW over int8 / binary codes with float32 rescoring on 1M x 384 vs FAISS ``IndexFlatIP``.
-3. Ingest of 1M pre-computed vectors with metadata into a durable collection; delete 10%,
-   ``compact()``, and the space reclaimed.
+2. HNSW / IVF over int8 / binary codes with float32 rescoring on 1M x 384 vs FAISS
+   ``IndexFlatIP``, and the filtered sweep through an HNSW graph.
+3. Ingest of 1M pre-computed vectors into a durable collection (ids only; ids and metadata);
+   delete 10%, ``compact()``, and the space reclaimed.
 
     python bench/filtered.py [--n 1000000] [--queries 200] [--datasets scifact]
 
@@ -44,6 +45,8 @@ from tiervec.eval import load_beir, query_vectors
 K = 10
 SHARES = (0.0001, 0.001, 0.01, 0.1, 0.5, 1.0)
 CATEGORIES = [f"c{i}" for i in range(10)]
+#: The deepest usearch search the peer runs (deeper ones take minutes per selectivity).
+USEARCH_MAX = 20_000
 COLUMNS = ("dataset", "selectivity", "matches", "system", "strategy", "R@10", "short", "QPS")
 
 
@@ -169,7 +172,7 @@ def peer_searchers(x: np.ndarray, graphs: bool) -> dict:
 
     def usearch_filter(q, k, mask):
         share = max(mask.mean(), 1.0 / len(mask))
-        count = min(len(mask), math.ceil(k / share * 1.25) + k)
+        count = min(len(mask), USEARCH_MAX, math.ceil(k / share * 1.25) + k)
         keys = index.search(q, count, threads=2).keys.reshape(len(q), -1).astype(np.int64)
         return _first_allowed(keys, mask, k)
 
@@ -203,41 +206,64 @@ def scifact_part(work: Path) -> list:
     return rows
 
 
+GRAPH_CHAINS = ("int8@hnsw*4 -> float32@disk", "int8@hnsw*10 -> float32@disk",
+                "int8@ivf*10 -> float32@disk", "binary@hnsw*40 -> float32@disk")
+#: The ANN chain whose filtered search (graph strategy) is swept too.
+SWEPT_GRAPH = "int8@hnsw*10 -> float32@disk"
+
+
 def synthetic_part(work: Path, n: int, n_queries: int) -> tuple[list, list, dict]:
+    x = synthetic_vectors(n)
+    queries = real_queries(n_queries)
+    meta = attributes(n)
+    ingest = ingest_part(work, x, meta)
+    col, _ = build(work / "synthetic", (x[i : i + 100_000] for i in range(0, n, 100_000)),
+                   n, meta, "binary*20 -> float32@disk")
+    rows = sweep(f"{n // 1000}k synthetic", col, x, queries, peer_searchers(x, graphs=True), meta)
+    graph_rows, swept = graphs(col, x, queries, meta)
+    rows += swept
+    ingest.update(delete_and_compact(col, n))
+    col.close()
+    return rows, graph_rows, ingest
+
+
+def synthetic_vectors(n: int) -> np.ndarray:
     scifact = beir_collection(shared_data() / "beir" / "scifact", "scifact")
     base = np.concatenate([np.asarray(a) for a in scifact.vectors().arrays])
     scifact.close()
-    x = np.concatenate(list(synthetic(base, n, 1.0, 0)))
-    queries = real_queries(n_queries)
-    meta = attributes(n)
-    console.log("ingesting")
-    col, secs = build(work / "synthetic", (x[i : i + 100_000] for i in range(0, n, 100_000)),
-                      n, meta, "binary*20 -> float32@disk")
-    ingest = {"vectors": n, "seconds": secs, "vectors_per_s": n / secs}
-    console.log(ingest)
-    rows = sweep(f"{n // 1000}k synthetic", col, x, queries, peer_searchers(x, graphs=True), meta)
-    # HNSW over codes vs exhaustive float32
+    return np.concatenate(list(synthetic(base, n, 1.0, 0)))
+
+
+def graphs(col, x: np.ndarray, queries: np.ndarray, meta: list[dict]) -> tuple[list, list]:
+    """ANN indexes over codes (with float32 rescoring) vs FAISS IndexFlatIP, unfiltered; and
+    the filtered sweep of :data:`SWEPT_GRAPH`."""
     import faiss
 
     flat = faiss.IndexFlatIP(x.shape[1])
     flat.add(x)
     exact, secs = timed(lambda: flat.search(queries, K)[1])
-    graph_rows = [("FAISS IndexFlatIP", 1536, "1.000", qps(len(queries) / secs), 1.0)]
-    flat_qps = len(queries) / secs
     flat.reset()
-    for tiers in ("int8@hnsw*4 -> float32@disk", "binary@hnsw*20 -> float32@disk"):
+    flat_qps = len(queries) / secs
+    out = [("FAISS IndexFlatIP", 1536, "1.000", qps(flat_qps), 1.0)]
+    swept: list = []
+    for tiers in GRAPH_CHAINS:
         start = time.perf_counter()
         col.set_tiers(tiers)
-        col.search_vectors(queries[:1], K)  # builds the graph
+        col.search_vectors(queries[:1], K)  # builds the index
         built = time.perf_counter() - start
         res, secs = timed(lambda c=col: c.search_vectors(queries, K))
-        recall, _ = score(rows_of(res.ids), exact, n)
-        graph_rows.append((f"tiervec {tiers} (graph built in {built:.0f} s)",
-                           col.chain.ram_bytes_per_vector(384), f"{recall:.3f}",
-                           qps(len(queries) / secs), len(queries) / secs / flat_qps))
-        console.log(graph_rows[-1])
-    rows += sweep(f"{n // 1000}k synthetic", col, x, queries, {}, meta)
-    # delete 10% and compact
+        recall, _ = score(rows_of(res.ids), exact, len(x))
+        out.append((f"tiervec {tiers} (index built in {built:.0f} s)",
+                    col.chain.ram_bytes_per_vector(384), f"{recall:.3f}",
+                    qps(len(queries) / secs), len(queries) / secs / flat_qps))
+        console.log(out[-1])
+        if tiers == SWEPT_GRAPH:
+            swept = sweep(f"{len(x) // 1000}k synthetic", col, x, queries, {}, meta)
+    return out, swept
+
+
+def delete_and_compact(col, n: int) -> dict:
+    """Delete 10% of the documents, compact, and measure the space reclaimed."""
     col.set_tiers("binary*4 -> float32@disk")
     size = _size(col.path)
     drop = [f"v{i}" for i in range(0, n, 10)]
@@ -248,30 +274,24 @@ def synthetic_part(work: Path, n: int, n_queries: int) -> tuple[list, list, dict
     col.compact()
     compact_in = time.perf_counter() - start
     after = _size(col.path)
-    expected = size * len(drop) / n
-    ingest.update({"delete_10pct_seconds": deleted_in, "compact_seconds": compact_in,
-                   "bytes_before": size, "bytes_after": after,
-                   "reclaimed_share_of_deleted": (size - after) / expected})
-    console.log(ingest)
-    col.close()
-    return rows, graph_rows, ingest
+    return {"delete_10pct_seconds": deleted_in, "compact_seconds": compact_in,
+            "bytes_before": size, "bytes_after": after,
+            "reclaimed_share_of_deleted": (size - after) / (size * len(drop) / n)}
 
 
-def ingest_part(work: Path, n: int) -> dict:
-    """Ingest speed of ``n`` pre-computed vectors: ids only, and with four metadata fields."""
-    scifact = beir_collection(shared_data() / "beir" / "scifact", "scifact")
-    base = np.concatenate([np.asarray(a) for a in scifact.vectors().arrays])
-    scifact.close()
-    x = np.concatenate(list(synthetic(base, n, 1.0, 0)))
+def ingest_part(work: Path, x: np.ndarray, meta: list[dict]) -> dict:
+    """Ingest speed of pre-computed vectors into a durable collection: ids only, and with four
+    metadata fields (each collection is dropped afterwards)."""
+    n = len(x)
     out = {}
-    for name, meta in (("ids only", [{}] * n), ("ids + 4 metadata fields", attributes(n))):
-        col, secs = build(work / name.replace(" ", "-"),
-                          (x[i : i + 100_000] for i in range(0, n, 100_000)), n, meta,
-                          "binary*4 -> float32@disk")
+    for name, docs_meta in (("ids only", [{}] * n), ("ids + 4 metadata fields", meta)):
+        folder = work / name.replace(" ", "-").replace("+", "and")
+        col, secs = build(folder, (x[i : i + 100_000] for i in range(0, n, 100_000)), n,
+                          docs_meta, "binary*4 -> float32@disk")
         col.close()
         out[name] = {"vectors": n, "seconds": secs, "vectors_per_s": n / secs}
         console.log(name, out[name])
-        shutil.rmtree(work / name.replace(" ", "-"))
+        shutil.rmtree(folder)
     return out
 
 
@@ -290,7 +310,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tiervec-filtered-"))
     if args.ingest_only:
         try:
-            write_json("ingest", {"ingest": ingest_part(work, args.n)})
+            write_json("ingest", {"ingest": ingest_part(work, synthetic_vectors(args.n),
+                                                        attributes(args.n))})
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -307,7 +328,7 @@ def main() -> None:
     gcols = ("system", "RAM B/vec", "R@10 vs exact", "QPS", "x FAISS flat")
     if graph_rows:
         table = [(*r[:4], f"{r[4]:.1f}") for r in graph_rows]
-        print_table("HNSW over codes, 1M x 384", gcols, table)
+        print_table(f"ANN indexes over codes, {args.n // 1000}k x 384", gcols, table)
         console.print(markdown_table(gcols, table), soft_wrap=True)
         console.print(ingest)
     write_json("filtered", {
