@@ -75,7 +75,8 @@ FILTERS = [
 
 
 @pytest.mark.parametrize("tiers", ["float32@disk", "binary*20 -> float32@disk",
-                                   "int8@hnsw*4 -> float32@disk", "int8@ivf*4 -> float32@disk"])
+                                   "int8*4 -> float32@disk", "int8@hnsw*4 -> float32@disk",
+                                   "int8@ivf*4 -> float32@disk"])
 @pytest.mark.parametrize("exact_max", [0, 100_000])
 def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
     vectors, queries, docs = data
@@ -95,12 +96,18 @@ def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
             assert recall >= (0.99 if exact_max or tiers == "float32@disk" else 0.9), (flt, recall)
 
 
-def test_strategy_follows_selectivity(tmp_path, data):
-    with make(tmp_path, data, "binary*4 -> float32@disk") as col:
+@pytest.mark.parametrize(("tiers", "medium", "full"), [
+    ("binary*4 -> float32@disk", "overfetch", "scan"),  # fast-scan kernel: no bitmap
+    ("int8*4 -> float32@disk", "bitmap", "scan"),  # FAISS SQ scan checks the bitmap
+    ("float32@disk", "bitmap", "scan"),  # disk blocks: scored rows are masked
+    ("int8@hnsw*4 -> float32@disk", "graph", "graph"),
+])
+def test_strategy_follows_selectivity(tmp_path, data, tiers, medium, full):
+    with make(tmp_path, data, tiers) as col:
         col.filter_policy = tiervec.search.filtered.FilterPolicy(exact_max=150)
         assert col.explain('cat == "bio" and open == true').strategy == "exact"
-        assert col.explain('cat == "bio"').strategy == "overfetch"
-        assert col.explain().strategy == "scan"
+        assert col.explain('cat == "bio"').strategy == medium
+        assert col.explain().strategy == full
         plan = col.explain('cat != "bio"')
         assert plan.matches == 900 and plan.share == pytest.approx(0.75)
 

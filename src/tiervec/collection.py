@@ -33,7 +33,7 @@ from tiervec.errors import (
 from tiervec.filters import Field, compile_filter
 from tiervec.index import ANNScanner
 from tiervec.search import Chain, CodeSource, Searcher, SearchResult
-from tiervec.search.filtered import FilterPlan, FilterPolicy, strategy_for
+from tiervec.search.filtered import FilterPlan, FilterPolicy
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import runtime, writes
 from tiervec.store.docstore import DB, DocStore
@@ -455,13 +455,12 @@ class Collection:
 
     def explain(self, filter: Filter = None) -> FilterPlan:
         """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""
+        self.refresh()
         with self._rw.read():
             count = self._manifest.count
             mask = self._allowed(filter)
             n = count if mask is None else int(np.count_nonzero(mask))
-            graph = self.chain.tiers[0].location.indexed
-            strategy = (("graph" if graph else "scan") if n == count
-                        else strategy_for(n, count, self.filter_policy, graph))
+            strategy = self.searcher().strategy(n, self.filter_policy) if count else "scan"
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:

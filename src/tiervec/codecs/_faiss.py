@@ -35,6 +35,22 @@ class FlatCodesScanner:
         scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), m)
         return _clean(scores.astype(np.float32), rows)
 
+    @property
+    def masks_cheaply(self) -> bool:
+        """Whether a bitmap can restrict the scan at no extra cost: FAISS's scalar-quantizer
+        scan checks a selector per code, but a selector takes flat float32 off BLAS."""
+        return isinstance(self.index, faiss_module().IndexScalarQuantizer)
+
+    def search_masked(
+        self, queries: np.ndarray, m: int, mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` among the rows where ``mask`` is true (FAISS ``IDSelectorBitmap``)."""
+        faiss = faiss_module()
+        sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
+        scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), m,
+                                         params=faiss.SearchParameters(sel=sel))
+        return _clean(scores.astype(np.float32), rows)
+
 
 def _clean(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     rows = rows.astype(np.int64)

@@ -173,14 +173,27 @@ class BlockScanner:
     def add(self, codes: np.ndarray) -> None:
         self._chunks.append(codes)  # memmaps stay on disk: blocks are read as scanned
 
+    #: A bitmap restricts this scan at no extra cost (see :meth:`search_masked`).
+    masks_cheaply = True
+
     def search(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.search_masked(queries, m, None)
+
+    def search_masked(
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` among the rows where ``mask`` is true (every row if ``None``)."""
         nq = len(queries)
         best = (np.full((nq, 0), -np.inf, np.float32), np.full((nq, 0), -1, np.int64))
         offset = 0
         for chunk in self._chunks:
             for start in range(0, len(chunk), self.block):
                 scores = self.codec.score(queries, chunk[start : start + self.block])
+                if mask is not None:
+                    lo = offset + start
+                    scores[:, ~mask[lo : lo + scores.shape[1]]] = -np.inf
                 s, cols = top_m(scores, m)
+                cols = np.where(np.isfinite(s), cols, -1)
                 rows = np.where(cols >= 0, cols + offset + start, -1)
                 best = merge_top_m(best, (s, rows), m)
             offset += len(chunk)

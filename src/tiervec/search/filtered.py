@@ -5,6 +5,8 @@ of allowed rows ``n`` out of ``N``:
 
 - ``exact``: few allowed rows (``n <= exact_max``): score exactly the full-precision vectors of
   the allowed rows (read from disk in row order). Results are exact.
+- ``bitmap``: otherwise, when the first tier's scan can skip rows at no cost (scalar
+  quantizer codes in FAISS, codes scanned block by block): the scan scores only allowed rows.
 - ``overfetch``: otherwise: the first tier scans every code for ``m * N / n`` candidates (plus
   a margin), rows outside the bitmap are dropped, and queries left with fewer than ``m`` allowed
   candidates are searched again with four times as many, until they have them or every row was
@@ -51,13 +53,15 @@ class FilterPlan:
     strategy: str
 
 
-def strategy_for(n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool) -> str:
+def strategy_for(
+    n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool, has_bitmap: bool = False
+) -> str:
     """The strategy a filtered search over ``n_allowed`` of ``count`` rows uses."""
     if n_allowed <= policy.exact_max:
         return "exact"
     if has_graph and n_allowed >= policy.graph_min_share * count:
         return "graph"
-    return "overfetch"
+    return "bitmap" if has_bitmap else "overfetch"
 
 
 def exact_allowed(

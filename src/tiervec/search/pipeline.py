@@ -140,6 +140,19 @@ class Searcher:
         """
         return self.search_allowed(queries, k, allowed, policy)[:2]
 
+    def strategy(self, n_allowed: int, policy: FilterPolicy | None = None) -> str:
+        """How a search restricted to ``n_allowed`` rows runs (see
+        :mod:`tiervec.search.filtered`): ``scan``/``graph`` when nothing is excluded."""
+        policy = policy or FilterPolicy()
+        graph = self.chain.tiers[0].location.indexed
+        if n_allowed >= self.count:
+            return "graph" if graph else "scan"
+        if n_allowed == 0 or (n_allowed <= policy.exact_max and len(self.full)):
+            return "exact"
+        self.tiers[0].build_scanner()
+        cheap = getattr(self.tiers[0].scanner, "masks_cheaply", False)
+        return strategy_for(n_allowed, self.count, policy, graph, cheap)
+
     def search_allowed(
         self,
         queries: np.ndarray,
@@ -152,20 +165,19 @@ class Searcher:
         if self.count == 0 or len(queries) == 0:
             return (*empty_top(len(queries), k), "scan")
         n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
-        graph = self.chain.tiers[0].location.indexed
-        strategy = "graph" if graph else "scan"
-        if n_allowed < self.count:
-            strategy = strategy_for(n_allowed, self.count, policy, has_graph=graph)
+        strategy = self.strategy(n_allowed, policy)
         if n_allowed == 0:
             return (*empty_top(len(queries), k), strategy)
-        if strategy == "exact" and len(self.full):
+        if strategy == "exact":
             scores, rows = exact_allowed(self.full, queries, k, np.flatnonzero(allowed))
             return scores, rows, strategy
         counts = self.chain.candidates(k)
         self.tiers[0].build_scanner()
         scanner = self.tiers[0].scanner
         assert scanner is not None
-        if strategy == "scan":
+        if strategy == "bitmap":
+            scores, rows = scanner.search_masked(queries, counts[0], allowed)  # type: ignore[attr-defined]
+        elif strategy == "scan":
             scores, rows = _complete(*scanner.search(queries, min(counts[0], self.count)),
                                      self.count)
         elif strategy == "graph":  # the bitmap is applied inside the graph traversal
@@ -175,7 +187,6 @@ class Searcher:
             assert allowed is not None
             scores, rows = overfetch(scanner.search, queries, counts[0], allowed, n_allowed,
                                      policy)
-            strategy = "overfetch"
         for tier, m in zip(self.tiers[1:], counts[1:], strict=True):
             scores, rows = _rescore(tier, queries, rows, m)
         if scores.shape[1] < k:
