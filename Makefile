@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench clean
 
 install: $(VENV)/.installed
 
@@ -45,7 +45,10 @@ bench-encode: install
 bench-compression: install
 	$(PY) bench/compression.py
 
-bench: bench-quality bench-speed bench-encode bench-compression
+bench-filtered: install
+	$(PY) bench/filtered.py
+
+bench: bench-quality bench-speed bench-encode bench-compression bench-filtered
 
 clean:
 	rm -rf $(VENV) collections bench/.cache
