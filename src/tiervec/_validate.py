@@ -38,6 +38,8 @@ def as_vectors(
         raise InvalidVectors(
             f"got {arr.shape[0]} {what} for {rows} documents; pass one per document"
         )
+    if np.isfinite(arr.sum(dtype=np.float64)):  # fast path: one pass, no (n, d) mask
+        return np.ascontiguousarray(arr)
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         where = np.flatnonzero(bad)

@@ -5,7 +5,8 @@ Every write follows the same three steps:
 1. new files (a segment folder, codec state, codes) are written under temporary names, fsynced,
    and renamed into place; nothing points at them yet;
 2. the database changes are made in one SQLite transaction (WAL, ``synchronous=FULL``): new rows
-   above the manifest's ``next_row``, tombstones stamped with ``epoch + 1``;
+   above the manifest's ``next_row``, tombstones stamped with ``epoch + 1`` (steps 1 and 2 touch
+   nothing the other reads, so an add runs them at the same time; both finish before step 3);
 3. the new manifest is written to a temporary file, fsynced, renamed over ``manifest.json`` and
    the folder is fsynced. **This is the commit**: a write that returned is durable.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,8 +110,15 @@ def commit_segment(
     try:
         if first_fit:
             new.codecs = files.save_codecs(codecs, manifest.generation, len(docs))
-        files.write_segment(segment, vectors, {new.codecs[n].key: c for n, c in codes.items()})
-        docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
+        # the segment's files and its database rows are independent until the commit: write
+        # them at once (file writes and SQLite both release the GIL)
+        with ThreadPoolExecutor(1) as pool:
+            written = pool.submit(files.write_segment, segment, vectors,
+                                  {new.codecs[n].key: c for n, c in codes.items()})
+            try:
+                docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
+            finally:
+                written.result()  # wait (and raise) before anything else happens
         new.segments.append(segment)
         new.epoch += 1
         new.deleted += len(replaced)
