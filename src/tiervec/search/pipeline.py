@@ -169,6 +169,7 @@ class Searcher:
         if n_allowed == 0:
             return (*empty_top(len(queries), k), strategy)
         if strategy == "exact":
+            assert allowed is not None
             scores, rows = exact_allowed(self.full, queries, k, np.flatnonzero(allowed))
             return scores, rows, strategy
         counts = self.chain.candidates(k)
