@@ -4,11 +4,13 @@ Public names::
 
     tiervec.create(path, model=..., tiers=...)  -> Collection
     tiervec.open(path)                          -> Collection
-    Collection.add / search / search_vectors / get / set_tiers
+    Collection.add / upsert / delete / compact / search(..., filter=) / search_vectors / get
+    Collection.set_tiers / count / explain / create_index / refresh
     tiervec.Document, tiervec.SearchResult, tiervec.Chain, tiervec.Tier
     tiervec.errors (TiervecError and its subclasses)
 
-Sub-packages: ``encode``, ``codecs``, ``store``, ``search``, ``eval``.
+Sub-packages, in pipeline order: ``encode``, ``codecs``, ``store``, ``index``, ``filters``,
+``search``, ``eval``, ``plan``.
 """
 
 from __future__ import annotations
