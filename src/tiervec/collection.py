@@ -23,11 +23,9 @@ from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
 from tiervec.encode.base import ProgressFn
 from tiervec.errors import (
     CollectionError,
-    CollectionMismatch,
     DuplicateIds,
     EncoderRequired,
     InvalidVectors,
-    NotACollection,
     UnknownField,
 )
 from tiervec.filters import Field, compile_filter
@@ -35,12 +33,12 @@ from tiervec.index import ANNScanner
 from tiervec.search import Chain, CodeSource, Searcher, SearchResult
 from tiervec.search.filtered import FilterPlan, FilterPolicy
 from tiervec.search.spec import DEFAULT_CHAIN
-from tiervec.store import runtime, writes
+from tiervec.store import opening, runtime, writes
 from tiervec.store.docstore import DB, DocStore
-from tiervec.store.fields import declared_fields, fields_from_manifest, fields_to_manifest
+from tiervec.store.fields import fields_from_manifest
 from tiervec.store.layout import CollectionFiles
 from tiervec.store.locks import RWLock, WriterLock
-from tiervec.store.manifest import MANIFEST, Manifest
+from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.rows import RowMap
 from tiervec.store.writes import WriteStats
 
@@ -72,7 +70,7 @@ class Collection:
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
         self._build_lock = threading.Lock()
-        self._stamp = _stamp(path)
+        self._stamp = manifest_stamp(path)
         immutable = read_only and not os.access(path, os.W_OK)
         self._docs = DocStore(path / DB, next_row=manifest.next_row, epoch=manifest.epoch,
                               read_only=read_only, immutable=immutable)
@@ -113,40 +111,9 @@ class Collection:
         index in SQLite.
         """
         path = Path(path).expanduser()
-        chain = Chain.parse(tiers)
-        declared = declared_fields(fields, indexes)
-        CollectionFiles(path).check_new_folder()
-        config = EncoderConfig(model=model) if isinstance(model, str) else model
-        if config is not None:
-            encoder = encoder or load_encoder(config)
-            if dim is not None and dim != encoder.dim:
-                raise CollectionMismatch(
-                    f"dim={dim} was given but model {config.model!r} makes {encoder.dim}-d "
-                    "vectors; drop dim (it is taken from the model)"
-                )
-            dim = encoder.dim
-        elif dim is None or dim <= 0:
-            raise CollectionError(
-                "a collection without a model needs dim=<vector dimension>; or pass model=..."
-            )
-        for tier in chain.tiers:
-            make_codec(tier.codec, dim)
-        manifest = Manifest(
-            dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None,
-            fields=fields_to_manifest(declared),
-        )
-        CollectionFiles(path).make_dirs()
-        lock = WriterLock(path)
-        try:
-            docs = DocStore(path / DB, next_row=0)
-            for f in declared.values():
-                if f.indexed:
-                    docs.create_index(f)
-            docs.close()
-            manifest.write(path)
-        except BaseException:
-            lock.release()
-            raise
+        manifest, encoder, lock = opening.new_folder(
+            path, model=model, dim=dim, tiers=tiers, encoder=encoder, fields=fields,
+            indexes=indexes)
         return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod
@@ -161,20 +128,7 @@ class Collection:
         newer ones on :meth:`refresh` (searches refresh by themselves).
         """
         path = Path(path).expanduser()
-        if not path.is_dir():
-            raise NotACollection(
-                f"{str(path)!r} does not exist or is not a folder; create a collection with "
-                "tiervec.create() or `tiervec index`"
-            )
-        manifest = Manifest.read(path)
-        lock = None
-        if not read_only:
-            lock = WriterLock(path)
-            try:
-                CollectionFiles(path).remove_leftovers(manifest)
-            except BaseException:
-                lock.release()
-                raise
+        manifest, lock = opening.existing_folder(path, read_only)
         return cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
 
     def close(self) -> None:
@@ -203,7 +157,7 @@ class Collection:
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed."""
-        stamp = _stamp(self.path)
+        stamp = manifest_stamp(self.path)
         if stamp == self._stamp or not self.read_only:
             return False
         manifest = Manifest.read(self.path)
@@ -320,10 +274,10 @@ class Collection:
     def delete(self, ids: Iterable[str] | str) -> WriteStats:
         """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
         self._require_writable()
-        ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+        ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
         with self._write_mutex:
-            rows = self._docs.live_rows(dict.fromkeys(ids))
-            missing = [i for i in dict.fromkeys(ids) if i not in rows]
+            rows = self._docs.live_rows(ids)
+            missing = [i for i in ids if i not in rows]
             if rows:
                 manifest = writes.commit_delete(self._files, self._manifest, self._docs,
                                                 sorted(rows.values()))
@@ -549,14 +503,6 @@ class Collection:
         """Stored codes (``stored``) or codes encoded now from the stored vectors."""
         return runtime.build_searcher(self._files, self._manifest, chain, codecs, stored,
                                       self.read_only)
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = (path / MANIFEST).stat()
-    except FileNotFoundError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _check_k(k: int) -> int:

@@ -77,4 +77,19 @@ class SignFastScanScanner:
         rows = rows.astype(np.int64)
         scores = scores.astype(np.float32)
         scores[rows < 0] = -np.inf
-        return scores, rows
+        return _fill_dropped(scores, rows, self.ntotal)
+
+
+def _fill_dropped(
+    scores: np.ndarray, rows: np.ndarray, ntotal: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Asked for (nearly) every code, FAISS's fast-scan kernel leaves the worst few out (``-1``):
+    put the missing rows in those slots, ranked last with the lowest score found."""
+    want = min(rows.shape[1], ntotal)
+    for i in np.flatnonzero((rows[:, :want] < 0).any(axis=1)):
+        found = rows[i][rows[i] >= 0]
+        missing = np.setdiff1d(np.arange(ntotal), found)[: want - len(found)]
+        floor = scores[i][rows[i] >= 0].min() if len(found) else 0.0
+        rows[i, len(found) : len(found) + len(missing)] = missing
+        scores[i, len(found) : len(found) + len(missing)] = floor
+    return scores, rows

@@ -179,8 +179,7 @@ class Searcher:
         if strategy == "bitmap":
             scores, rows = scanner.search_masked(queries, counts[0], allowed)  # type: ignore[attr-defined]
         elif strategy == "scan":
-            scores, rows = _complete(*scanner.search(queries, min(counts[0], self.count)),
-                                     self.count)
+            scores, rows = scanner.search(queries, min(counts[0], self.count))
         elif strategy == "graph":  # the bitmap is applied inside the graph traversal
             mask = None if n_allowed == self.count else allowed
             scores, rows = scanner.search(queries, counts[0], mask)  # type: ignore[call-arg]
@@ -195,20 +194,6 @@ class Searcher:
             scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
             rows = np.pad(rows, ((0, 0), (0, pad)), constant_values=-1)
         return scores[:, :k].astype(np.float32), rows[:, :k].astype(np.int64), strategy
-
-
-def _complete(scores: np.ndarray, rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fill the ``-1`` slots a scanner left when asked for (nearly) every row (FAISS's
-    fast-scan kernel drops the worst few) with the missing rows, ranked last."""
-    want = min(rows.shape[1], count)
-    short = np.flatnonzero((rows[:, :want] < 0).any(axis=1))
-    for i in short:
-        found = rows[i][rows[i] >= 0]
-        missing = np.setdiff1d(np.arange(count), found)[: want - len(found)]
-        floor = scores[i][rows[i] >= 0].min() if len(found) else 0.0
-        rows[i, len(found) : len(found) + len(missing)] = missing
-        scores[i, len(found) : len(found) + len(missing)] = floor
-    return scores, rows
 
 
 #: Candidate codes gathered per block of queries when rescoring (keeps the working set small).

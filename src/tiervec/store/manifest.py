@@ -139,3 +139,12 @@ class Manifest:
             graph=data.get("graph"),
             format_version=version,
         )
+
+
+def manifest_stamp(folder: Path) -> tuple[int, int, int] | None:
+    """``(inode, mtime, size)`` of ``folder``'s manifest: changes with every commit."""
+    try:
+        st = (folder / MANIFEST).stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

@@ -1,0 +1,86 @@
+"""Making a new collection folder and reopening an existing one (checks, lock, clean-up)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tiervec.codecs import make_codec
+from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.errors import CollectionError, CollectionMismatch, NotACollection
+from tiervec.search import Chain
+from tiervec.store.docstore import DB, DocStore
+from tiervec.store.fields import declared_fields, fields_to_manifest
+from tiervec.store.layout import CollectionFiles
+from tiervec.store.locks import WriterLock
+from tiervec.store.manifest import Manifest
+
+
+def new_folder(
+    path: Path,
+    *,
+    model: str | EncoderConfig | None,
+    dim: int | None,
+    tiers: str | Chain,
+    encoder: Encoder | None,
+    fields: Mapping[str, Any] | None,
+    indexes: Sequence[str],
+) -> tuple[Manifest, Encoder | None, WriterLock]:
+    """Check the options, write an empty collection in ``path`` and hold its writer lock;
+    returns its manifest, its encoder (loaded unless given) and the lock."""
+    chain = Chain.parse(tiers)
+    declared = declared_fields(fields, indexes)
+    CollectionFiles(path).check_new_folder()
+    config = EncoderConfig(model=model) if isinstance(model, str) else model
+    if config is not None:
+        encoder = encoder or load_encoder(config)
+        if dim is not None and dim != encoder.dim:
+            raise CollectionMismatch(
+                f"dim={dim} was given but model {config.model!r} makes {encoder.dim}-d "
+                "vectors; drop dim (it is taken from the model)"
+            )
+        dim = encoder.dim
+    elif dim is None or dim <= 0:
+        raise CollectionError(
+            "a collection without a model needs dim=<vector dimension>; or pass model=..."
+        )
+    for tier in chain.tiers:
+        make_codec(tier.codec, dim)
+    manifest = Manifest(
+        dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None,
+        fields=fields_to_manifest(declared),
+    )
+    CollectionFiles(path).make_dirs()
+    lock = WriterLock(path)
+    try:
+        docs = DocStore(path / DB, next_row=0)
+        for f in declared.values():
+            if f.indexed:
+                docs.create_index(f)
+        docs.close()
+        manifest.write(path)
+    except BaseException:
+        lock.release()
+        raise
+    return manifest, encoder, lock
+
+
+def existing_folder(path: Path, read_only: bool) -> tuple[Manifest, WriterLock | None]:
+    """The manifest of the collection in ``path``; a writer also gets the writer lock, and what
+    an interrupted write left behind is removed first."""
+    if not path.is_dir():
+        raise NotACollection(
+            f"{str(path)!r} does not exist or is not a folder; create a collection with "
+            "tiervec.create() or `tiervec index`"
+        )
+    manifest = Manifest.read(path)
+    if read_only:
+        return manifest, None
+    lock = WriterLock(path)
+    try:
+        CollectionFiles(path).remove_leftovers(manifest)
+    except BaseException:
+        lock.release()
+        raise
+    return manifest, lock
