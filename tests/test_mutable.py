@@ -213,3 +213,35 @@ def test_hnsw_only_as_first_tier_and_for_flat_codecs(tmp_path):
     with pytest.raises(InvalidTierSpec, match="@hnsw"):
         col.search_vectors(np.ones(DIM), k=3)
     col.close()
+
+
+def test_documents_with_only_list_fields_are_filtered(tmp_path, data):
+    vectors, _, _ = data
+    docs = [{"_id": "a", "text": "t", "tags": ["x"]}, {"_id": "b", "text": "t", "tags": ["y"]},
+            {"_id": "c", "text": "t", "year": 3}, {"_id": "d", "text": "t"}]
+    with tiervec.create(tmp_path / "col", model=None, dim=DIM) as col:
+        col.add(docs, vectors=vectors[:4])
+        found = col.search_vectors(vectors[0], 4, filter='tags == "x"').ids[0]
+        assert [i for i in found if i] == ["a"]
+        assert col.count({"tags": {"$nin": ["x"]}}) == 3
+        assert col.count("not (year == 3)") == 3
+
+
+def test_folder_whose_documents_lack_meta_rows(tmp_path, data):
+    """Collections written before every document had a metadata row: filters stay right
+    read-only, and a writer adds the missing rows once."""
+    import sqlite3
+
+    vectors, _, _ = data
+    docs = [{"_id": "a", "text": "t", "tags": ["x"]}, {"_id": "b", "text": "t", "year": 3},
+            {"_id": "c", "text": "t"}]
+    with tiervec.create(tmp_path / "col", model=None, dim=DIM) as col:
+        col.add(docs, vectors=vectors[:3])
+    with sqlite3.connect(tmp_path / "col" / "docs.sqlite") as db:  # the older layout
+        db.execute("DELETE FROM meta WHERE row IN (SELECT row FROM docs WHERE id != 'b')")
+        db.execute("DROP TABLE info")
+    for read_only in (True, False):
+        with tiervec.open(tmp_path / "col", read_only=read_only) as col:
+            assert col.count('tags == "x"') == 1 and col.count("not (year == 3)") == 2
+    with sqlite3.connect(tmp_path / "col" / "docs.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM meta").fetchone() == (3,)

@@ -464,7 +464,7 @@ class Collection:
         rows = self._docs.filter_rows(where, params)
         mask = np.zeros(self._manifest.count, dtype=bool)
         mask[self._rows.positions(rows)] = True
-        return mask
+        return mask if self._alive is None else mask & self._alive
 
     def _unknown_field(self, name: str) -> UnknownField:
         known = sorted(self.fields)

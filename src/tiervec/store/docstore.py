@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS meta_list (
 );
 CREATE INDEX IF NOT EXISTS meta_list_value ON meta_list(field, value, row);
 CREATE INDEX IF NOT EXISTS meta_list_row ON meta_list(row);
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: ``info`` key set once every document has a ``meta`` row (filters then read ``meta`` alone).
+_META_COMPLETE = "meta_row_per_doc"
 _TABLES = ("docs", "meta", "meta_list")
 _JSON = json.JSONEncoder(default=str)
 
@@ -88,8 +91,12 @@ class DocStore:
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._migrate()
             self._db.executescript(_SCHEMA)
+            self._complete_meta()
         cols = {r[1] for r in self._db.execute("PRAGMA table_info(docs)")}
         self._tombstones = "deleted_in" in cols  # False only for old read-only collections
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master")}
+        self._meta_complete = "info" in tables and self._db.execute(
+            "SELECT 1 FROM info WHERE key = ?", (_META_COMPLETE,)).fetchone() is not None
 
     @_locked
     def close(self) -> None:
@@ -114,6 +121,16 @@ class DocStore:
                 (self.next_row, self.epoch))
 
     # -- writes -------------------------------------------------------------------------------
+    def _complete_meta(self) -> None:
+        """Collections written before every document got a ``meta`` row: add the missing ones
+        (all fields missing), once."""
+        if self._db.execute("SELECT 1 FROM info WHERE key = ?", (_META_COMPLETE,)).fetchone():
+            return
+        with self._db:
+            self._db.execute("INSERT INTO meta (row) SELECT row FROM docs "
+                             "WHERE row NOT IN (SELECT row FROM meta)")
+            self._db.execute("INSERT INTO info (key, value) VALUES (?, '1')", (_META_COMPLETE,))
+
     @_locked
     def write(
         self,
@@ -138,14 +155,12 @@ class DocStore:
                  for i, d in enumerate(docs)),
             )
             scalars = [n for n in columns if fields[n].type is not FieldType.STRINGS]
-            if scalars:  # documents without any scalar field get no meta row (LEFT JOIN)
-                names = "".join(f", {column(n)}" for n in scalars)
-                values = zip(range(start_row, start_row + len(docs)),
-                             *(columns[n] for n in scalars), strict=True)
-                self._db.executemany(
-                    f"INSERT INTO meta (row{names}) VALUES (?{', ?' * len(scalars)})",
-                    (v for v in values if any(x is not None for x in v[1:])),
-                )
+            names = "".join(f", {column(n)}" for n in scalars)
+            self._db.executemany(  # one meta row per document, even without any scalar field
+                f"INSERT INTO meta (row{names}) VALUES (?{', ?' * len(scalars)})",
+                zip(range(start_row, start_row + len(docs)), *(columns[n] for n in scalars),
+                    strict=True),
+            )
             for name in columns:
                 if fields[name].type is FieldType.STRINGS:
                     self._db.executemany(
@@ -278,16 +293,19 @@ class DocStore:
     def ids_for_rows(self, rows: np.ndarray) -> np.ndarray:
         """Ids for an array of rows (any shape); ``-1`` and unknown rows give ``""``."""
         flat = rows.ravel()
-        wanted = np.unique(flat[flat >= 0]).tolist()
-        lookup: dict[int, str] = {}
+        wanted = np.unique(flat[flat >= 0]).tolist()  # sorted, so the chunks come back sorted
+        found: list[tuple[int, str]] = []
         for start in range(0, len(wanted), _BATCH):
             chunk = wanted[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            lookup.update(
-                self._db.execute(f"SELECT row, id FROM docs WHERE row IN ({marks})", chunk)
-            )
-        out = np.array([lookup.get(int(r), "") for r in flat], dtype=object)
-        return out.reshape(rows.shape)
+            found += self._db.execute(
+                f"SELECT row, id FROM docs WHERE row IN ({marks}) ORDER BY row", chunk)
+        keys = np.fromiter((r for r, _ in found), dtype=np.int64, count=len(found))
+        ids = np.array([i for _, i in found] + [""], dtype=object)  # last: unknown rows
+        at = np.searchsorted(keys, flat)
+        known = at < len(keys)
+        known[known] = keys[at[known]] == flat[known]
+        return ids[np.where(known, at, len(keys))].reshape(rows.shape)
 
     @_locked
     def get(self, ids: Sequence[str]) -> list[Document | None]:
@@ -308,13 +326,23 @@ class DocStore:
 
     @_locked
     def filter_rows(self, where: str, params: Sequence[Any]) -> np.ndarray:
-        """Rows (sorted) of the snapshot's live documents whose metadata matches ``where``."""
-        visible, vparams = self._visible("d")
+        """Rows (sorted) of the snapshot whose metadata matches ``where``, deleted documents
+        included (the caller masks them out: it holds the snapshot's live rows in memory).
+
+        The query reads ``meta`` alone (one row per document), starting from a field's index
+        when the filter has one: no join with ``docs`` and no ``ORDER BY`` (either makes SQLite
+        walk every document in row order, 100x slower for a selective filter); numpy sorts."""
+        source = "meta"
+        if not self._meta_complete:  # an old collection opened read-only: documents may lack
+            cols = [r[1] for r in self._db.execute("PRAGMA table_info(meta)")][1:]  # meta rows
+            picked = "".join(f', m."{c}"' for c in cols)
+            source = (f"(SELECT d.row AS row{picked} FROM docs d "
+                      "LEFT JOIN main.meta m ON m.row = d.row) AS meta")
         rows = self._db.execute(
-            f"SELECT d.row FROM docs d LEFT JOIN meta ON meta.row = d.row "
-            f"WHERE {visible} AND ({where}) ORDER BY d.row", (*vparams, *params)
+            f"SELECT meta.row FROM {source} WHERE +meta.row < ? AND ({where})",
+            (self.next_row, *params),
         ).fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
 
     @_locked
     def count(self) -> int:
