@@ -51,7 +51,8 @@ class ANNScanner:
         self.index.add(self._vectors(codes))
 
     # effort: subclasses say where it starts, where it stops, and how it is passed
-    def _effort(self, m: int) -> int:
+    def _effort(self, m: int, share: float) -> int:
+        """Where the effort starts for ``m`` results when ``share`` of the rows are allowed."""
         raise NotImplementedError
 
     def _max_effort(self) -> int:
@@ -69,7 +70,8 @@ class ANNScanner:
         n = self.ntotal
         if n == 0 or len(queries) == 0:
             return empty_top(len(queries), m)
-        want = min(m, n if mask is None else int(np.count_nonzero(mask)))
+        allowed = n if mask is None else int(np.count_nonzero(mask))
+        want = min(m, allowed)
         sel = None
         if mask is not None:
             sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
@@ -77,7 +79,7 @@ class ANNScanner:
         q = pack_signs(q) if self.binary else q
         out_s, out_r = empty_top(len(queries), m)
         todo = np.arange(len(queries))
-        effort = self._effort(m)
+        effort = min(self._max_effort(), self._effort(m, max(allowed, 1) / n))
         while len(todo):
             params = self._params(effort)
             if sel is not None:

@@ -79,7 +79,7 @@ class IVFScanner(ANNScanner):
     def ntotal(self) -> int:
         return 0 if self.index is None else int(self.index.ntotal)
 
-    def _effort(self, m: int) -> int:
+    def _effort(self, m: int, share: float) -> int:
         return min(self.index.nlist, max(NPROBE_MIN, self.index.nlist // NPROBE_SHARE))
 
     def _max_effort(self) -> int:
