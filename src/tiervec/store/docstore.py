@@ -156,11 +156,18 @@ class DocStore:
             )
             scalars = [n for n in columns if fields[n].type is not FieldType.STRINGS]
             names = "".join(f", {column(n)}" for n in scalars)
-            self._db.executemany(  # one meta row per document, even without any scalar field
-                f"INSERT INTO meta (row{names}) VALUES (?{', ?' * len(scalars)})",
-                zip(range(start_row, start_row + len(docs)), *(columns[n] for n in scalars),
-                    strict=True),
-            )
+            if scalars:  # one meta row per document, even without any scalar field
+                self._db.executemany(
+                    f"INSERT INTO meta (row{names}) VALUES (?{', ?' * len(scalars)})",
+                    zip(range(start_row, start_row + len(docs)),
+                        *(columns[n] for n in scalars), strict=True),
+                )
+            elif docs:  # rows only: generated inside SQLite, not bound one by one
+                self._db.execute(
+                    "WITH RECURSIVE r(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM r WHERE x < ?) "
+                    "INSERT INTO meta (row) SELECT x FROM r",
+                    (start_row, start_row + len(docs) - 1),
+                )
             for name in columns:
                 if fields[name].type is FieldType.STRINGS:
                     self._db.executemany(
