@@ -497,3 +497,39 @@ def test_block_scanner_empty_and_short():
     np.testing.assert_array_equal(rows, [[1, 0, 2, -1, -1]])
     np.testing.assert_array_equal(scores, np.array([[2.0, 0.5, -1.0, -np.inf, -np.inf]],
                                                    np.float32))
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_fast_scan_blocks_match_faiss_packing_and_subsets(levels):
+    """tiervec packs whole tables with numpy in FAISS's block layout (learned from FAISS's
+    packer); codes read back, and a subset scan equals a full scan restricted to the subset."""
+    import faiss
+
+    from tiervec.codecs._fastscan import SignFastScanScanner
+
+    gen = np.random.default_rng(levels)
+    scanner = SignFastScanScanner(gen.random((levels, 40)).astype(np.float32))
+    codes = gen.integers(0, 256, (1000, scanner.code_size), dtype=np.uint8)
+    for lo, hi in ((0, 45), (45, 700), (700, 1000)):  # partial blocks re-packed
+        scanner.add(codes[lo:hi])
+    assert np.array_equal(scanner.codes(np.arange(1000)), codes)
+    packer = scanner.index.get_CodePacker()
+    nvec, size = packer.nvec, packer.block_size
+    padded = np.zeros((-(-1000 // nvec) * nvec, scanner.code_size), np.uint8)
+    padded[:1000] = codes
+    block = np.empty(size, np.uint8)
+    for b in range(len(padded) // nvec):
+        packer.pack_all(faiss.swig_ptr(padded[b * nvec : (b + 1) * nvec]), faiss.swig_ptr(block))
+        assert np.array_equal(scanner._table()[b * size : (b + 1) * size], block)
+    queries = gen.standard_normal((4, 40)).astype(np.float32)
+    rows = np.sort(gen.choice(1000, 150, replace=False))
+    scores, found = scanner.search_subset(queries, 10, rows)
+    full_s, _ = scanner.search(queries, 1000)
+    assert set(found.ravel()) <= set(rows)
+    part = SignFastScanScanner(scanner.scales)
+    part.add(codes[rows])
+    ref_s, ref_r = part.search(queries, 10)
+    assert np.array_equal(found, rows[ref_r]) and np.allclose(scores, ref_s)
+    wide_s, wide_r = scanner.search_subset(queries, 200, rows[:5])  # fewer rows than asked
+    assert (wide_r[:, :5] >= 0).all() and (wide_r[:, 5:] == -1).all()
+    assert np.isneginf(wide_s[:, 5:]).all() and full_s.shape == (4, 1000)

@@ -97,7 +97,7 @@ def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
 
 
 @pytest.mark.parametrize(("tiers", "medium", "full"), [
-    ("binary*4 -> float32@disk", "overfetch", "scan"),  # fast-scan kernel: no bitmap
+    ("binary*4 -> float32@disk", "subset", "scan"),  # fast-scan kernel: no bitmap
     ("int8*4 -> float32@disk", "bitmap", "scan"),  # FAISS SQ scan checks the bitmap
     ("float32@disk", "bitmap", "scan"),  # disk blocks: scored rows are masked
     ("int8@hnsw*4 -> float32@disk", "graph", "graph"),

@@ -10,9 +10,12 @@ look-up-table kernel scores the float query against the codes without decoding t
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from tiervec.codecs._faiss import faiss_module
+from tiervec.codecs.base import empty_top
 
 
 class SignFastScanScanner:
@@ -22,9 +25,14 @@ class SignFastScanScanner:
     are quantised to 8 bits by FAISS, so scores are approximate (rescore with a later tier).
     """
 
+    #: :meth:`search_subset` scans only given rows (their codes re-packed), cheaper than a full
+    #: scan when they are a small share of the rows.
+    scans_subsets = True
+
     def __init__(self, scales: np.ndarray) -> None:
         faiss = faiss_module()
         scales = np.atleast_2d(np.asarray(scales, np.float32))
+        self.scales = scales
         self.levels, self.dim = scales.shape
         width = (self.dim + 7) // 8
         self.padded_dim = width * 8
@@ -38,37 +46,39 @@ class SignFastScanScanner:
         faiss.copy_array_to_vector(centroids.astype(np.float32).ravel(), pq.pq.centroids)
         pq.is_trained = True
         self.index = faiss.IndexPQFastScan(pq, 32)
-        self._packer = self.index.get_CodePacker()
+        self.code_size = self.levels * width
+        self._layout = _BlockLayout.of(self.index.get_CodePacker(), self.code_size)
 
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
 
-    def add(self, codes: np.ndarray) -> None:
+    def _table(self) -> np.ndarray:
+        """The packed codes, as a numpy view of FAISS's buffer (valid until the next add)."""
         faiss = faiss_module()
-        packer, table = self._packer, self.index.codes
-        nvec, block_size = int(packer.nvec), int(packer.block_size)
+        table = self.index.codes
+        return faiss.rev_swig_ptr(table.get(), table.size())
+
+    def add(self, codes: np.ndarray) -> None:
+        layout = self._layout
         n0 = self.ntotal
-        first_block, kept = divmod(n0, nvec)
+        first_block, kept = divmod(n0, layout.nvec)
+        codes = np.asarray(codes, np.uint8).reshape(-1, self.code_size)
+        if not len(codes):
+            return
         if kept:  # re-pack the partially filled last block together with the new codes
-            block = faiss.rev_swig_ptr(table.get(), table.size())[first_block * block_size :]
-            old = np.empty((kept, codes.shape[1]), np.uint8)
-            for i in range(kept):
-                packer.unpack_1_c(faiss.swig_ptr(block), i, faiss.swig_ptr(old[i]))
+            old = layout.unpack(self._table(), np.arange(first_block * layout.nvec, n0))
             codes = np.concatenate([old, codes])
-        n_total = first_block * nvec + len(codes)
-        n_blocks = -(-n_total // nvec)
-        padded = np.zeros(((n_blocks - first_block) * nvec, codes.shape[1]), np.uint8)
-        padded[: len(codes)] = codes
-        table.resize(n_blocks * block_size)
-        out = faiss.rev_swig_ptr(table.get(), n_blocks * block_size)
-        buf = np.empty(block_size, np.uint8)
-        for b in range(n_blocks - first_block):
-            packer.pack_all(faiss.swig_ptr(padded[b * nvec : (b + 1) * nvec]), faiss.swig_ptr(buf))
-            start = (first_block + b) * block_size
-            out[start : start + block_size] = buf
+        n_total = first_block * layout.nvec + len(codes)
+        n_blocks = -(-n_total // layout.nvec)
+        self.index.codes.resize(n_blocks * layout.block_size)
+        self._table()[first_block * layout.block_size :] = layout.pack(codes)
         self.index.ntotal = n_total
-        self.index.ntotal2 = n_blocks * nvec
+        self.index.ntotal2 = n_blocks * layout.nvec
+
+    def codes(self, rows: np.ndarray) -> np.ndarray:
+        """The codes of ``rows`` ``(n, code_size)``, read back from the packed blocks."""
+        return self._layout.unpack(self._table(), np.asarray(rows, np.int64))
 
     def search(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.zeros((len(queries), self.levels, self.padded_dim), np.float32)
@@ -78,6 +88,82 @@ class SignFastScanScanner:
         scores = scores.astype(np.float32)
         scores[rows < 0] = -np.inf
         return _fill_dropped(scores, rows, self.ntotal)
+
+    def search_subset(
+        self, queries: np.ndarray, m: int, rows: np.ndarray, source: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` of ``rows`` only: their codes (from ``source``, a
+        :class:`~tiervec.search.CodeSource`, or else unpacked from this scanner's blocks) are
+        copied into a scanner of their own."""
+        part = SignFastScanScanner(self.scales)
+        part.add(self.codes(rows) if source is None else source.take(rows))
+        out_s, out_r = empty_top(len(queries), m)
+        scores, found = part.search(queries, min(m, len(rows)))
+        out_s[:, : found.shape[1]] = scores
+        out_r[:, : found.shape[1]] = np.where(found >= 0, rows[np.maximum(found, 0)], -1)
+        return out_s, out_r
+
+
+class _BlockLayout:
+    """Where FAISS's fast-scan packing puts each 4-bit code of a block of ``nvec`` vectors,
+    learned once from the packer itself, so that whole tables are packed and read with numpy
+    (FAISS's Python API packs one block per call)."""
+
+    _cache: ClassVar[dict[tuple[int, int, int], _BlockLayout]] = {}
+
+    def __init__(self, packer: object, code_size: int) -> None:
+        faiss = faiss_module()
+        self.nvec = int(packer.nvec)  # type: ignore[attr-defined]
+        self.block_size = int(packer.block_size)  # type: ignore[attr-defined]
+        self.code_size = code_size
+        nibbles = self.nvec * code_size * 2
+        index = np.arange(nibbles)
+        held = np.zeros(self.block_size * 2, np.int64)  # packed nibble -> input nibble
+        out = np.empty(self.block_size, np.uint8)
+        digit = 0
+        while 16**digit < nibbles:  # pack the input nibbles' indices, one hex digit at a time
+            nib = (index >> (4 * digit)) & 15
+            codes = (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8)
+            packer.pack_all(faiss.swig_ptr(codes), faiss.swig_ptr(out))  # type: ignore[attr-defined]
+            held += np.stack([out & 15, out >> 4], axis=1).ravel().astype(np.int64) << (4 * digit)
+            digit += 1
+        if not np.array_equal(np.sort(held), index):
+            raise RuntimeError("unexpected FAISS fast-scan block layout")
+        self.held = held
+        self.where = np.argsort(held).reshape(self.nvec, code_size * 2)  # input -> packed
+        # FAISS's layout: for each 4-bit code position j, the block's vectors in one fixed
+        # order; then packing is a row permutation and a transpose (no per-nibble gather)
+        order = held[: self.nvec]
+        self.order = order // (code_size * 2)
+        vec, pos = np.meshgrid(self.order, np.arange(code_size * 2))
+        self.transposed = bool(np.array_equal(held, (vec * code_size * 2 + pos).ravel()))
+
+    @classmethod
+    def of(cls, packer: object, code_size: int) -> _BlockLayout:
+        key = (int(packer.nvec), int(packer.block_size), code_size)  # type: ignore[attr-defined]
+        if key not in cls._cache:
+            cls._cache[key] = cls(packer, code_size)
+        return cls._cache[key]
+
+    def pack(self, codes: np.ndarray) -> np.ndarray:
+        """Blocks for ``codes`` ``(n, code_size)`` (the last block padded with zero codes)."""
+        n_blocks = -(-len(codes) // self.nvec)
+        padded = np.zeros((n_blocks * self.nvec, self.code_size), np.uint8)
+        padded[: len(codes)] = codes
+        nib = np.stack([padded & 15, padded >> 4], axis=2)  # (n, 2 * code_size) nibbles
+        if self.transposed:
+            nib = nib.reshape(n_blocks, self.nvec, -1)[:, self.order].transpose(0, 2, 1)
+            nib = np.ascontiguousarray(nib).reshape(n_blocks, -1)
+        else:
+            nib = nib.reshape(n_blocks, -1)[:, self.held]
+        return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8).ravel()
+
+    def unpack(self, table: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The codes of ``rows`` from packed ``table``."""
+        block, slot = np.divmod(rows, self.nvec)
+        where = self.where[slot]  # (n, 2 * code_size) packed nibble positions in the block
+        nib = (table[block[:, None] * self.block_size + where // 2] >> (4 * (where % 2))) & 15
+        return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8)
 
 
 def _fill_dropped(

@@ -7,6 +7,10 @@ of allowed rows ``n`` out of ``N``:
   the allowed rows (read from disk in row order). Results are exact.
 - ``bitmap``: otherwise, when the first tier's scan can skip rows at no cost (scalar
   quantizer codes in FAISS, codes scanned block by block): the scan scores only allowed rows.
+- ``subset``: otherwise, up to ``subset_max_share`` of the rows, when the first tier is a
+  fast-scan kernel (binary and residual-binary codes, which cannot skip rows): the allowed rows'
+  codes are read from their memory-mapped segment files, packed into a scanner of their own and
+  scanned alone.
 - ``overfetch``: otherwise: the first tier scans every code for ``m * N / n`` candidates (plus
   a margin), rows outside the bitmap are dropped, and queries left with fewer than ``m`` allowed
   candidates are searched again with four times as many, until they have them or every row was
@@ -42,6 +46,8 @@ class FilterPolicy:
     graph_min_share: float = 0.05
     #: Extra candidates asked for beyond ``m * N / n``.
     margin: float = 1.25
+    #: At most this share of the rows allowed: scan only their codes (``subset``), not all.
+    subset_max_share: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -54,14 +60,17 @@ class FilterPlan:
 
 
 def strategy_for(
-    n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool, has_bitmap: bool = False
+    n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool, has_bitmap: bool = False,
+    has_subset: bool = False,
 ) -> str:
     """The strategy a filtered search over ``n_allowed`` of ``count`` rows uses."""
     if n_allowed <= policy.exact_max:
         return "exact"
     if has_graph and n_allowed >= policy.graph_min_share * count:
         return "graph"
-    return "bitmap" if has_bitmap else "overfetch"
+    if has_bitmap:
+        return "bitmap"
+    return "subset" if has_subset and n_allowed <= policy.subset_max_share * count else "overfetch"
 
 
 def exact_allowed(

@@ -72,11 +72,19 @@ class TierRuntime:
     scanner: Scanner | None = None
 
     def append(self, codes: np.ndarray) -> None:
-        """Add a new segment's codes."""
+        """Add a new segment's codes (memory-mapped ones are read into RAM where the tier's
+        scanner would otherwise keep them on disk)."""
         if self.scanner is not None:
-            self.scanner.add(codes)
+            self.scanner.add(self._resident(codes))
+            if self.source.arrays:  # memory-mapped copies kept for subset scans
+                self.source.append(codes)
         else:
             self.source.append(codes)
+
+    def _resident(self, codes: np.ndarray) -> np.ndarray:
+        if self.tier.location is Location.DISK or getattr(self.scanner, "scans_subsets", False):
+            return codes
+        return np.array(codes) if isinstance(codes, np.memmap) else codes
 
     def build_scanner(self) -> None:
         """Make this tier scannable. RAM codes move into the codec's scanner (no second copy);
@@ -92,11 +100,14 @@ class TierRuntime:
             scanner = self.codec.scanner()
         else:
             scanner = BlockScanner(self.codec)
-        for array in self.source.arrays:
-            scanner.add(array)
         self.scanner = scanner
-        if self.tier.location is not Location.DISK:
-            self.source = CodeSource()
+        for array in self.source.arrays:
+            scanner.add(self._resident(array))
+        mapped = all(isinstance(a, np.memmap) for a in self.source.arrays)
+        if self.tier.location is not Location.DISK and not (
+            mapped and getattr(scanner, "scans_subsets", False)
+        ):
+            self.source = CodeSource()  # RAM copies: the scanner holds the only one
 
 
 class Searcher:
@@ -149,9 +160,11 @@ class Searcher:
             return "graph" if graph else "scan"
         if n_allowed == 0 or (n_allowed <= policy.exact_max and len(self.full)):
             return "exact"
-        self.tiers[0].build_scanner()
-        cheap = getattr(self.tiers[0].scanner, "masks_cheaply", False)
-        return strategy_for(n_allowed, self.count, policy, graph, cheap)
+        first = self.tiers[0]
+        first.build_scanner()
+        cheap = getattr(first.scanner, "masks_cheaply", False)
+        subset = getattr(first.scanner, "scans_subsets", False) and len(first.source) > 0
+        return strategy_for(n_allowed, self.count, policy, graph, cheap, subset)
 
     def search_allowed(
         self,
@@ -176,7 +189,11 @@ class Searcher:
         self.tiers[0].build_scanner()
         scanner = self.tiers[0].scanner
         assert scanner is not None
-        if strategy == "bitmap":
+        if strategy == "subset":
+            assert allowed is not None
+            scores, rows = scanner.search_subset(  # type: ignore[attr-defined]
+                queries, counts[0], np.flatnonzero(allowed), self.tiers[0].source)
+        elif strategy == "bitmap":
             scores, rows = scanner.search_masked(queries, counts[0], allowed)  # type: ignore[attr-defined]
         elif strategy == "scan":
             scores, rows = scanner.search(queries, min(counts[0], self.count))

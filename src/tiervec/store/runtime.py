@@ -21,13 +21,13 @@ def build_searcher(
     runtimes = []
     segments = manifest.segments
     full = CodeSource(files.vectors(segments))
-    for tier in chain.tiers:
+    for i, tier in enumerate(chain.tiers):
         codec = codecs[tier.codec]
         mmap = tier.location is Location.DISK
         if tier.codec == EXACT_CODEC:
             arrays = full.arrays if mmap else [np.array(a) for a in full.arrays]
-        elif stored and segments:
-            arrays = files.codes(segments, manifest.codecs[tier.codec], mmap)
+        elif stored and segments:  # a first tier's scanner copies (into RAM) what it keeps
+            arrays = files.codes(segments, manifest.codecs[tier.codec], mmap=mmap or i == 0)
         else:
             arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
         runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
@@ -58,14 +58,15 @@ def load_index(
 def segment_codes(
     files: CollectionFiles, manifest: Manifest, chain: Chain, appended: Appended
 ) -> list[np.ndarray]:
-    """A new segment's codes for each tier; disk tiers read its files, memory-mapped."""
+    """A new segment's codes for each tier; disk tiers and the first tier read its files,
+    memory-mapped (the first tier's scanner copies what it keeps; subset scans read them)."""
     by_tier = []
-    for tier in chain.tiers:
+    for i, tier in enumerate(chain.tiers):
         entry = manifest.codecs[tier.codec]
-        if tier.location is Location.DISK:
-            by_tier.append(files.codes([appended.segment], entry, mmap=True)[0])
-        elif tier.codec == EXACT_CODEC:
+        if tier.codec == EXACT_CODEC:
             by_tier.append(appended.vectors)
+        elif tier.location is Location.DISK or i == 0:  # a first tier's scanner copies them
+            by_tier.append(files.codes([appended.segment], entry, mmap=True)[0])
         else:
             by_tier.append(appended.codes[tier.codec])
     return by_tier
