@@ -245,3 +245,21 @@ def test_folder_whose_documents_lack_meta_rows(tmp_path, data):
             assert col.count('tags == "x"') == 1 and col.count("not (year == 3)") == 2
     with sqlite3.connect(tmp_path / "col" / "docs.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM meta").fetchone() == (3,)
+
+
+def test_subset_strategy_after_adds_to_a_searched_collection(tmp_path, data):
+    """A binary first tier built on an empty collection still scans subsets of later adds."""
+    vectors, queries, docs = data
+    with tiervec.create(tmp_path / "col", model=None, dim=DIM,
+                        tiers="binary*20 -> float32@disk") as col:
+        col.add(docs[:10], vectors=vectors[:10])
+        col.search_vectors(queries, 5)
+        col.add(docs[10:], vectors=vectors[10:])
+        col.filter_policy = tiervec.search.filtered.FilterPolicy(exact_max=0)
+        assert col.explain('cat == "bio"').strategy == "subset"
+        allowed = np.array([d["cat"] == "bio" for d in docs])
+        res = col.search_vectors(queries, 10, filter='cat == "bio"')
+        want = ids_of(brute(vectors, queries, allowed, 10))
+        recall = np.mean([len(set(g) & set(w)) / 10
+                          for g, w in zip(res.ids.tolist(), want, strict=True)])
+        assert recall >= 0.9

@@ -70,13 +70,15 @@ class TierRuntime:
     codec: Codec
     source: CodeSource
     scanner: Scanner | None = None
+    #: A RAM tier whose scanner scans subsets keeps its memory-mapped codes (no RAM) to read them.
+    keeps_codes: bool = False
 
     def append(self, codes: np.ndarray) -> None:
         """Add a new segment's codes (memory-mapped ones are read into RAM where the tier's
         scanner would otherwise keep them on disk)."""
         if self.scanner is not None:
             self.scanner.add(self._resident(codes))
-            if self.source.arrays:  # memory-mapped copies kept for subset scans
+            if self.keeps_codes:  # memory-mapped copies kept for subset scans
                 self.source.append(codes)
         else:
             self.source.append(codes)
@@ -104,9 +106,9 @@ class TierRuntime:
         for array in self.source.arrays:
             scanner.add(self._resident(array))
         mapped = all(isinstance(a, np.memmap) for a in self.source.arrays)
-        if self.tier.location is not Location.DISK and not (
-            mapped and getattr(scanner, "scans_subsets", False)
-        ):
+        self.keeps_codes = self.tier.location is not Location.DISK and mapped and getattr(
+            scanner, "scans_subsets", False)
+        if self.tier.location is not Location.DISK and not self.keeps_codes:
             self.source = CodeSource()  # RAM copies: the scanner holds the only one
 
 
