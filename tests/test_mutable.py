@@ -201,18 +201,13 @@ def test_hnsw_only_as_first_tier_and_for_flat_codecs(tmp_path):
         tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@ivf")
     with pytest.raises(InvalidTierSpec, match="first tier"):
         tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@hnsw")
-    col = tiervec.create(tmp_path / "b", model=None, dim=DIM, tiers="pq4@hnsw*4 -> float32@disk")
-    col.add([{"_id": str(i), "text": "t"} for i in range(300)],
-            vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
-    with pytest.raises(InvalidTierSpec, match="ANN index"):
-        col.search_vectors(np.ones(DIM), k=3)
-    col.close()
-    col = tiervec.create(tmp_path / "c", model=None, dim=DIM, tiers="binary@ivf*4 -> float32@disk")
-    col.add([{"_id": str(i), "text": "t"} for i in range(300)],
-            vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
-    with pytest.raises(InvalidTierSpec, match="@hnsw"):
-        col.search_vectors(np.ones(DIM), k=3)
-    col.close()
+    for name, tiers, fix in (("b", "pq4@hnsw*4 -> float32@disk", "ANN index"),
+                             ("c", "binary@ivf*4 -> float32@disk", "@hnsw")):
+        with tiervec.create(tmp_path / name, model=None, dim=DIM, tiers=tiers) as col:
+            col.add([{"_id": str(i), "text": "t"} for i in range(300)],
+                    vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
+            with pytest.raises(InvalidTierSpec, match=fix):
+                col.search_vectors(np.ones(DIM), k=3)
 
 
 def test_documents_with_only_list_fields_are_filtered(tmp_path, data):

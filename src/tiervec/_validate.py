@@ -74,3 +74,18 @@ def check_unique(ids: Sequence[str]) -> None:
         f"{len(repeated)} ids appear more than once in the batch (e.g. {repeated[:5]}); "
         "ids must be unique: deduplicate the batch"
     )
+
+
+def documents_to_write(
+    items: Iterable[Document | Mapping[str, Any]], vectors: Any, dim: int
+) -> tuple[list[Document], np.ndarray | None]:
+    """Documents with unique ids, and their vectors checked against them (``None``: to be
+    encoded), before anything is looked up or encoded."""
+    docs = as_documents(items)
+    if not docs:
+        if vectors is not None and len(vectors):
+            raise InvalidVectors(f"got {len(vectors)} vectors for 0 documents; pass one "
+                                 "document (at least an id) per vector")
+        return docs, None
+    check_unique([d.id for d in docs])
+    return docs, None if vectors is None else as_vectors(vectors, dim, rows=len(docs))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tiervec._validate import as_documents, as_vectors, check_unique
+from tiervec._validate import as_vectors, documents_to_write
 from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
@@ -25,8 +25,6 @@ from tiervec.errors import (
     CollectionError,
     DuplicateIds,
     EncoderRequired,
-    InvalidVectors,
-    UnknownField,
 )
 from tiervec.filters import Field, compile_filter
 from tiervec.index import ANNScanner
@@ -241,18 +239,11 @@ class Collection:
         progress: ProgressFn | None, *, replace: bool,
     ) -> WriteStats:
         self._require_writable()
-        docs = as_documents(documents)
+        docs, vectors = documents_to_write(documents, vectors, self.dim)
         if not docs:
-            if vectors is not None and len(vectors):
-                raise InvalidVectors(f"got {len(vectors)} vectors for 0 documents; pass one "
-                                     "document (at least an id) per vector")
             return WriteStats()
-        ids = [d.id for d in docs]
-        check_unique(ids)
-        if vectors is not None:  # check before encoding or looking anything up
-            vectors = as_vectors(vectors, self.dim, rows=len(docs))
         with self._write_mutex:
-            existing = self._docs.live_rows(ids)
+            existing = self._docs.live_rows([d.id for d in docs])
             if existing and not replace:
                 found = list(existing)
                 raise DuplicateIds(
@@ -319,15 +310,8 @@ class Collection:
         """Index a metadata field in SQLite (faster filters on it)."""
         self._require_writable()
         with self._write_mutex:
-            fields = self.fields
-            if name not in fields:
-                raise self._unknown_field(name)
-            f = Field(name=name, type=fields[name].type, indexed=True)
-            self._docs.create_index(f)
-            manifest = writes.copy_manifest(self._manifest)
-            manifest.fields[name] = {"type": f.type.value, "indexed": True}
-            manifest.write(self.path)
-            self._manifest = manifest
+            self._manifest = writes.commit_index(self._files, self._manifest, self._docs,
+                                                 self.fields, name)
 
     @property
     def fit_is_stale(self) -> bool:
@@ -465,11 +449,6 @@ class Collection:
         mask = np.zeros(self._manifest.count, dtype=bool)
         mask[self._rows.positions(rows)] = True
         return mask if self._alive is None else mask & self._alive
-
-    def _unknown_field(self, name: str) -> UnknownField:
-        known = sorted(self.fields)
-        return UnknownField(f"unknown metadata field {name!r}; the collection has "
-                            f"{known[:20] or 'no fields yet'}")
 
     def _adopt(self, manifest: Manifest, appended: writes.Appended | None) -> None:
         """Switch the in-memory state to a just-committed manifest (a new segment, or only

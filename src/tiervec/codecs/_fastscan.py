@@ -127,16 +127,13 @@ class _BlockLayout:
             packer.pack_all(faiss.swig_ptr(codes), faiss.swig_ptr(out))  # type: ignore[attr-defined]
             held += np.stack([out & 15, out >> 4], axis=1).ravel().astype(np.int64) << (4 * digit)
             digit += 1
-        if not np.array_equal(np.sort(held), index):
-            raise RuntimeError("unexpected FAISS fast-scan block layout")
-        self.held = held
-        self.where = np.argsort(held).reshape(self.nvec, code_size * 2)  # input -> packed
-        # FAISS's layout: for each 4-bit code position j, the block's vectors in one fixed
-        # order; then packing is a row permutation and a transpose (no per-nibble gather)
-        order = held[: self.nvec]
-        self.order = order // (code_size * 2)
+        # FAISS's layout: for each 4-bit code position, the block's vectors in one fixed order;
+        # so packing is a permutation of the block's rows and a transpose
+        self.order = held[: self.nvec] // (code_size * 2)
         vec, pos = np.meshgrid(self.order, np.arange(code_size * 2))
-        self.transposed = bool(np.array_equal(held, (vec * code_size * 2 + pos).ravel()))
+        if not np.array_equal(held, (vec * code_size * 2 + pos).ravel()):
+            raise RuntimeError("unexpected FAISS fast-scan block layout")
+        self.where = np.argsort(held).reshape(self.nvec, code_size * 2)  # input -> packed
 
     @classmethod
     def of(cls, packer: object, code_size: int) -> _BlockLayout:
@@ -151,11 +148,8 @@ class _BlockLayout:
         padded = np.zeros((n_blocks * self.nvec, self.code_size), np.uint8)
         padded[: len(codes)] = codes
         nib = np.stack([padded & 15, padded >> 4], axis=2)  # (n, 2 * code_size) nibbles
-        if self.transposed:
-            nib = nib.reshape(n_blocks, self.nvec, -1)[:, self.order].transpose(0, 2, 1)
-            nib = np.ascontiguousarray(nib).reshape(n_blocks, -1)
-        else:
-            nib = nib.reshape(n_blocks, -1)[:, self.held]
+        nib = nib.reshape(n_blocks, self.nvec, -1)[:, self.order].transpose(0, 2, 1)
+        nib = np.ascontiguousarray(nib).reshape(n_blocks, -1)
         return (nib[:, 0::2] | (nib[:, 1::2] << 4)).astype(np.uint8).ravel()
 
     def unpack(self, table: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -53,6 +53,18 @@ def compile_filter(
     return _Compiler(fields, params).node(filter), params
 
 
+def unknown_field(name: Any, fields: Mapping[str, Field]) -> UnknownField:
+    """The error for a field the collection does not have (with the closest known name)."""
+    known = sorted(fields)
+    listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+    close = get_close_matches(str(name), known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return UnknownField(
+        f"unknown metadata field {name!r}; {hint}known fields: {listed or '(none yet)'}. "
+        "Fields come from document metadata or from fields= when the collection is created"
+    )
+
+
 class _Compiler:
     def __init__(self, fields: Mapping[str, Field], params: list[SqlValue]) -> None:
         self.fields = fields
@@ -85,14 +97,7 @@ class _Compiler:
     def field(self, name: Any, cond: Any) -> str:
         field = self.fields.get(name) if isinstance(name, str) else None
         if field is None:
-            known = sorted(self.fields)
-            listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
-            close = get_close_matches(str(name), known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UnknownField(
-                f"unknown metadata field {name!r}; {hint}known fields: {listed or '(none yet)'}. "
-                "Fields come from document metadata or from fields= when the collection is created"
-            )
+            raise unknown_field(name, self.fields)
         if not isinstance(cond, Mapping):
             return self.op(field, "$eq", cond)
         if not cond:

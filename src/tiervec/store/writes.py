@@ -28,6 +28,8 @@ import numpy as np
 
 from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
+from tiervec.filters import Field
+from tiervec.filters.compile import unknown_field
 from tiervec.index import ANNScanner, HNSWScanner
 from tiervec.search import Chain, CodeSource
 from tiervec.store.docstore import DocStore
@@ -211,6 +213,20 @@ def commit_codecs(
     new.graph = None
     new.write(files.root)
     return new, dict(manifest.codecs)
+
+
+def commit_index(
+    files: CollectionFiles, manifest: Manifest, docs_db: DocStore, fields: dict[str, Field],
+    name: str,
+) -> Manifest:
+    """Index metadata field ``name`` in SQLite and record it in the manifest."""
+    if name not in fields:
+        raise unknown_field(name, fields)
+    docs_db.create_index(Field(name=name, type=fields[name].type, indexed=True))
+    new = copy_manifest(manifest)
+    new.fields[name] = {"type": fields[name].type.value, "indexed": True}
+    new.write(files.root)
+    return new
 
 
 def commit_graph(files: CollectionFiles, manifest: Manifest, scanner: ANNScanner) -> Manifest:
