@@ -258,3 +258,49 @@ def test_subset_strategy_after_adds_to_a_searched_collection(tmp_path, data):
         recall = np.mean([len(set(g) & set(w)) / 10
                           for g, w in zip(res.ids.tolist(), want, strict=True)])
         assert recall >= 0.9
+
+
+def test_indexed_fields_filter_in_memory_through_writes(tmp_path, data, monkeypatch):
+    """Filters on indexed scalar fields run over in-memory columns (SQLite is not asked), and
+    stay right across adds, upserts, deletes, compaction and a reader's snapshot moves."""
+    from tiervec.store.docstore import DocStore
+
+    vectors, _, docs = data
+    scalar = [(f, p) for f, p in FILTERS if "tags" not in str(f)]
+    with make(tmp_path, data, n=800, fields={"year": "int", "cat": "str"},
+              indexes=["year", "cat"]) as col, \
+            tiervec.open(tmp_path / "col", read_only=True) as reader:
+        for name in ("score", "open", "when"):
+            col.create_index(name)
+        sql_calls = []
+        real = DocStore.filter_rows
+        monkeypatch.setattr(DocStore, "filter_rows",
+                            lambda self, *a: sql_calls.append(a) or real(self, *a))
+        live = {d["_id"]: d for d in docs[:800]}
+
+        def check() -> None:
+            for flt, pred in scalar:
+                want = sum(pred(d) for d in live.values())
+                assert col.count(flt) == want, flt
+                reader.refresh()
+                assert reader.count(flt) == want, flt
+            assert not sql_calls
+            assert col.count('tags contains "a"') == sum("a" in d["tags"] for d in live.values())
+            assert sql_calls
+            sql_calls.clear()
+
+        check()
+        col.add(docs[800:], vectors=vectors[800:])
+        live.update({d["_id"]: d for d in docs[800:]})
+        check()
+        changed = {**docs[5], "cat": "math", "year": 1950}
+        col.upsert([changed], vectors=vectors[5:6])
+        live[changed["_id"]] = changed
+        gone = [d["_id"] for d in docs[::7]]
+        col.delete(gone)
+        for i in gone:
+            live.pop(i)
+        check()
+        assert col.count('cat == "math" and year < 1960') == 1
+        col.compact()
+        check()

@@ -26,7 +26,7 @@ from tiervec.errors import (
     DuplicateIds,
     EncoderRequired,
 )
-from tiervec.filters import Field, compile_filter
+from tiervec.filters import Field
 from tiervec.index import ANNScanner
 from tiervec.search import Chain, CodeSource, Searcher, SearchResult
 from tiervec.search.filtered import FilterPlan, FilterPolicy
@@ -34,6 +34,7 @@ from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import opening, runtime, writes
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import fields_from_manifest
+from tiervec.store.filtering import Filter, FilterRunner
 from tiervec.store.layout import CollectionFiles
 from tiervec.store.locks import RWLock, WriterLock
 from tiervec.store.manifest import Manifest, manifest_stamp
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
 FIT_SAMPLE = writes.FIT_SAMPLE
-
-Filter = str | Mapping[str, Any] | None
 
 
 class Collection:
@@ -73,6 +72,7 @@ class Collection:
         self._docs = DocStore(path / DB, next_row=manifest.next_row, epoch=manifest.epoch,
                               read_only=read_only, immutable=immutable)
         self.filter_policy = FilterPolicy()
+        self._filters = FilterRunner(self._docs)
         self._set_snapshot(manifest)
 
     def _set_snapshot(self, manifest: Manifest) -> None:
@@ -163,7 +163,9 @@ class Collection:
             self._stamp = stamp
             if (manifest.epoch, manifest.generation, manifest.count) == (
                 self._manifest.epoch, self._manifest.generation, self._manifest.count):
-                return False
+                changed = manifest.fields != self._manifest.fields  # create_index
+                self._manifest.fields = manifest.fields
+                return changed
             self._set_snapshot(manifest)
         return True
 
@@ -442,13 +444,7 @@ class Collection:
 
     def _allowed(self, filter: Filter) -> np.ndarray | None:
         """The boolean mask over positions a search may return (``None``: every one)."""
-        if filter is None or (isinstance(filter, Mapping) and not filter):
-            return self._alive
-        where, params = compile_filter(filter, self.fields)
-        rows = self._docs.filter_rows(where, params)
-        mask = np.zeros(self._manifest.count, dtype=bool)
-        mask[self._rows.positions(rows)] = True
-        return mask if self._alive is None else mask & self._alive
+        return self._filters.allowed(filter, self.fields, self._manifest.segments, self._alive)
 
     def _adopt(self, manifest: Manifest, appended: writes.Appended | None) -> None:
         """Switch the in-memory state to a just-committed manifest (a new segment, or only

@@ -352,6 +352,17 @@ class DocStore:
         return np.sort(np.fromstring(rows or "", dtype=np.int64, sep=","))
 
     @_locked
+    def field_values(self, field: Field, start: int, stop: int) -> tuple[np.ndarray, list[Any]]:
+        """The rows in ``start .. stop - 1`` that hold a value of scalar ``field`` (deleted
+        documents included), and those values as stored."""
+        col = column(field.name)
+        found = self._db.execute(
+            f"SELECT row, {col} FROM meta WHERE row >= ? AND row < ? AND {col} IS NOT NULL",
+            (start, stop)).fetchall()
+        rows = np.fromiter((r for r, _ in found), dtype=np.int64, count=len(found))
+        return rows, [v for _, v in found]
+
+    @_locked
     def count(self) -> int:
         """Number of documents in the snapshot."""
         where, params = self._visible()
