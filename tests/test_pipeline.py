@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tiervec.codecs import make_codec
-from tiervec.codecs.base import BlockScanner
+from tiervec.codecs.base import BlockScanner, Codec
 from tiervec.search import Chain, CodeSource, Location, Searcher, TierRuntime
 
 
@@ -247,3 +247,35 @@ def test_append_to_an_empty_searcher(unit_vectors):
     searcher.append([c.encode(x[25:]) for c in codecs], rows=15)
     q = unit_vectors(4, 8, seed=15)
     assert_exact(searcher, q, x, 4)  # 4 * 10 candidates cover all 40 rows
+
+
+@pytest.mark.parametrize(
+    "spec", ["binary*4 -> float32@disk", "hamming*8 -> int8*4 -> float32", "float16*3 -> float32",
+             "binary*50 -> float32"],  # the last: fewer rows than candidates (padding)
+)
+def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeypatch):
+    """Many queries over a small collection are rescored by one matrix product over the
+    distinct candidate rows; the results are those of gathering each query's codes."""
+    import tiervec.search.pipeline as pipeline
+
+    x = unit_vectors(40 if "50" in spec else 400, 24, seed=11)
+    q = unit_vectors(64, 24, seed=12)
+    searcher = build_searcher(spec, segments_of(x, [len(x) // 4, len(x) - len(x) // 4]))
+    calls = []
+    real = Codec.score
+    monkeypatch.setattr(Codec, "score", lambda self, *a: calls.append(1) or real(self, *a))
+    dense = searcher.search(q, 10)
+    assert calls  # the dense path ran
+    monkeypatch.setattr(pipeline, "DENSE_RATIO", 0)
+    calls.clear()
+    gathered = searcher.search(q, 10)
+    assert not calls
+    np.testing.assert_array_equal(dense[1], gathered[1])
+    np.testing.assert_allclose(dense[0], gathered[0], atol=1e-5)
+
+
+def test_which_codecs_score_by_matrix_product():
+    dense = {name: make_codec(name, 16).scores_by_matrix_product
+             for name in ("float32", "int8", "hamming", "bin2sym", "rabitq", "pca8+rabitq")}
+    assert dense == {"float32": True, "int8": True, "hamming": True, "bin2sym": True,
+                     "rabitq": False, "pca8+rabitq": False}

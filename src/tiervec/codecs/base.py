@@ -41,6 +41,9 @@ class Codec(ABC):
     name: ClassVar[str]
     #: Whether ``fit`` learns anything from the data (calibration ranges, rotations...).
     trainable: ClassVar[bool] = False
+    #: Whether :meth:`score` is a matrix product (BLAS), so scoring many codes against many
+    #: queries at once costs far less per pair than :meth:`score_candidates`.
+    scores_by_matrix_product: ClassVar[bool] = True
 
     def __init__(self, dim: int) -> None:
         if dim <= 0:

@@ -115,6 +115,8 @@ class RaBitQCodec(FaissCodec):
     ``sa_decode`` ignores the extra bits of multi-bit codes, so decoding would waste them.
     """
 
+    scores_by_matrix_product = False  # one small FAISS index per query
+
     def __init__(self, dim: int, bits: int = 1) -> None:
         if not 1 <= bits <= 4:
             raise InvalidTierSpec(f"rabitq{bits}: RaBitQ takes 1 to 4 bits, e.g. 'rabitq2'")

@@ -28,6 +28,7 @@ class ReducedCodec(Codec):
         self.trainable = inner.trainable or any(r.trainable for r in self.reducers)  # type: ignore[misc]
         self.fitted = not self.trainable
         self.code_dtype = inner.code_dtype  # type: ignore[misc]
+        self.scores_by_matrix_product = inner.scores_by_matrix_product  # type: ignore[misc]
 
     @property
     def code_width(self) -> int:
