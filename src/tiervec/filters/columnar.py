@@ -43,12 +43,6 @@ class Column:
     valid: np.ndarray
     dictionary: np.ndarray | None = None
 
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the column (the dictionary's strings counted by their length)."""
-        words = 0 if self.dictionary is None else sum(len(s) + 49 for s in self.dictionary)
-        return int(self.values.nbytes + self.valid.nbytes + words)
-
     @classmethod
     def build(cls, field: Field, n: int, positions: np.ndarray, values: Sequence[Any]) -> Column:
         """The column of ``n`` positions where ``positions[i]`` holds the stored (SQL) value

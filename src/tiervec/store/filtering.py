@@ -75,8 +75,3 @@ class FilterRunner:
             column = Column.concat(parts) if parts else Column.empty(field)
             self._columns[field.name] = (key, column)
             return column
-
-    def nbytes(self) -> int:
-        """Memory held by the cached columns."""
-        with self._lock:
-            return sum(c.nbytes for _, c in self._columns.values())
