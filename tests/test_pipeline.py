@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tiervec.codecs import make_codec
-from tiervec.codecs.base import BlockScanner, Codec
+from tiervec.codecs.base import BlockScanner
 from tiervec.search import Chain, CodeSource, Location, Searcher, TierRuntime
 
 
@@ -250,8 +250,8 @@ def test_append_to_an_empty_searcher(unit_vectors):
 
 
 @pytest.mark.parametrize(
-    "spec", ["binary*4 -> float32@disk", "hamming*8 -> int8*4 -> float32", "float16*3 -> float32",
-             "binary*50 -> float32"],  # the last: fewer rows than candidates (padding)
+    "spec", ["binary*4 -> int8@disk", "hamming*8 -> int8*4 -> float32", "float16*3 -> int8",
+             "binary*50 -> float16"],  # the last: fewer rows than candidates (padding)
 )
 def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeypatch):
     """Many queries over a small collection are rescored by one matrix product over the
@@ -262,8 +262,9 @@ def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeyp
     q = unit_vectors(64, 24, seed=12)
     searcher = build_searcher(spec, segments_of(x, [len(x) // 4, len(x) - len(x) // 4]))
     calls = []
-    real = Codec.score
-    monkeypatch.setattr(Codec, "score", lambda self, *a: calls.append(1) or real(self, *a))
+    cls = type(searcher.tiers[1].codec)
+    real = cls.score
+    monkeypatch.setattr(cls, "score", lambda self, *a: calls.append(1) or real(self, *a))
     dense = searcher.search(q, 10)
     assert calls  # the dense path ran
     monkeypatch.setattr(pipeline, "DENSE_RATIO", 0)
@@ -272,6 +273,26 @@ def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeyp
     assert not calls
     np.testing.assert_array_equal(dense[1], gathered[1])
     np.testing.assert_allclose(dense[0], gathered[0], atol=1e-5)
+
+
+def test_float32_candidates_are_scored_in_place(unit_vectors):
+    """float32 rescoring reads the candidates' vectors where they are, segment by segment, and
+    gives the scores of gathering them (``-inf`` for padding)."""
+    from tiervec.search.pipeline import vector_scores
+
+    x = unit_vectors(300, 24, seed=21)
+    q = unit_vectors(7, 24, seed=22)
+    rows = np.random.default_rng(23).integers(-1, 300, (7, 40))
+    codec = make_codec("float32", 24)
+    for cuts in ([300], [10, 290], [100, 100, 99, 1]):
+        source = CodeSource([x[a:b] for a, b in zip(np.cumsum([0, *cuts])[:-1],
+                                                     np.cumsum(cuts), strict=True)])
+        got = vector_scores(q, rows, source)
+        want = codec.score_candidates(q, source.take(rows))
+        want[rows < 0] = -np.inf
+        np.testing.assert_allclose(got, want, atol=1e-5)
+    assert make_codec("float32", 8).codes_are_vectors
+    assert not any(make_codec(n, 8).codes_are_vectors for n in ("float16", "int8", "binary"))
 
 
 def test_which_codecs_score_by_matrix_product():

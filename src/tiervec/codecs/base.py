@@ -44,6 +44,9 @@ class Codec(ABC):
     #: Whether :meth:`score` is a matrix product (BLAS), so scoring many codes against many
     #: queries at once costs far less per pair than :meth:`score_candidates`.
     scores_by_matrix_product: ClassVar[bool] = True
+    #: Whether the codes are the float32 vectors themselves, so that candidates are scored in
+    #: place (:func:`tiervec.codecs._faiss.inner_products_by_rows`) instead of gathered.
+    codes_are_vectors: ClassVar[bool] = False
 
     def __init__(self, dim: int) -> None:
         if dim <= 0:

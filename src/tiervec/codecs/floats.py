@@ -12,6 +12,7 @@ class Float32Codec(Codec):
     """The exact vectors, 4 bytes per dimension. Scores are exact inner products."""
 
     name = "float32"
+    codes_are_vectors = True
 
     code_dtype = np.dtype(np.float32)
 

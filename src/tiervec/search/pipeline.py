@@ -11,6 +11,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from tiervec.codecs._faiss import inner_products_by_rows
 from tiervec.codecs.base import BlockScanner, Codec, Scanner, empty_top, top_m
 from tiervec.search.filtered import FilterPolicy, exact_allowed, overfetch, strategy_for
 from tiervec.search.spec import Chain, Location, Tier
@@ -230,13 +231,17 @@ def _rescore(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rescore candidate ``rows`` ``(nq, c)`` with ``tier``'s codes; keep the best ``m``.
 
-    Candidates are scored by gathering each query's codes, or, when the batch's candidates
-    can only cover few distinct rows (a small collection, many queries), by scoring every
-    distinct row against the queries in one matrix product."""
+    float32 vectors are scored in place (:func:`vector_scores`). Other codes are gathered per
+    query, or, when the batch's candidates can only cover few distinct rows (a small
+    collection, many queries), every distinct row is scored against the queries in one matrix
+    product."""
     nq, c = rows.shape
+    out = np.empty((nq, min(m, c)), np.float32), np.empty((nq, min(m, c)), np.int64)
+    if tier.codec.codes_are_vectors:
+        _keep_best(vector_scores(queries, rows, tier.source), rows, m, out, 0)
+        return out
     dense = (tier.codec.scores_by_matrix_product and nq >= DENSE_MIN_QUERIES
              and len(tier.source) <= DENSE_RATIO * c)
-    out = np.empty((nq, min(m, c)), np.float32), np.empty((nq, min(m, c)), np.int64)
     if dense:
         valid = rows >= 0
         unique, inverse = np.unique(rows[valid], return_inverse=True)
@@ -253,8 +258,32 @@ def _rescore(
         else:
             scores = tier.codec.score_candidates(q, tier.source.take(part))
         scores[part < 0] = -np.inf
-        best, picked = top_m(scores, m)
-        out[0][start : start + block] = best[:, : out[0].shape[1]]
-        found = np.take_along_axis(part, np.maximum(picked, 0), 1)
-        out[1][start : start + block] = np.where(picked >= 0, found, -1)[:, : out[1].shape[1]]
+        _keep_best(scores, part, m, out, start)
+    return out
+
+
+def _keep_best(
+    scores: np.ndarray, rows: np.ndarray, m: int, out: tuple[np.ndarray, np.ndarray], start: int
+) -> None:
+    """Write the best ``m`` of ``rows`` by ``scores`` into ``out``'s rows from ``start``."""
+    best, picked = top_m(scores, m)
+    stop = start + len(rows)
+    out[0][start:stop] = best[:, : out[0].shape[1]]
+    found = np.take_along_axis(rows, np.maximum(picked, 0), 1)
+    out[1][start:stop] = np.where(picked >= 0, found, -1)[:, : out[1].shape[1]]
+
+
+def vector_scores(queries: np.ndarray, rows: np.ndarray, source: CodeSource) -> np.ndarray:
+    """Inner products of ``queries`` ``(nq, d)`` with the float32 vectors of ``rows``
+    ``(nq, c)`` held by ``source`` (``-inf`` where ``rows < 0``), read in place segment by
+    segment."""
+    if len(source.arrays) == 1:
+        return inner_products_by_rows(queries, source.arrays[0], rows)
+    out = np.full(rows.shape, -np.inf, np.float32)
+    for array, start in zip(source.arrays, source.starts, strict=True):
+        local = rows - start
+        inside = (local >= 0) & (local < len(array))
+        if inside.any():
+            scores = inner_products_by_rows(queries, array, np.where(inside, local, -1))
+            out[inside] = scores[inside]
     return out
