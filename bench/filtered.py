@@ -13,11 +13,12 @@
    ``bucket`` field); the peers get the bitmap for free. QPS: the best of up to 5 timed runs
    within a second, after a warm-up run.
 2. HNSW / IVF over int8 / binary codes with float32 rescoring on 1M x 384 vs FAISS
-   ``IndexFlatIP``, and the filtered sweep through an HNSW graph.
+   ``IndexFlatIP`` (1000 queries in one batch, BLAS), and the filtered sweep through an HNSW
+   graph.
 3. Ingest of 1M pre-computed vectors into a durable collection (ids only; ids and metadata);
    delete 10%, ``compact()``, and the space reclaimed.
 
-    python bench/filtered.py [--n 1000000] [--queries 200] [--datasets scifact]
+    python bench/filtered.py [--n 1000000] [--queries 200] [--no-scifact] [--ingest-only]
 
 Writes bench/results/filtered.json and prints the tables (and their Markdown).
 """
@@ -230,7 +231,8 @@ def scifact_part(work: Path) -> list:
 
 
 GRAPH_CHAINS = ("int8@hnsw*4 -> float32@disk", "int8@hnsw*10 -> float32@disk",
-                "int8@ivf*10 -> float32@disk", "binary@hnsw*40 -> float32@disk")
+                "int8@ivf*10 -> float32@disk", "binary@hnsw*40 -> float32@disk",
+                "binary@ivf*20 -> float32@disk", "binary@ivf*30 -> float32@disk")
 #: The ANN chain whose filtered search (graph strategy) is swept too.
 SWEPT_GRAPH = "int8@hnsw*4 -> float32@disk"
 #: Queries of the unfiltered ANN comparison (FAISS's flat scan runs BLAS on the whole batch).

@@ -76,7 +76,7 @@ FILTERS = [
 
 @pytest.mark.parametrize("tiers", ["float32@disk", "binary*20 -> float32@disk",
                                    "int8*4 -> float32@disk", "int8@hnsw*4 -> float32@disk",
-                                   "int8@ivf*4 -> float32@disk"])
+                                   "int8@ivf*4 -> float32@disk", "binary@ivf*20 -> float32@disk"])
 @pytest.mark.parametrize("exact_max", [0, 100_000])
 def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
     vectors, queries, docs = data
@@ -177,7 +177,8 @@ def test_metadata_errors_are_clear_and_write_nothing(tmp_path, data):
 
 @pytest.mark.parametrize(("tiers", "floor"), [("int8@hnsw*4 -> float32@disk", 0.9),
                                              ("binary@hnsw*20 -> float32@disk", 0.6),
-                                             ("float16@ivf*4 -> float32@disk", 0.4)])
+                                             ("float16@ivf*4 -> float32@disk", 0.4),
+                                             ("binary@ivf*20 -> float32@disk", 0.6)])
 def test_hnsw_graph_is_saved_and_caught_up(tmp_path, data, tiers, floor):
     """(Random 24-d data is hard: 1 bit per dimension makes poor candidates, and IVF's
     clusters are arbitrary; hence the low floors.)"""
@@ -196,18 +197,41 @@ def test_hnsw_graph_is_saved_and_caught_up(tmp_path, data, tiers, floor):
         assert col.search_vectors(queries, k=10).ids.tolist() == got
 
 
+def test_binary_ivf_scores_the_codecs_own_bits(data):
+    """The fast-scan IVF holds the binary codec's sign bits: its scores are the codec's own
+    (up to FAISS's 8-bit look-up tables), and its lists are fitted on the full vectors."""
+    from tiervec.codecs.registry import make_codec
+    from tiervec.index import IVFScanner
+    from tiervec.index.ivf import nlist_for
+    from tiervec.search.pipeline import CodeSource
+
+    vectors, queries, _ = data
+    codec = make_codec("binary", DIM)
+    codes = codec.encode(vectors)
+    scanner = IVFScanner(codec)
+    scanner.fit(CodeSource([vectors]))
+    assert scanner.index.nlist == nlist_for(N) and scanner.ntotal == 0
+    for lo in range(0, N, 500):
+        scanner.add(codes[lo : lo + 500])
+    scores, rows = scanner.search(queries, 20, mask=np.arange(N) % 3 == 0)
+    assert (rows >= 0).all() and (rows % 3 == 0).all()
+    want = np.take_along_axis(codec.score(queries, codes), rows, 1)
+    np.testing.assert_allclose(scores, want, atol=0.03)
+
+
 def test_hnsw_only_as_first_tier_and_for_flat_codecs(tmp_path):
     with pytest.raises(InvalidTierSpec, match="first tier"):
         tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@ivf")
     with pytest.raises(InvalidTierSpec, match="first tier"):
         tiervec.create(tmp_path / "a", model=None, dim=DIM, tiers="binary*4 -> int8@hnsw")
-    for name, tiers, fix in (("b", "pq4@hnsw*4 -> float32@disk", "ANN index"),
-                             ("c", "binary@ivf*4 -> float32@disk", "@hnsw")):
-        with tiervec.create(tmp_path / name, model=None, dim=DIM, tiers=tiers) as col:
+    for name, dim, tiers, fix in (("b", DIM, "pq4@hnsw*4 -> float32@disk", "ANN index"),
+                                  ("c", DIM, "hamming@ivf*4 -> float32@disk", "'binary@ivf'"),
+                                  ("d", 26, "binary@ivf*4 -> float32@disk", "4 dimensions")):
+        with tiervec.create(tmp_path / name, model=None, dim=dim, tiers=tiers) as col:
             col.add([{"_id": str(i), "text": "t"} for i in range(300)],
-                    vectors=unit(np.random.default_rng(0).standard_normal((300, DIM))))
+                    vectors=unit(np.random.default_rng(0).standard_normal((300, dim))))
             with pytest.raises(InvalidTierSpec, match=fix):
-                col.search_vectors(np.ones(DIM), k=3)
+                col.search_vectors(np.ones(dim), k=3)
 
 
 def test_documents_with_only_list_fields_are_filtered(tmp_path, data):

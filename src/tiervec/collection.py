@@ -422,7 +422,7 @@ class Collection:
             with self._build_lock:
                 if self._searcher is None:
                     searcher = self._build_searcher(chain, self._stored_codecs(), stored=True)
-                    searcher.tiers[0].build_scanner()
+                    searcher.build_first()
                     self._searcher = searcher
                 return self._searcher
         codecs = self._fit_codecs(chain)

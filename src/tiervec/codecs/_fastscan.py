@@ -18,6 +18,18 @@ from tiervec.codecs._faiss import faiss_module
 from tiervec.codecs.base import empty_top
 
 
+def set_sign_centroids(pq: Any, scales: np.ndarray) -> None:
+    """Make the 4-bit product quantizer ``pq`` (one sub-quantizer per 4 dimensions) a sign
+    code: centroid ``c`` of sub-quantizer ``j`` is the sign pattern of ``c``'s bits times the
+    ``scales`` (one per dimension) of dimensions ``4j .. 4j + 3``."""
+    faiss = faiss_module()
+    patterns = ((np.arange(16)[:, None] >> np.arange(4)[None, :]) & 1) * 2.0 - 1.0
+    centroids = patterns[None, :, :] * np.asarray(scales, np.float32).reshape(-1, 1, 4)
+    faiss.copy_array_to_vector(centroids.astype(np.float32).ravel(), pq.centroids)
+    if pq.transposed_centroids.size():
+        pq.sync_transposed_centroids()
+
+
 class SignFastScanScanner:
     """Exhaustive asymmetric scan of ``L``-level sign codes ``(n, L * ceil(d / 8))`` uint8.
 
@@ -40,10 +52,7 @@ class SignFastScanScanner:
         padded[:, : self.dim] = scales
         m = self.levels * self.padded_dim // 4
         pq = faiss.IndexPQ(self.levels * self.padded_dim, m, 4, faiss.METRIC_INNER_PRODUCT)
-        patterns = ((np.arange(16)[:, None] >> np.arange(4)[None, :]) & 1) * 2.0 - 1.0
-        # centroid c of sub-quantizer j: the sign pattern of c times the scales of its 4 dims
-        centroids = patterns[None, :, :] * padded.reshape(m, 1, 4)
-        faiss.copy_array_to_vector(centroids.astype(np.float32).ravel(), pq.pq.centroids)
+        set_sign_centroids(pq.pq, padded)
         pq.is_trained = True
         self.index = faiss.IndexPQFastScan(pq, 32)
         self.code_size = self.levels * width

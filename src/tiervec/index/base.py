@@ -32,8 +32,14 @@ class ANNScanner:
 
     def __init__(self, codec: Codec, index: Any) -> None:
         self.codec = codec
-        self.binary = isinstance(codec, BinaryCodec)
+        self.binary = self.packs_bits(codec)
         self.index = index
+
+    @classmethod
+    def packs_bits(cls, codec: Codec) -> bool:
+        """Whether the FAISS index holds ``codec``'s packed bits (a binary index: Hamming
+        distances, binarised queries) rather than vectors."""
+        return isinstance(codec, BinaryCodec)
 
     @property
     def ntotal(self) -> int:
@@ -46,6 +52,11 @@ class ANNScanner:
         if self.binary:
             return codes.view(np.uint8).reshape(len(codes), -1)
         return np.ascontiguousarray(self.codec.decode(codes), dtype=np.float32)
+
+    def fit(self, vectors: Any) -> None:
+        """Fit what the index learns (IVF: its lists) on the full-precision ``vectors`` (an
+        object with ``len`` and ``take(rows)``) before the first codes are added; without it,
+        on the first codes added."""
 
     def add(self, codes: np.ndarray) -> None:
         self.index.add(self._vectors(codes))
@@ -113,7 +124,7 @@ class ANNScanner:
     def load(cls, path: Path, codec: Codec, mmap: bool = False) -> ANNScanner:
         """A saved index; memory-mapped (read-only) when ``mmap`` and FAISS allows it."""
         faiss = faiss_module()
-        read = faiss.read_index_binary if isinstance(codec, BinaryCodec) else faiss.read_index
+        read = faiss.read_index_binary if cls.packs_bits(codec) else faiss.read_index
         index = None
         if mmap:
             try:

@@ -89,16 +89,20 @@ class TierRuntime:
             return codes
         return np.array(codes) if isinstance(codes, np.memmap) else codes
 
-    def build_scanner(self) -> None:
+    def build_scanner(self, full: CodeSource | None = None) -> None:
         """Make this tier scannable. RAM codes move into the codec's scanner (no second copy);
-        disk codes are scanned block by block through their memory maps."""
+        disk codes are scanned block by block through their memory maps. An ANN index fits
+        on ``full``, the full-precision vectors of the same rows, where given."""
         if self.scanner is not None:
             return
         if self.tier.location.indexed:
             from tiervec.index import HNSWScanner, IVFScanner
 
             kind = HNSWScanner if self.tier.location is Location.HNSW else IVFScanner
-            scanner: Scanner = kind(self.codec)
+            index = kind(self.codec)
+            if full is not None and len(full) and len(full) == len(self.source):
+                index.fit(full)
+            scanner: Scanner = index
         elif self.tier.location is Location.RAM:
             scanner = self.codec.scanner()
         else:
@@ -139,6 +143,10 @@ class Searcher:
             self.full.append(vectors)
         self.count += rows
 
+    def build_first(self) -> None:
+        """Make the first tier scannable (an ANN index fits on the full-precision vectors)."""
+        self.tiers[0].build_scanner(self.full)
+
     def search(
         self,
         queries: np.ndarray,
@@ -164,7 +172,7 @@ class Searcher:
         if n_allowed == 0 or (n_allowed <= policy.exact_max and len(self.full)):
             return "exact"
         first = self.tiers[0]
-        first.build_scanner()
+        self.build_first()
         cheap = getattr(first.scanner, "masks_cheaply", False)
         subset = getattr(first.scanner, "scans_subsets", False) and len(first.source) > 0
         return strategy_for(n_allowed, self.count, policy, graph, cheap, subset)
@@ -189,7 +197,7 @@ class Searcher:
             scores, rows = exact_allowed(self.full, queries, k, np.flatnonzero(allowed))
             return scores, rows, strategy
         counts = self.chain.candidates(k)
-        self.tiers[0].build_scanner()
+        self.build_first()
         scanner = self.tiers[0].scanner
         assert scanner is not None
         if strategy == "subset":
@@ -279,11 +287,12 @@ def vector_scores(queries: np.ndarray, rows: np.ndarray, source: CodeSource) -> 
     segment."""
     if len(source.arrays) == 1:
         return inner_products_by_rows(queries, source.arrays[0], rows)
+    segment = np.searchsorted(source.starts, rows, side="right") - 1
+    local = rows - np.asarray(source.starts)[segment]
     out = np.full(rows.shape, -np.inf, np.float32)
-    for array, start in zip(source.arrays, source.starts, strict=True):
-        local = rows - start
-        inside = (local >= 0) & (local < len(array))
-        if inside.any():
-            scores = inner_products_by_rows(queries, array, np.where(inside, local, -1))
-            out[inside] = scores[inside]
+    for s, array in enumerate(source.arrays):
+        inside = segment == s
+        if inside.any():  # rows of other segments are -1: scored -inf, skipped by FAISS
+            np.maximum(out, inner_products_by_rows(queries, array, np.where(inside, local, -1)),
+                       out=out)
     return out
