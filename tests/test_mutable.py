@@ -112,6 +112,19 @@ def test_strategy_follows_selectivity(tmp_path, data, tiers, medium, full):
         assert plan.matches == 900 and plan.share == pytest.approx(0.75)
 
 
+def test_subset_scan_takes_over_from_exact_above_subset_min():
+    from tiervec.search.filtered import FilterPolicy, strategy_for
+
+    p = FilterPolicy()
+    assert strategy_for(1_500, 1_000_000, p, False, has_subset=True) == "exact"
+    assert strategy_for(10_000, 1_000_000, p, False, has_subset=True) == "subset"
+    assert strategy_for(10_000, 1_000_000, p, False, has_bitmap=True) == "exact"
+    assert strategy_for(30_000, 1_000_000, p, False, has_bitmap=True) == "bitmap"
+    assert strategy_for(600_000, 1_000_000, p, False, has_subset=True) == "overfetch"
+    assert strategy_for(500, 1_000, p, False, has_subset=True, has_exact=False) == "subset"
+    assert strategy_for(100, 1_000, p, True, has_exact=False) == "graph"
+
+
 def test_upsert_replaces_and_delete_reports_unknown_ids(tmp_path, data):
     vectors, _, docs = data
     with make(tmp_path, data, n=800) as col:

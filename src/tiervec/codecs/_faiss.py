@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from tiervec.codecs.base import empty_top
+
 
 def faiss_module() -> Any:
     """Import FAISS lazily (it is a core dependency, but importing it is not free)."""
@@ -73,6 +75,23 @@ def inner_products_by_rows(
             faiss.swig_ptr(out), faiss.swig_ptr(q), faiss.swig_ptr(vectors),
             faiss.swig_ptr(ids), q.shape[1], ids.shape[0], ids.shape[1])
     return out
+
+
+def top_inner_products(
+    queries: np.ndarray, vectors: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``m`` ``(scores, cols)`` of ``queries`` against ``vectors`` by inner product,
+    on FAISS's kernel (BLAS blocks and heaps, on FAISS's threads: no numpy BLAS threads
+    spinning against them); pads with ``-inf``/``-1`` past ``len(vectors)``."""
+    faiss = faiss_module()
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    scores, cols = empty_top(len(q), m)
+    take = min(m, len(x))
+    if take and len(q):
+        s, c = faiss.knn(q, x, take, metric=faiss.METRIC_INNER_PRODUCT)
+        scores[:, :take], cols[:, :take] = _clean(s.astype(np.float32), c)
+    return scores, cols
 
 
 def _clean(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -169,13 +169,14 @@ class Searcher:
         graph = self.chain.tiers[0].location.indexed
         if n_allowed >= self.count:
             return "graph" if graph else "scan"
-        if n_allowed == 0 or (n_allowed <= policy.exact_max and len(self.full)):
+        if n_allowed == 0:
             return "exact"
         first = self.tiers[0]
         self.build_first()
         cheap = getattr(first.scanner, "masks_cheaply", False)
         subset = getattr(first.scanner, "scans_subsets", False) and len(first.source) > 0
-        return strategy_for(n_allowed, self.count, policy, graph, cheap, subset)
+        return strategy_for(n_allowed, self.count, policy, graph, cheap, subset,
+                            has_exact=len(self.full) > 0)
 
     def search_allowed(
         self,
