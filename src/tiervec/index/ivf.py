@@ -10,7 +10,7 @@ them without decoding, as the exhaustive ``binary`` scan does.
 
 The lists are fitted on the full-precision vectors where the collection has them (k-means on
 sign vectors makes poorer lists: on 1M x 384, binary x30, recall@10 0.947 against 0.964 at the
-same speed), on a sample of ``40 * nlist`` rows, once, when the index is first built:
+same nprobe), on a sample of ``40 * nlist`` rows, once, when the index is first built:
 :meth:`Collection.refit` (or a compaction) rebuilds it after the collection has grown a lot.
 
 Filtered search passes the allowed-rows bitmap to the list scan (FAISS ``IDSelectorBitmap``)
@@ -32,7 +32,7 @@ from tiervec.errors import InvalidTierSpec
 from tiervec.index.base import ANNScanner, flat_storage
 
 #: Lists scanned per query: at least this many, and ``nlist / NPROBE_SHARE`` (1M x 384,
-#: binary x30, 4000 lists: recall@10 0.961 at nprobe 48, 0.968 at 96, at 0.8x the speed).
+#: binary x30, 4,096 lists: recall@10 0.961 at nprobe 48, 0.968 at 96, at 0.8x the speed).
 NPROBE_MIN = 8
 NPROBE_SHARE = 64
 #: ... and enough lists to hold this many allowed rows per result asked for (small or
