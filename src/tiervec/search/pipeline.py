@@ -169,8 +169,9 @@ class Searcher:
         graph = self.chain.tiers[0].location.indexed
         if n_allowed >= self.count:
             return "graph" if graph else "scan"
-        if n_allowed == 0:
-            return "exact"
+        if n_allowed == 0 or (
+                n_allowed <= min(policy.exact_max, policy.subset_min) and len(self.full)):
+            return "exact"  # whatever the first tier can do: no need to build its index
         first = self.tiers[0]
         self.build_first()
         cheap = getattr(first.scanner, "masks_cheaply", False)
