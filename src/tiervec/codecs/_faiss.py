@@ -90,7 +90,7 @@ def top_inner_products(
     take = min(m, len(x))
     if take and len(q):
         s, c = faiss.knn(q, x, take, metric=faiss.METRIC_INNER_PRODUCT)
-        scores[:, :take], cols[:, :take] = _clean(s.astype(np.float32), c)
+        scores[:, :take], cols[:, :take] = _clean(s, c)
     return scores, cols
 
 

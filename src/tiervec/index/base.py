@@ -32,7 +32,7 @@ class ANNScanner:
 
     def __init__(self, codec: Codec, index: Any) -> None:
         self.codec = codec
-        self.binary = self.packs_bits(codec)
+        self.packed_bits = self.packs_bits(codec)
         self.index = index
 
     @classmethod
@@ -49,7 +49,7 @@ class ANNScanner:
         """What the FAISS index takes for ``codes``: packed bits, or decoded floats (its
         storage re-encodes them to the same codes)."""
         codes = np.ascontiguousarray(codes)
-        if self.binary:
+        if self.packed_bits:
             return codes.view(np.uint8).reshape(len(codes), -1)
         return np.ascontiguousarray(self.codec.decode(codes), dtype=np.float32)
 
@@ -87,7 +87,7 @@ class ANNScanner:
         if mask is not None:
             sel = faiss.IDSelectorBitmap(np.packbits(mask, bitorder="little"))
         q = np.ascontiguousarray(queries, dtype=np.float32)
-        q = pack_signs(q) if self.binary else q
+        q = pack_signs(q) if self.packed_bits else q
         out_s, out_r = empty_top(len(queries), m)
         todo = np.arange(len(queries))
         effort = min(self._max_effort(), self._effort(m, max(allowed, 1) / n))
@@ -105,7 +105,7 @@ class ANNScanner:
         return out_s, out_r
 
     def _scores(self, dist: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.binary:  # Hamming distance -> agreement of signs, higher is better
+        if self.packed_bits:  # Hamming distance -> agreement of signs, higher is better
             scores = (self.codec.dim - 2.0 * dist).astype(np.float32) / self.codec.dim
         else:
             scores = dist.astype(np.float32)
@@ -117,7 +117,7 @@ class ANNScanner:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         faiss = faiss_module()
-        write = faiss.write_index_binary if self.binary else faiss.write_index
+        write = faiss.write_index_binary if self.packed_bits else faiss.write_index
         write(self.index, str(path))
 
     @classmethod
