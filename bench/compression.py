@@ -80,18 +80,19 @@ def faiss_peers(col, measurer: Measurer, corpus: np.ndarray, queries: np.ndarray
             _, rows = searcher.search(queries, 10)
             speed = len(queries) / (time.perf_counter() - start)
             name = f"{factory}" + (f" + IndexRefineFlat x{refine}" if refine else "")
-            out.append(("FAISS", measurer.rate(rows, name, code, 0, 10 * refine, speed)))
+            out.append(("FAISS", measurer.rate(col.ids_at(rows), name, code, 0, 10 * refine,
+                                                speed)))
     return out
 
 
 def st_peers(col, data, queries, measurer: Measurer) -> list:
     out = []
     for precision, multiplier in (("ubinary", 4), ("ubinary", 10), ("uint8", 4)):
-        row = st_peer(col, data, queries, measurer.exact_rows, precision, multiplier)
+        row = st_peer(col, data, queries, None, precision, multiplier)
         rows = row.pop("rows")
         out.append(("sentence-transformers", measurer.rate(
-            rows, f"{precision} + rescore x{multiplier}", row["ram_bytes_per_vector"], 0,
-            10 * multiplier, row["qps"])))
+            col.ids_at(rows), f"{precision} + rescore x{multiplier}",
+            row["ram_bytes_per_vector"], 0, 10 * multiplier, row["qps"])))
     return out
 
 
@@ -104,7 +105,7 @@ def bench_dataset(name: str) -> tuple[list, list]:
     plan = labelled_queries(col, load_beir(folder, split=plan_split))
     chains = candidate_chains(col.dim, learned=LEARNED[0]) + list(EXTRA)
     measure_test = Measurer(col, test)
-    measure_plan = Measurer(col, plan, shared=measure_test.searchers)
+    measure_plan = Measurer(col, plan, shared=measure_test.views)
     rows: list[tuple[str, Setting]] = []
     on_plan: dict[str, Setting] = {}
     with console.status(f"{name}: measuring") as status:

@@ -62,7 +62,7 @@ def st_peer(col, data, queries, exact_rows, precision: str, multiplier: int) -> 
 
     rows, scores, elapsed = run(10)
     rows100, scores100, _ = run(100)
-    ids, ids100 = col.ids_for_rows(rows), col.ids_for_rows(rows100)
+    ids, ids100 = col.ids_at(rows), col.ids_at(rows100)
     at10 = evaluate_run(data.qrels, run_from_arrays(query_ids, ids, scores), ["ndcg@10", "mrr@10"])
     at100 = evaluate_run(data.qrels, run_from_arrays(query_ids, ids100, scores100), ["recall@100"])
     bytes_per_vector = {"ubinary": col.dim // 8, "uint8": col.dim}[precision]
@@ -73,7 +73,7 @@ def st_peer(col, data, queries, exact_rows, precision: str, multiplier: int) -> 
         "ndcg@10": at10["ndcg@10"],
         "mrr@10": at10["mrr@10"],
         "recall@100": at100["recall@100"],
-        "recall@10_vs_exact": recall_at(rows, exact_rows),
+        "recall@10_vs_exact": recall_at(rows, exact_rows) if exact_rows is not None else None,
         "qps": len(queries) / elapsed,
         "rows": rows,
     }
@@ -83,7 +83,7 @@ def bench_dataset(name: str) -> list[dict]:
     data = load_beir(shared_data() / "beir" / name)
     col = beir_collection(data.path, name)
     queries = query_vectors(col, data)
-    _, exact_rows = col.searcher("float32").search(queries, 10)
+    _, exact_rows = col.pipeline("float32").search(queries, 10)
     out = []
     for row in evaluate(col, data, CHAINS):
         d = row.to_dict()

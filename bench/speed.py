@@ -149,7 +149,7 @@ def candidate_stage(col: tiervec.Collection, queries: np.ndarray) -> list[dict]:
         out.append({"kernel": kernel, "work": work, "ram_bytes_per_vector": ram,
                     "qps": len(queries) / t})
 
-    scanner = col.searcher("binary").tiers[0]
+    scanner = col.pipeline("binary").tiers[0]
     scanner.build_scanner()
     add("tiervec binary scan (FAISS 4-bit fast-scan LUTs)", "float query x sign codes",
         codes.shape[1], lambda: scanner.scanner.search(queries, SCAN_M))
@@ -197,7 +197,7 @@ def main() -> None:
     del x
     gc.collect()
     for spec in TIERVEC_CHAINS:
-        searcher = col.searcher(spec)
+        searcher = col.pipeline(spec)
         searcher.search(queries[:8], K)
         (_, found), t = timed(lambda s=searcher: s.search(queries, K), repeat=3)
         chain = searcher.chain

@@ -327,7 +327,7 @@ def test_close_and_reopen_gives_identical_results(vec_col, data, monkeypatch):
     def no_encoder(*args, **kwargs):
         raise AssertionError("a reopened collection must not load an encoder for vectors")
 
-    monkeypatch.setattr("tiervec.collection.load_encoder", no_encoder)
+    monkeypatch.setattr("tiervec.collection.reading.load_encoder", no_encoder)
     with tiervec.open(path) as col:
         after = col.search_vectors(queries, k=7)
         assert len(col) == len(data[1])
@@ -855,7 +855,7 @@ def test_text_collection_reopens_without_re_encoding(text_col, minilm, monkeypat
         raise AssertionError("search_vectors on a reopened collection must not load the model")
 
     with monkeypatch.context() as patch:
-        patch.setattr("tiervec.collection.load_encoder", no_encoder)
+        patch.setattr("tiervec.collection.reading.load_encoder", no_encoder)
         with tiervec.open(path) as col:
             assert col.model == "all-MiniLM-L6-v2" and len(col) == len(TOPICS)
             by_vectors = col.search_vectors(qvecs, k=4)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from tiervec.corpus import Document, count_records, document_from_record, read_corpus
-from tiervec.errors import CorpusError, CorpusNotFound, MalformedCorpus
+from tiervec.errors import CorpusError, CorpusNotFound, EmptyDocument, MalformedCorpus
 
 RECORDS = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr.", "year": 2020},
@@ -157,7 +158,7 @@ def test_title_without_text_is_allowed():
         ({"_id": "", "text": "empty id"}, "no id"),
         ({"_id": "a"}, "has no text"),
         ({"_id": "a", "text": "  ", "title": ""}, "has no text"),
-        ({"_id": "a", "text": None, "title": "T"}, "has no text"),
+        ({"_id": "a", "text": None, "title": ""}, "has no text"),
         (["not", "an", "object"], "expected an object"),
     ],
 )
@@ -180,13 +181,42 @@ def test_malformed_json_names_the_line(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("record", "match"),
-    [({"text": "no id"}, "line 2: the document has no id"), ({"_id": "x"}, "line 2: .*no text")],
+    ("record", "match", "strict"),
+    [({"text": "no id"}, "line 2: the document has no id", False),
+     ({"_id": "x"}, "line 2: .*no text", True)],
 )
-def test_records_without_id_or_text_name_the_line(tmp_path, record, match):
+def test_records_without_id_or_text_name_the_line(tmp_path, record, match, strict):
     path = write_jsonl(tmp_path / "corpus.jsonl", [RECORDS[0], record])
     with pytest.raises(MalformedCorpus, match=match):
-        list(read_corpus(path))
+        list(read_corpus(path, strict=strict))
+
+
+def test_a_title_without_text_is_a_document():
+    doc = document_from_record({"_id": "a", "text": None, "title": "T"}, "corpus.jsonl line 1")
+    assert (doc.title, doc.text, doc.embedding_text()) == ("T", "", "T")
+
+
+def test_empty_documents_are_skipped_with_one_warning(tmp_path, caplog):
+    records = [RECORDS[0], {"_id": "e1", "text": ""}, {"_id": "e2", "title": " ", "text": " "},
+               *[{"_id": f"e{i}", "text": ""} for i in range(3, 9)], RECORDS[1]]
+    path = write_jsonl(tmp_path / "corpus.jsonl", records)
+    with caplog.at_level(logging.WARNING, logger="tiervec"):
+        docs = list(read_corpus(path))
+    assert [d.id for d in docs] == [RECORDS[0]["_id"], RECORDS[1]["_id"]]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert "skipped 8 documents with neither title nor text" in message
+    assert "'e1', 'e2', 'e3', 'e4', 'e5' and 3 more" in message and "--strict" in message
+    seen: list[str] = []
+    assert len(list(read_corpus(path, on_empty=seen.extend))) == 2
+    assert seen == [f"e{i}" for i in range(1, 9)]
+
+
+def test_strict_reading_stops_at_the_first_empty_document(tmp_path):
+    path = write_jsonl(tmp_path / "corpus.jsonl", [RECORDS[0], {"_id": "471", "text": ""}])
+    with pytest.raises(EmptyDocument, match="line 2: document '471' has no text"):
+        list(read_corpus(path, strict=True))
 
 
 def test_csv_error_names_the_file_line(tmp_path):

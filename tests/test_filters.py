@@ -485,6 +485,7 @@ def test_public_names() -> None:
     assert sorted(tiervec.filters.__all__) == [
         "Field",
         "FieldType",
+        "Filter",
         "compile_filter",
         "infer_type",
         "parse",

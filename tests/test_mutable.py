@@ -216,7 +216,7 @@ def test_binary_ivf_scores_the_codecs_own_bits(data):
     from tiervec.codecs.registry import make_codec
     from tiervec.index import IVFScanner
     from tiervec.index.ivf import nlist_for
-    from tiervec.search.pipeline import CodeSource
+    from tiervec.store.codes import CodeSource
 
     vectors, queries, _ = data
     codec = make_codec("binary", DIM)
@@ -226,7 +226,7 @@ def test_binary_ivf_scores_the_codecs_own_bits(data):
     assert scanner.index.nlist == nlist_for(N) and scanner.ntotal == 0
     for lo in range(0, N, 500):
         scanner.add(codes[lo : lo + 500])
-    scores, rows = scanner.search(queries, 20, mask=np.arange(N) % 3 == 0)
+    scores, rows = scanner.search_filtered(queries, 20, np.arange(N) % 3 == 0)
     assert (rows >= 0).all() and (rows % 3 == 0).all()
     want = np.take_along_axis(codec.score(queries, codes), rows, 1)
     np.testing.assert_allclose(scores, want, atol=0.03)

@@ -9,11 +9,11 @@ import pytest
 
 from tiervec.codecs import make_codec
 from tiervec.codecs.base import BlockScanner
-from tiervec.search import Chain, CodeSource, Location, Searcher, TierRuntime
+from tiervec.search import Chain, CodeSource, Location, Pipeline, TierRuntime
 
 
 def build_searcher(spec: str, segments: list[np.ndarray], fit_on: np.ndarray | None = None):
-    """A Searcher over ``segments`` of float32 vectors, as ``Collection._build_searcher`` builds it.
+    """A Pipeline over ``segments`` of float32 vectors, as ``Collection._build_pipeline`` builds it.
 
     Each tier gets its codec (fitted on ``fit_on``, default all vectors) and one code array per
     segment.
@@ -28,7 +28,7 @@ def build_searcher(spec: str, segments: list[np.ndarray], fit_on: np.ndarray | N
             codec.fit(sample)
         arrays = [codec.encode(s) for s in segments]
         runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
-    return Searcher(chain, runtimes, count=sum(len(s) for s in segments))
+    return Pipeline.from_chain(chain, runtimes, count=sum(len(s) for s in segments))
 
 
 def exact_top(queries: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +37,7 @@ def exact_top(queries: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, n
     return np.take_along_axis(scores, rows, 1), rows
 
 
-def assert_exact(searcher: Searcher, queries: np.ndarray, x: np.ndarray, k: int) -> None:
+def assert_exact(searcher: Pipeline, queries: np.ndarray, x: np.ndarray, k: int) -> None:
     scores, rows = searcher.search(queries, k)
     want_scores, want_rows = exact_top(queries, x, k)
     assert scores.shape == rows.shape == (len(queries), k)
@@ -135,7 +135,7 @@ def test_build_scanner_scans_disk_codes_in_place(unit_vectors):
     assert len(runtime.source) == 20
 
 
-# -- Searcher -------------------------------------------------------------------------------------
+# -- Pipeline -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("spec", ["float32", "float32@disk"])
@@ -156,7 +156,7 @@ def test_single_float32_tier_on_memory_maps_is_exact(tmp_path, unit_vectors):
     chain = Chain.parse("float32@disk")
     runtime = TierRuntime(tier=chain.tiers[0], codec=make_codec("float32", 16),
                           source=CodeSource(arrays))
-    assert_exact(Searcher(chain, [runtime], count=120), q, x, 7)
+    assert_exact(Pipeline.from_chain(chain, [runtime], count=120), q, x, 7)
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_empty_searcher_returns_padding(spec):
     runtimes = [
         TierRuntime(tier=t, codec=make_codec(t.codec, 8), source=CodeSource()) for t in chain.tiers
     ]
-    searcher = Searcher(chain, runtimes, count=0)
+    searcher = Pipeline.from_chain(chain, runtimes, count=0)
     scores, rows = searcher.search(np.ones((3, 8), np.float32), 4)
     assert scores.shape == rows.shape == (3, 4)
     assert (rows == -1).all() and np.isneginf(scores).all()
@@ -242,7 +242,7 @@ def test_append_to_an_empty_searcher(unit_vectors):
         TierRuntime(tier=t, codec=c, source=CodeSource())
         for t, c in zip(chain.tiers, codecs, strict=True)
     ]
-    searcher = Searcher(chain, runtimes, count=0)
+    searcher = Pipeline.from_chain(chain, runtimes, count=0)
     searcher.append([c.encode(x[:25]) for c in codecs], rows=25)
     searcher.append([c.encode(x[25:]) for c in codecs], rows=15)
     q = unit_vectors(4, 8, seed=15)
@@ -256,7 +256,7 @@ def test_append_to_an_empty_searcher(unit_vectors):
 def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeypatch):
     """Many queries over a small collection are rescored by one matrix product over the
     distinct candidate rows; the results are those of gathering each query's codes."""
-    import tiervec.search.pipeline as pipeline
+    import tiervec.search.rescore as pipeline
 
     x = unit_vectors(40 if "50" in spec else 400, 24, seed=11)
     q = unit_vectors(64, 24, seed=12)
@@ -278,7 +278,7 @@ def test_dense_rescoring_matches_per_query_gathering(spec, unit_vectors, monkeyp
 def test_float32_candidates_are_scored_in_place(unit_vectors):
     """float32 rescoring reads the candidates' vectors where they are, segment by segment, and
     gives the scores of gathering them (``-inf`` for padding)."""
-    from tiervec.search.pipeline import vector_scores
+    from tiervec.search.rescore import vector_scores
 
     x = unit_vectors(300, 24, seed=21)
     q = unit_vectors(7, 24, seed=22)

@@ -63,7 +63,7 @@ def test_float32_tier_equals_faiss_exact_search(scifact):
     index = faiss.IndexFlatIP(col.dim)
     index.add(vectors)
     expected_scores, expected_rows = index.search(queries, 10)
-    scores, found = col.searcher("float32").search(queries, 10)
+    scores, found = col.pipeline("float32").search(queries, 10)
     assert (found == expected_rows).mean() > 0.999  # ties may swap
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
 

@@ -11,15 +11,20 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tiervec._extras import require
-from tiervec.errors import CorpusNotFound, MalformedCorpus
+from tiervec.errors import CorpusNotFound, EmptyDocument, MalformedCorpus
+
+log = logging.getLogger(__name__)
 
 _ID_KEYS = ("_id", "id")
+#: How many skipped ids a warning names.
+SHOWN_IDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +55,9 @@ def document_from_record(record: Mapping[str, Any], where: str) -> Document:
         )
     title = record.get("title") or ""
     text = record.get("text")
-    if text is None or (not str(text).strip() and not str(title).strip()):
-        raise MalformedCorpus(
+    text = "" if text is None else text
+    if not str(text).strip() and not str(title).strip():
+        raise EmptyDocument(
             f"{where}: document {doc_id!r} has no text; give it a non-empty 'text' (or 'title')"
         )
     metadata = {k: v for k, v in record.items() if k not in ("_id", "id", "title", "text")}
@@ -63,19 +69,59 @@ def document_from_record(record: Mapping[str, Any], where: str) -> Document:
     return Document(id=str(doc_id), text=str(text), title=str(title), metadata=metadata)
 
 
-def read_corpus(path: str | Path) -> Iterator[Document]:
-    """Documents of a BEIR folder, ``.jsonl(.gz)``, ``.csv`` or ``.parquet`` file, in file order."""
+def read_corpus(
+    path: str | Path, *, strict: bool = False,
+    on_empty: Callable[[list[str]], None] | None = None,
+) -> Iterator[Document]:
+    """Documents of a BEIR folder, ``.jsonl(.gz)``, ``.csv`` or ``.parquet`` file, in file order.
+
+    Records with neither title nor text (real test collections have a few) are skipped; once
+    the file is read, their ids go to ``on_empty`` or, without it, into one logged warning.
+    ``strict`` makes the first one an :class:`~tiervec.errors.EmptyDocument` error instead.
+    """
     file = corpus_file(path)
     name = file.name.lower()
     if name.endswith((".jsonl", ".jsonl.gz", ".json.gz", ".ndjson")):
-        return _read_jsonl(file)
-    if name.endswith((".csv", ".csv.gz")):
-        return _read_csv(file)
-    if name.endswith(".parquet"):
-        return _read_parquet(file)
-    raise MalformedCorpus(
-        f"{file}: unsupported corpus format; use a BEIR folder, .jsonl(.gz), .csv or .parquet"
-    )
+        records = _read_jsonl(file)
+    elif name.endswith((".csv", ".csv.gz")):
+        records = _read_csv(file)
+    elif name.endswith(".parquet"):
+        records = _read_parquet(file)
+    else:
+        raise MalformedCorpus(
+            f"{file}: unsupported corpus format; use a BEIR folder, .jsonl(.gz), .csv or "
+            ".parquet"
+        )
+    return _documents(file, records, strict, on_empty)
+
+
+def _documents(
+    file: Path, records: Iterator[tuple[Mapping[str, Any], str]], strict: bool,
+    on_empty: Callable[[list[str]], None] | None,
+) -> Iterator[Document]:
+    empty: list[str] = []
+    for record, where in records:
+        try:
+            yield document_from_record(record, where)
+        except EmptyDocument:
+            if strict:
+                raise
+            empty.append(str(next((record[k] for k in _ID_KEYS if record.get(k)), "")))
+    if not empty:
+        return
+    if on_empty is not None:
+        on_empty(empty)
+    else:
+        log.warning("%s", empty_warning(file.name, empty))
+
+
+def empty_warning(source: str, ids: list[str]) -> str:
+    """The one warning about documents skipped for having neither title nor text."""
+    shown = ", ".join(repr(i) for i in ids[:SHOWN_IDS])
+    more = f" and {len(ids) - SHOWN_IDS:,} more" if len(ids) > SHOWN_IDS else ""
+    return (f"{source}: skipped {len(ids):,} document{'s' * (len(ids) != 1)} with neither title "
+            f"nor text ({shown}{more}); give them a text, or pass --strict (strict=True) to "
+            "stop at the first one")
 
 
 def count_records(path: str | Path) -> int | None:
@@ -137,25 +183,25 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             raise MalformedCorpus(f"{path.name}: cannot be read ({exc})") from None
 
 
-def _read_jsonl(path: Path) -> Iterator[Document]:
+def _read_jsonl(path: Path) -> Iterator[tuple[Any, str]]:
     for number, record in iter_jsonl(path):
-        yield document_from_record(record, f"{path.name} line {number}")
+        yield record, f"{path.name} line {number}"
 
 
-def _read_csv(path: Path) -> Iterator[Document]:
+def _read_csv(path: Path) -> Iterator[tuple[Any, str]]:
     with open_text(path) as fh:
         reader = csv.DictReader(fh)
         _check_columns(path, reader.fieldnames or [])
         for number, row in enumerate(reader, start=2):
-            yield document_from_record(row, f"{path.name} line {number}")
+            yield row, f"{path.name} line {number}"
 
 
-def _read_parquet(path: Path) -> Iterator[Document]:
+def _read_parquet(path: Path) -> Iterator[tuple[Any, str]]:
     pq = require("pyarrow.parquet")
     table = pq.read_table(path)
     _check_columns(path, table.column_names)
     for number, row in enumerate(table.to_pylist(), start=1):
-        yield document_from_record(row, f"{path.name} row {number}")
+        yield row, f"{path.name} row {number}"
 
 
 def _check_columns(path: Path, columns: Iterable[str]) -> None:

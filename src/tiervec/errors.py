@@ -7,6 +7,7 @@ inherits the built-in exception a caller would naturally catch::
     ├── CorpusError(ValueError)
     │   ├── CorpusNotFound(FileNotFoundError)
     │   └── MalformedCorpus
+    │       └── EmptyDocument
     ├── DuplicateIds(ValueError)
     ├── InvalidVectors(ValueError)
     │   └── DimensionMismatch
@@ -46,6 +47,11 @@ class CorpusNotFound(CorpusError, FileNotFoundError):
 
 class MalformedCorpus(CorpusError):
     """A corpus file exists but a record in it is not valid."""
+
+
+class EmptyDocument(MalformedCorpus):
+    """A document has neither title nor text (corpus readers skip such records unless
+    strict)."""
 
 
 class DuplicateIds(TiervecError, ValueError):

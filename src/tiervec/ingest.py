@@ -1,29 +1,77 @@
-"""Indexing a corpus file into a collection, resumably: documents already there are skipped."""
+"""Getting a corpus into a collection: what every front end (CLI, server) calls.
+
+- :func:`open_or_create`: the collection in a folder, checked against the model and tiers
+  asked for, or a new one;
+- :func:`index_corpus`: add the documents a collection lacks, resumably (``tiervec index``);
+- :func:`add_corpus`: add every document of a corpus, or upsert them (``tiervec add``).
+
+Corpus files are read in chunks; each chunk is one committed segment, so an interrupted run
+loses at most one chunk. Documents with neither title nor text are skipped and reported in the
+stats (``strict`` stops at the first instead).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
 from tiervec.collection import Collection
 from tiervec.corpus import read_corpus
 from tiervec.encode.base import ProgressFn
+from tiervec.errors import CollectionMismatch, DuplicateIds
+from tiervec.search import DEFAULT_CHAIN, Chain
+from tiervec.store.manifest import MANIFEST
 
 T = TypeVar("T")
 
 #: Documents encoded and committed per segment.
 CHUNK = 8192
+#: How many unknown or duplicate ids a message lists.
+SHOWN_IDS = 10
 
 
 @dataclass(frozen=True)
 class IndexStats:
-    """What :func:`index_corpus` did."""
+    """What :func:`index_corpus` or :func:`add_corpus` did: documents added, replaced
+    (upsert), skipped as already there, and the ids of those skipped for being empty."""
 
-    added: int
-    skipped: int
-    refitted: bool
+    added: int = 0
+    skipped: int = 0
+    refitted: bool = False
+    replaced: int = 0
+    empty: list[str] = field(default_factory=list)
+
+
+def open_or_create(
+    folder: str | Path, model: str | None = None, tiers: str | Chain | None = None
+) -> tuple[Collection, bool]:
+    """The collection in ``folder`` (checked against ``model`` and ``tiers`` where given), or a
+    new one with them (defaults: all-MiniLM-L6-v2, :data:`~tiervec.search.DEFAULT_CHAIN`);
+    ``True`` when it was created."""
+    from tiervec.encode import DEFAULT_MODEL
+    from tiervec.encode.models import same_model
+
+    folder = Path(folder).expanduser()
+    chain = Chain.parse(tiers) if tiers is not None else None
+    if not (folder / MANIFEST).exists():
+        col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN)
+        return col, True
+    col = Collection.open(folder)
+    problem = None
+    if model is not None and not same_model(col.model or "", model):
+        problem = (f"{str(folder)!r} holds a collection built with model {col.model!r}, not "
+                   f"{model!r}; use another --collection folder, or drop --model")
+    elif chain is not None and str(chain) != str(col.chain):
+        problem = (f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not {str(chain)!r}; "
+                   "use another folder, or drop --tiers")
+    if problem:
+        col.close()
+        raise CollectionMismatch(problem)
+    return col, False
 
 
 def index_corpus(
@@ -32,6 +80,7 @@ def index_corpus(
     *,
     chunk: int = CHUNK,
     progress: ProgressFn | None = None,
+    strict: bool = False,
 ) -> IndexStats:
     """Add every document of ``corpus`` that ``collection`` lacks, ``chunk`` per segment.
 
@@ -40,7 +89,8 @@ def index_corpus(
     Codecs first fitted on a small share of the collection are re-fitted at the end.
     """
     added = skipped = 0
-    for docs in _chunks(read_corpus(corpus), chunk):
+    empty: list[str] = []
+    for docs in _chunks(read_corpus(corpus, strict=strict, on_empty=empty.extend), chunk):
         missing = set(collection.missing([d.id for d in docs]))
         todo = [d for d in docs if d.id in missing]
         skipped += len(docs) - len(todo)
@@ -50,15 +100,63 @@ def index_corpus(
     refit = collection.fit_is_stale
     if refit:
         collection.refit()
-    return IndexStats(added=added, skipped=skipped, refitted=refit)
+    return IndexStats(added=added, skipped=skipped, refitted=refit, empty=empty)
+
+
+def add_corpus(
+    collection: Collection,
+    corpus: str | Path,
+    *,
+    upsert: bool = False,
+    progress: ProgressFn | None = None,
+    strict: bool = False,
+    chunk: int = CHUNK,
+) -> IndexStats:
+    """Add the documents of ``corpus`` (every id new), or upsert them (``upsert``).
+
+    The whole corpus is checked first (records, repeated ids, and without ``upsert`` ids the
+    collection holds): nothing is written when it has a problem.
+    """
+    ids = corpus_ids(corpus, strict=strict)
+    if not upsert:
+        refuse_existing(collection, ids, Path(corpus).name)
+        return index_corpus(collection, corpus, chunk=chunk, progress=progress, strict=strict)
+    added = replaced = 0
+    empty: list[str] = []
+    docs = read_corpus(corpus, strict=strict, on_empty=empty.extend)
+    while part := list(islice(docs, chunk)):  # one committed segment per chunk, as in index
+        stats = collection.upsert(part, progress=progress)
+        added, replaced = added + stats.added, replaced + stats.replaced
+    refit = collection.fit_is_stale
+    if refit:
+        collection.refit()
+    return IndexStats(added=added, replaced=replaced, refitted=refit, empty=empty)
+
+
+def corpus_ids(corpus: str | Path, strict: bool = False) -> list[str]:
+    """The ids of ``corpus``, in order, after reading every record; repeated ids are an error."""
+    ids = [doc.id for doc in read_corpus(corpus, strict=strict, on_empty=lambda _: None)]
+    repeated = [i for i, n in Counter(ids).items() if n > 1]
+    if repeated:
+        raise DuplicateIds(
+            f"{len(repeated):,} ids appear more than once in {Path(corpus).name} (e.g. "
+            f"{repeated[:SHOWN_IDS]}); give every document a unique id"
+        )
+    return ids
+
+
+def refuse_existing(collection: Collection, ids: list[str], source: str) -> None:
+    """Raise :class:`DuplicateIds` if the collection holds any of ``ids``."""
+    missing = set(collection.missing(ids))
+    existing = [i for i in ids if i not in missing]
+    if existing:
+        raise DuplicateIds(
+            f"{len(existing):,} of the {len(ids):,} documents in {source} have ids the "
+            f"collection already holds (e.g. {existing[:SHOWN_IDS]}); add --upsert to replace "
+            "them, or use `tiervec index` to add only the new ones"
+        )
 
 
 def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    chunk: list[T] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
+    while chunk := list(islice(items, size)):
         yield chunk

@@ -37,10 +37,6 @@ class SignFastScanScanner:
     are quantised to 8 bits by FAISS, so scores are approximate (rescore with a later tier).
     """
 
-    #: :meth:`search_subset` scans only given rows (their codes re-packed), cheaper than a full
-    #: scan when they are a small share of the rows.
-    scans_subsets = True
-
     def __init__(self, scales: np.ndarray) -> None:
         faiss = faiss_module()
         scales = np.atleast_2d(np.asarray(scales, np.float32))
@@ -101,7 +97,8 @@ class SignFastScanScanner:
     def search_subset(
         self, queries: np.ndarray, m: int, rows: np.ndarray, source: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top ``m`` of ``rows`` only: their codes (from ``source``, a
+        """Top ``m`` of ``rows`` only (a :class:`~tiervec.codecs.base.SubsetScanner`: cheaper than
+        a full scan when they are a small share of the rows): their codes (from ``source``, a
         :class:`~tiervec.search.CodeSource`, or else unpacked from this scanner's blocks) are
         copied into a scanner of their own."""
         part = SignFastScanScanner(self.scales)

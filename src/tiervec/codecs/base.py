@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from tiervec.errors import DimensionMismatch, InvalidVectors
 
 
+@runtime_checkable
 class Scanner(Protocol):
-    """An exhaustive top-m search over every code of a tier (the first tier of a chain)."""
+    """An exhaustive top-m search over every code of a tier (the first tier of a chain).
+
+    What else a scanner can do for a filtered search, it declares by also implementing
+    :class:`MaskedScanner`, :class:`SubsetScanner` or :class:`FilteringIndex`.
+    """
 
     @property
     def ntotal(self) -> int:
@@ -27,6 +32,45 @@ class Scanner(Protocol):
 
         ``rows`` is ``-1`` (and the score ``-inf``) where fewer than ``m`` codes exist.
         """
+        ...
+
+
+@runtime_checkable
+class MaskedScanner(Scanner, Protocol):
+    """A scanner that can score only the rows a bitmap allows."""
+
+    @property
+    def masks_cheaply(self) -> bool:
+        """Whether the bitmap costs nothing (rows outside it are skipped, not scored)."""
+        ...
+
+    def search_masked(
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` among the rows where ``mask`` is true (every row if ``None``)."""
+        ...
+
+
+@runtime_checkable
+class SubsetScanner(Scanner, Protocol):
+    """A scanner that can scan a few given rows alone, cheaper than scanning them all."""
+
+    def search_subset(
+        self, queries: np.ndarray, m: int, rows: np.ndarray, source: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` of ``rows`` (sorted), their codes read from ``source`` (a
+        :class:`~tiervec.store.codes.CodeSource`) where given."""
+        ...
+
+
+@runtime_checkable
+class FilteringIndex(Scanner, Protocol):
+    """An ANN index that applies a bitmap inside its search, widening it until every query
+    has enough allowed results."""
+
+    def search_filtered(
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         ...
 
 

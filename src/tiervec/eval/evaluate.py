@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from tiervec.collection import Collection
 from tiervec.eval.beir import BeirDataset
-from tiervec.eval.metrics import evaluate_run, recall_vs_exact, run_from_arrays
-from tiervec.search import Chain
+from tiervec.eval.measure import Measurement, judge, measure
+from tiervec.eval.queries import QuerySet
+from tiervec.search import Chain, Searchable, SearchResult
 from tiervec.store.files import load_npy, save_npy
 
 #: Chains ``tiervec eval`` compares when none are given.
@@ -65,27 +65,41 @@ class EvalRow:
         }
 
 
-def query_vectors(collection: Collection, dataset: BeirDataset) -> np.ndarray:
-    """The dataset's query vectors, encoded once and cached in the collection's ``cache/``."""
+def query_vectors(
+    collection: Searchable, dataset: BeirDataset, cache: Path | None = None
+) -> np.ndarray:
+    """The dataset's query vectors, encoded once and cached in ``cache`` (by default the
+    collection folder's ``cache/``, where the collection has a folder it may write)."""
     texts = list(dataset.queries.values())
-    config = collection.encoder_config
+    config = getattr(collection, "encoder_config", None)
     key = hashlib.sha256(
-        repr((config.to_dict() if config else None, texts)).encode("utf-8")
+        repr((config.to_dict() if config else collection.model, texts)).encode("utf-8")
     ).hexdigest()[:20]
-    path = collection.path / "cache" / f"queries-{key}.npy"
-    if path.is_file():
+    folder, writable = cache, True
+    if folder is None and getattr(collection, "path", None) is not None:
+        folder = Path(collection.path) / "cache"  # type: ignore[attr-defined]
+        writable = not getattr(collection, "read_only", True)
+    path = folder / f"queries-{key}.npy" if folder is not None else None
+    if path is not None and path.is_file():
         cached = load_npy(path, mmap=False)
         if cached.shape == (len(texts), collection.dim):
             return cached
-    vectors = collection.encoder.encode_queries(texts)
-    if not collection.read_only:
+    vectors = collection.encode_queries(texts)
+    if path is not None and writable:
         path.parent.mkdir(exist_ok=True)
         save_npy(path, vectors)
     return vectors
 
 
+def labelled_set(collection: Searchable, dataset: BeirDataset) -> QuerySet:
+    """The dataset's judged queries as a :class:`QuerySet`, encoded with the collection's
+    model (cached)."""
+    return QuerySet(f"{dataset.name} {dataset.split}", list(dataset.queries),
+                    query_vectors(collection, dataset), dataset.qrels)
+
+
 def evaluate(
-    collection: Collection,
+    collection: Searchable,
     dataset: BeirDataset,
     tiers: Sequence[str | Chain] = DEFAULT_EVAL_CHAINS,
     *,
@@ -95,40 +109,39 @@ def evaluate(
     """Measure each chain on ``dataset``'s judged queries, on the collection's stored vectors.
 
     Nothing is re-encoded: each chain's codecs are fitted on (a sample of) the stored
-    full-precision vectors. Quality uses top-``k`` results (nDCG@k, MRR@k, recall@k vs exact
-    float32) and a top-100 search for recall@100; ``qps`` is the top-``k`` batch throughput.
+    full-precision vectors (:meth:`~tiervec.search.Searchable.with_tiers`). Quality uses
+    top-``k`` results (nDCG@k, MRR@k, recall@k vs exact float32) and a top-100 search for
+    recall@100; ``qps`` is the top-``k`` batch throughput, ids included. Deleted and replaced
+    documents are never returned.
     """
-    queries = query_vectors(collection, dataset)
-    query_ids = list(dataset.queries)
-    exact = collection.searcher(EXACT)
-    _, exact_rows = exact.search(queries, k)
+    queries = labelled_set(collection, dataset)
+    exact = collection.with_tiers(EXACT)
+    exact_ids = exact.search_vectors(queries.vectors, k).ids
     rows_out = []
     for spec in tiers:
         chain = Chain.parse(spec)
-        searcher = exact if str(chain) == EXACT else collection.searcher(chain)
-        searcher.search(queries[:2], k)  # warm-up (lazy structures, page cache)
-        start = time.perf_counter()
-        scores, rows = searcher.search(queries, k)
-        elapsed = time.perf_counter() - start
-        scores100, rows100 = searcher.search(queries, 100)
-        ids, ids100 = collection.ids_for_rows(rows), collection.ids_for_rows(rows100)
-        at_k = evaluate_run(dataset.qrels, run_from_arrays(query_ids, ids, scores),
-                            [f"ndcg@{k}", f"mrr@{k}"])
-        at_100 = evaluate_run(dataset.qrels, run_from_arrays(query_ids, ids100, scores100),
-                              ["recall@100"])
-        row = EvalRow(
-            tiers=str(chain),
-            ram_bytes_per_vector=chain.ram_bytes_per_vector(collection.dim),
-            disk_bytes_per_vector=chain.disk_bytes_per_vector(collection.dim),
-            disk_reads_per_query=chain.disk_reads_per_query(k, len(collection)),
-            ndcg_at_10=at_k[f"ndcg@{k}"],
-            recall_at_100=at_100["recall@100"],
-            mrr_at_10=at_k[f"mrr@{k}"],
-            recall_at_10_vs_exact=recall_vs_exact(rows, exact_rows, k),
-            qps=len(queries) / max(elapsed, 1e-9),
-            n_queries=len(queries),
-        )
+        view = exact if str(chain) == EXACT else collection.with_tiers(chain)
+        found = measure(view, queries, k)
+        deep = view.search_vectors(queries.vectors, 100)
+        row = eval_row(found, queries, deep, exact_ids, k)
         rows_out.append(row)
         if on_row is not None:
             on_row(row)
     return rows_out
+
+
+def eval_row(found: Measurement, queries: QuerySet, deep: SearchResult, exact_ids: np.ndarray,
+             k: int) -> EvalRow:
+    """An :class:`EvalRow` from a top-``k`` measurement and a top-100 search result."""
+    at_k = {m: float(v.mean()) for m, v in
+            found.per_query(queries, [f"ndcg@{k}", f"mrr@{k}"]).items()}
+    recall100 = float(judge(queries, deep.ids, deep.scores, ["recall@100"])["recall@100"].mean())
+    shares = found.recall_vs_exact(exact_ids, k)
+    return EvalRow(
+        tiers=found.tiers, ram_bytes_per_vector=found.ram_bytes_per_vector,
+        disk_bytes_per_vector=found.disk_bytes_per_vector,
+        disk_reads_per_query=found.disk_reads_per_query, ndcg_at_10=at_k[f"ndcg@{k}"],
+        recall_at_100=recall100, mrr_at_10=at_k[f"mrr@{k}"],
+        recall_at_10_vs_exact=float(shares.mean()) if len(shares) else 1.0, qps=found.qps,
+        n_queries=len(queries),
+    )

@@ -80,7 +80,8 @@ def run_from_arrays(query_ids: Sequence[str], ids: np.ndarray, scores: np.ndarra
 def recall_vs_exact(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> float:
     """Mean over queries of ``|top_k(rows) ∩ top_k(exact)| / |top_k(exact)|`` (ANN recall).
 
-    ``-1`` padding does not count, so a collection of fewer than ``k`` vectors can score 1.
+    ``-1`` (rows) and ``""`` (ids) padding does not count, so a collection of fewer than ``k``
+    vectors can score 1.
     """
     shares = recall_vs_exact_per_query(rows, exact_rows, k)
     return float(shares.mean()) if len(shares) else 1.0
@@ -90,6 +91,6 @@ def recall_vs_exact_per_query(rows: np.ndarray, exact_rows: np.ndarray, k: int) 
     """Each query's ``|top_k(rows) ∩ top_k(exact)| / |top_k(exact)|`` (1 when exact is empty)."""
     shares = []
     for found, exact in zip(rows, exact_rows, strict=True):
-        truth = set(exact[:k].tolist()) - {-1}
+        truth = set(exact[:k].tolist()) - {-1, ""}
         shares.append(len(set(found[:k].tolist()) & truth) / len(truth) if truth else 1.0)
     return np.asarray(shares, dtype=np.float64)

@@ -72,11 +72,16 @@ class ANNScanner:
     def _params(self, effort: int) -> Any:
         raise NotImplementedError
 
-    def search(
-        self, queries: np.ndarray, m: int, mask: np.ndarray | None = None
+    def search(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` rows per query."""
+        return self.search_filtered(queries, m, None)
+
+    def search_filtered(
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``m`` rows per query; with ``mask`` (bool per row), only allowed rows, widening
-        the search until each query has ``min(m, allowed rows)`` of them."""
+        the search until each query has ``min(m, allowed rows)`` of them (a
+        :class:`~tiervec.codecs.base.FilteringIndex`)."""
         faiss = faiss_module()
         n = self.ntotal
         if n == 0 or len(queries) == 0:

@@ -3,9 +3,10 @@ recommendation that meets a quality target within a RAM budget (``tiervec plan``
 
 from __future__ import annotations
 
+from tiervec.eval.queries import QuerySet
 from tiervec.plan.frontier import Setting, candidate_chains
 from tiervec.plan.planner import Plan, PlanConfig, choose, make_plan, parse_count, parse_size
-from tiervec.plan.queries import QuerySet, labelled_queries, pseudo_queries, text_queries
+from tiervec.plan.queries import labelled_queries, pseudo_queries, text_queries
 
 __all__ = [
     "Plan",

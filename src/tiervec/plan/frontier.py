@@ -8,17 +8,15 @@ oversampling share one fitted codec (fitting is the slow part: PQ k-means, ITQ, 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from tiervec.collection import Collection
-from tiervec.eval.metrics import evaluate_per_query, recall_vs_exact_per_query, run_from_arrays
-from tiervec.plan.queries import QuerySet
-from tiervec.search import Chain
-from tiervec.search.pipeline import Searcher
+from tiervec.eval.measure import judge, measure
+from tiervec.eval.metrics import recall_vs_exact_per_query
+from tiervec.eval.queries import QuerySet
+from tiervec.search import Chain, Searchable
 
 EXACT = "float32"
 
@@ -74,45 +72,39 @@ def candidate_chains(dim: int, k: int = 10, max_reads: int = 100,
 class Measurer:
     """Measures chains on one query set against float32, reusing fitted codecs."""
 
-    def __init__(self, collection: Collection, queries: QuerySet, k: int = 10,
-                 shared: dict[tuple, Searcher] | None = None) -> None:
+    def __init__(self, collection: Searchable, queries: QuerySet, k: int = 10,
+                 shared: dict[tuple, Searchable] | None = None) -> None:
         self.collection = collection
         self.queries = queries
         self.k = k
-        #: Fitted searchers by chain shape; pass one measurer's to another to share the fits.
-        self.searchers: dict[tuple, Searcher] = {} if shared is None else shared
-        exact = collection.searcher(EXACT)
-        _, self.exact_rows = exact.search(queries.vectors, k)
-        self.exact_ndcg = self._ndcg(self.exact_rows) if queries.labelled else None
+        #: Fitted views by chain shape; pass one measurer's to another to share the fits.
+        self.views: dict[tuple, Searchable] = {} if shared is None else shared
+        exact = self.view(Chain.parse(EXACT))
+        self.exact_ids = exact.search_vectors(queries.vectors, k).ids
+        self.exact_ndcg = self._ndcg(self.exact_ids) if queries.labelled else None
 
-    def searcher(self, chain: Chain) -> Searcher:
-        """A searcher for ``chain``; chains that differ only in oversampling share codecs."""
-        key = tuple((t.codec, t.location) for t in chain.tiers)
-        base = self.searchers.get(key)
+    def view(self, chain: Chain) -> Searchable:
+        """The collection through ``chain``; chains that differ only in oversampling share
+        codecs."""
+        key = chain.shape()
+        base = self.views.get(key)
         if base is None:
-            base = self.searchers[key] = self.collection.searcher(chain)
-        return Searcher(chain, base.tiers, base.count)
+            base = self.views[key] = self.collection.with_tiers(chain)
+        return base if str(base.chain) == str(chain) else base.with_tiers(chain)
 
     def measure(self, spec: str | Chain) -> Setting:
-        chain = Chain.parse(spec)
-        dim, n, k = self.collection.dim, len(self.collection), self.k
-        searcher = self.searcher(chain)
-        q = self.queries.vectors
-        searcher.search(q[:2], k)  # warm-up: scanners are built lazily
-        start = time.perf_counter()
-        _, rows = searcher.search(q, k)
-        qps = len(q) / max(time.perf_counter() - start, 1e-9)
-        return self.rate(rows, str(chain), chain.ram_bytes_per_vector(dim),
-                         chain.disk_bytes_per_vector(dim), chain.disk_reads_per_query(k, n), qps)
+        found = measure(self.view(Chain.parse(spec)), self.queries, self.k)
+        return self.rate(found.ids, found.tiers, found.ram_bytes_per_vector,
+                         found.disk_bytes_per_vector, found.disk_reads_per_query, found.qps)
 
-    def rate(self, rows: np.ndarray, tiers: str, ram: int, disk: int, reads: int,
+    def rate(self, ids: np.ndarray, tiers: str, ram: int, disk: int, reads: int,
              qps: float) -> Setting:
-        """A :class:`Setting` for the result ``rows`` ``(n_queries, k)`` of any search (a peer's
+        """A :class:`Setting` for the result ``ids`` ``(n_queries, k)`` of any search (a peer's
         too), its quality judged against float32 on this measurer's queries."""
-        recall = recall_vs_exact_per_query(rows, self.exact_rows, self.k)
+        recall = recall_vs_exact_per_query(ids, self.exact_ids, self.k)
         ndcg = None
         if self.exact_ndcg is not None:
-            ndcg = self._ndcg(rows)
+            ndcg = self._ndcg(ids)
             quality, se = _ratio(ndcg, self.exact_ndcg)
         else:
             quality, se = float(recall.mean()), float(recall.std(ddof=1) / np.sqrt(len(recall)))
@@ -123,13 +115,10 @@ class Measurer:
             ndcg_at_k=None if ndcg is None else float(ndcg.mean()), qps=qps,
         )
 
-    def _ndcg(self, rows: np.ndarray) -> np.ndarray:
-        ids = self.collection.ids_for_rows(rows)
-        scores = -np.arange(rows.shape[1], dtype=np.float32)[None].repeat(len(rows), 0)
-        run = run_from_arrays(self.queries.ids, ids, scores)
-        assert self.queries.qrels is not None
-        per = evaluate_per_query(self.queries.qrels, run, [f"ndcg@{self.k}"])[f"ndcg@{self.k}"]
-        return np.array([per[q] for q in self.queries.ids])
+    def _ndcg(self, ids: np.ndarray) -> np.ndarray:
+        scores = np.zeros(ids.shape, np.float32)  # judged by rank: the order returned
+        return judge(self.queries, ids, scores, [f"ndcg@{self.k}"], by_rank=True)[
+            f"ndcg@{self.k}"]
 
 
 def measure_all(measurer: Measurer, chains: Sequence[str],

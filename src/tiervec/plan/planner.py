@@ -13,12 +13,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tiervec.collection import Collection
 from tiervec.errors import BudgetTooSmall, PlanError
+from tiervec.eval.queries import QuerySet
 from tiervec.plan.frontier import Measurer, Setting, candidate_chains, measure_all
-from tiervec.plan.queries import QuerySet
-from tiervec.search import Chain, Location
-from tiervec.store.layout import VECTORS
+from tiervec.search import Chain, Location, Searchable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +79,7 @@ class Plan:
 
 
 def make_plan(
-    collection: Collection,
+    collection: Searchable,
     queries: QuerySet,
     verify: QuerySet | None = None,
     config: PlanConfig | None = None,
@@ -105,7 +103,7 @@ def make_plan(
     best, reason = choose(settings, config, budget)
     verified = None
     if best is not None and verify is not None and len(verify):
-        verifier = Measurer(collection, verify, config.k, shared=measurer.searchers)
+        verifier = Measurer(collection, verify, config.k, shared=measurer.views)
         verified = verifier.measure(best.tiers)
     return Plan(config, n, budget, settings, best, reason, verified, queries.name,
                 verify.name if verify is not None else None)
@@ -157,13 +155,11 @@ def _check_budget(chains: list[str], dim: int, budget: float, config: PlanConfig
         )
 
 
-def _check_full_precision(collection: Collection) -> None:
-    missing = [s.name for s in collection._manifest.segments
-               if not (collection.path / "segments" / s.name / VECTORS).is_file()]
-    if missing:
+def _check_full_precision(collection: Searchable) -> None:
+    if not collection.stats().full_precision:
         raise PlanError(
-            f"the collection at {str(collection.path)!r} has no full-precision vectors for "
-            f"segment(s) {', '.join(missing[:3])}: the planner measures every setting against "
+            f"the collection {collection!r} has no full-precision vectors for some of its "
+            "segments: the planner measures every setting against "
             "exact float32 search and re-compresses from those vectors. Re-index the corpus "
             "into a new collection (tiervec index) and plan on that"
         )

@@ -8,74 +8,53 @@ documents (or, without titles, one sentence of each), so a plan needs nothing bu
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from tiervec.collection import Collection
 from tiervec.errors import PlanError
 from tiervec.eval.beir import BeirDataset
+from tiervec.eval.evaluate import labelled_set
+from tiervec.eval.queries import QuerySet
+from tiervec.search import Searchable
 
+log = logging.getLogger(__name__)
+
+#: Above this share of judged documents missing from the collection, the qrels are taken to
+#: belong to another corpus.
+MAX_UNKNOWN_SHARE = 0.1
 #: Queries sampled when the user gives none.
 DEFAULT_PSEUDO_QUERIES = 600
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-@dataclass(frozen=True)
-class QuerySet:
-    """Query vectors ``(n, d)`` with their ids; ``qrels`` are ``None`` for unlabelled queries."""
-
-    name: str
-    ids: list[str]
-    vectors: np.ndarray
-    qrels: dict[str, dict[str, int]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @property
-    def labelled(self) -> bool:
-        return self.qrels is not None
-
-    def subset(self, rows: Sequence[int] | np.ndarray, name: str) -> QuerySet:
-        rows = np.asarray(rows, dtype=np.int64)
-        ids = [self.ids[i] for i in rows]
-        qrels = None if self.qrels is None else {q: self.qrels[q] for q in ids}
-        return QuerySet(name, ids, self.vectors[rows], qrels)
-
-    def split(self, seed: int = 0) -> tuple[QuerySet, QuerySet]:
-        """Two disjoint halves (seeded): one to plan on, one to verify the plan."""
-        order = np.random.default_rng(seed).permutation(len(self))
-        half = len(self) // 2
-        return (self.subset(np.sort(order[:half]), f"{self.name} (plan half)"),
-                self.subset(np.sort(order[half:]), f"{self.name} (verify half)"))
-
-
-def labelled_queries(collection: Collection, dataset: BeirDataset) -> QuerySet:
+def labelled_queries(collection: Searchable, dataset: BeirDataset) -> QuerySet:
     """A BEIR split's judged queries, encoded with the collection's model (cached).
 
-    Raises :class:`PlanError` when judgements name documents the collection does not hold:
-    the plan would score settings against documents none of them can return.
+    Judged documents the collection does not hold are logged (no setting can return them,
+    e.g. empty documents skipped when the corpus was indexed); when they are more than
+    :data:`MAX_UNKNOWN_SHARE` of the judged ones, the qrels do not belong to the collection
+    and :class:`PlanError` is raised.
     """
-    from tiervec.eval.evaluate import query_vectors
-
     judged = sorted({d for docs in dataset.qrels.values() for d in docs})
     unknown = collection.missing(judged)
-    if unknown:
-        examples = ", ".join(map(repr, unknown[:3]))
+    examples = ", ".join(map(repr, unknown[:3]))
+    if unknown and len(unknown) <= MAX_UNKNOWN_SHARE * len(judged):
+        log.warning("%d of the %d documents judged in %s %s are not in the collection (e.g. "
+                    "%s); no setting can return them", len(unknown), len(judged), dataset.name,
+                    dataset.split, examples)
+    elif unknown:
         raise PlanError(
             f"{len(unknown)} of the {len(judged)} documents judged in {dataset.name} "
             f"{dataset.split} are not in the collection (e.g. {examples}); index the "
             "dataset's own corpus into the collection, or give qrels that match it"
         )
-    vectors = query_vectors(collection, dataset)
-    name = f"{dataset.name} {dataset.split}"
-    return QuerySet(name, list(dataset.queries), vectors, dataset.qrels)
+    return labelled_set(collection, dataset)
 
 
-def text_queries(collection: Collection, texts: Sequence[str], name: str) -> QuerySet:
+def text_queries(collection: Searchable, texts: Sequence[str], name: str) -> QuerySet:
     """User-supplied unlabelled queries, encoded with the collection's model."""
     texts = [t.strip() for t in texts if t.strip()]
     if len(texts) < 2:
@@ -83,11 +62,11 @@ def text_queries(collection: Collection, texts: Sequence[str], name: str) -> Que
             f"{name}: need at least 2 non-empty queries to plan with, got {len(texts)}; give "
             "one query per line, or leave the queries out to use pseudo-queries"
         )
-    vectors = collection.encoder.encode_queries(texts)
+    vectors = collection.encode_queries(texts)
     return QuerySet(name, [f"q{i}" for i in range(len(texts))], vectors)
 
 
-def pseudo_queries(collection: Collection, n: int = DEFAULT_PSEUDO_QUERIES,
+def pseudo_queries(collection: Searchable, n: int = DEFAULT_PSEUDO_QUERIES,
                    seed: int = 0) -> QuerySet:
     """Titles (or one sentence) of ``n`` sampled documents, as unlabelled queries."""
     count = len(collection)
@@ -95,8 +74,7 @@ def pseudo_queries(collection: Collection, n: int = DEFAULT_PSEUDO_QUERIES,
         raise PlanError(
             f"the collection holds {count} document(s); index a corpus before planning"
         )
-    rows = np.sort(np.random.default_rng(seed).choice(count, min(n, count), replace=False))
-    docs = collection.get(collection.ids_for_rows(rows))
+    docs = collection.get(collection.sample_ids(n, seed))
     rng = np.random.default_rng(seed + 1)
     texts = []
     for doc in docs:

@@ -27,15 +27,25 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import StrEnum
 
 import numpy as np
 
 from tiervec.codecs._faiss import top_inner_products
 from tiervec.codecs.base import empty_top, top_m
+from tiervec.store.codes import CodeSource
 
-if TYPE_CHECKING:
-    from tiervec.search.pipeline import CodeSource
+
+class FilterStrategy(StrEnum):
+    """How a search restricted to some rows runs (see the module docstring); ``scan`` and
+    ``graph`` with nothing excluded are the unrestricted searches."""
+
+    SCAN = "scan"
+    GRAPH = "graph"
+    EXACT = "exact"
+    BITMAP = "bitmap"
+    SUBSET = "subset"
+    OVERFETCH = "overfetch"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,23 +75,23 @@ class FilterPlan:
 
     matches: int
     share: float
-    strategy: str
+    strategy: FilterStrategy
 
 
 def strategy_for(
     n_allowed: int, count: int, policy: FilterPolicy, has_graph: bool, has_bitmap: bool = False,
     has_subset: bool = False, has_exact: bool = True,
-) -> str:
+) -> FilterStrategy:
     """The strategy a filtered search over ``n_allowed`` of ``count`` rows uses."""
     subset = has_subset and n_allowed <= policy.subset_max_share * count
     exact_max = min(policy.exact_max, policy.subset_min) if subset else policy.exact_max
     if has_exact and n_allowed <= exact_max:
-        return "exact"
+        return FilterStrategy.EXACT
     if has_graph and n_allowed >= policy.graph_min_share * count:
-        return "graph"
+        return FilterStrategy.GRAPH
     if has_bitmap:
-        return "bitmap"
-    return "subset" if subset else "overfetch"
+        return FilterStrategy.BITMAP
+    return FilterStrategy.SUBSET if subset else FilterStrategy.OVERFETCH
 
 
 def exact_allowed(

@@ -124,6 +124,11 @@ class Chain:
         last = len(self.tiers) - 1
         return " -> ".join(t.spec(last=i == last) for i, t in enumerate(self.tiers))
 
+    def shape(self) -> tuple[tuple[str, Location], ...]:
+        """The chain's codecs and locations: chains of one shape differ in oversampling only
+        (they can share fitted codecs and built scanners)."""
+        return tuple((t.codec, t.location) for t in self.tiers)
+
     def candidates(self, k: int) -> list[int]:
         """Number of results each tier passes on for a top-``k`` search."""
         last = len(self.tiers) - 1

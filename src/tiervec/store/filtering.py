@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
-from tiervec.filters import Field, FieldType, compile_filter, parse
+from tiervec.filters import Field, FieldType, Filter, compile_filter, parse
 from tiervec.filters.columnar import Column, evaluate, filter_fields
 from tiervec.store.docstore import DocStore
 from tiervec.store.manifest import SegmentEntry
 from tiervec.store.rows import RowMap
-
-#: The filters a search takes: a filter string, its dict form, or ``None``.
-Filter = str | Mapping[str, Any] | None
 
 
 class FilterRunner:

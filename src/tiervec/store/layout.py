@@ -23,7 +23,7 @@ import numpy as np
 
 from tiervec.codecs import Codec, make_codec
 from tiervec.errors import CollectionError, NotACollection, ReadOnlyLocation
-from tiervec.search.pipeline import CodeSource
+from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.files import fsync_file, load_npy, publish_dir, remove_tree, save_npy
 from tiervec.store.manifest import MANIFEST, CodecEntry, Manifest, SegmentEntry

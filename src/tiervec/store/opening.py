@@ -9,7 +9,6 @@ from typing import Any
 from tiervec.codecs import make_codec
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.errors import CollectionError, CollectionMismatch, NotACollection
-from tiervec.search import Chain
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_to_manifest
 from tiervec.store.layout import CollectionFiles
@@ -22,14 +21,15 @@ def new_folder(
     *,
     model: str | EncoderConfig | None,
     dim: int | None,
-    tiers: str | Chain,
+    chain: str,
+    codec_names: Sequence[str],
     encoder: Encoder | None,
     fields: Mapping[str, Any] | None,
     indexes: Sequence[str],
 ) -> tuple[Manifest, Encoder | None, WriterLock]:
     """Check the options, write an empty collection in ``path`` and hold its writer lock;
-    returns its manifest, its encoder (loaded unless given) and the lock."""
-    chain = Chain.parse(tiers)
+    returns its manifest, its encoder (loaded unless given) and the lock. ``chain`` is a
+    canonical chain spec and ``codec_names`` its tiers' codecs."""
     declared = declared_fields(fields, indexes)
     CollectionFiles(path).check_new_folder()
     config = EncoderConfig(model=model) if isinstance(model, str) else model
@@ -45,10 +45,10 @@ def new_folder(
         raise CollectionError(
             "a collection without a model needs dim=<vector dimension>; or pass model=..."
         )
-    for tier in chain.tiers:
-        make_codec(tier.codec, dim)
+    for name in codec_names:
+        make_codec(name, dim)
     manifest = Manifest(
-        dim=int(dim), chain=str(chain), encoder=config.to_dict() if config else None,
+        dim=int(dim), chain=chain, encoder=config.to_dict() if config else None,
         fields=fields_to_manifest(declared),
     )
     CollectionFiles(path).make_dirs()

@@ -23,6 +23,8 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -30,8 +32,7 @@ from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
 from tiervec.filters import Field
 from tiervec.filters.compile import unknown_field
-from tiervec.index import ANNScanner, HNSWScanner
-from tiervec.search import Chain, CodeSource
+from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
@@ -69,21 +70,31 @@ def copy_manifest(manifest: Manifest) -> Manifest:
     return copy.deepcopy(manifest)
 
 
+class SavedIndex(Protocol):
+    """An index over a tier's codes that can be saved (derived data: rebuilt if lost)."""
+
+    @property
+    def ntotal(self) -> int: ...
+
+    def save(self, path: Path) -> None: ...
+
+
 def fit_codecs(
-    chain: Chain, dim: int, source: CodeSource, alive: np.ndarray | None
+    names: Sequence[str], dim: int, source: CodeSource, alive: np.ndarray | None
 ) -> dict[str, Codec]:
-    """New codecs for ``chain``, trainable ones fitted on a sample of the live stored vectors."""
+    """New codecs ``names`` (a chain's, in order), trainable ones fitted on a sample of the
+    live stored vectors."""
     rows = np.arange(len(source)) if alive is None else np.flatnonzero(alive)
     if len(rows) > FIT_SAMPLE:
         rows = np.sort(np.random.default_rng(0).choice(rows, FIT_SAMPLE, replace=False))
     sample = source.take(rows) if len(rows) else None
     codecs = {}
-    for tier in chain.tiers:
-        if tier.codec not in codecs:
-            codec = make_codec(tier.codec, dim)
+    for name in names:
+        if name not in codecs:
+            codec = make_codec(name, dim)
             if codec.trainable and sample is not None:
                 codec.fit(sample)
-            codecs[tier.codec] = codec
+            codecs[name] = codec
     return codecs
 
 
@@ -193,12 +204,13 @@ def finish_compaction(
 def commit_codecs(
     files: CollectionFiles,
     manifest: Manifest,
-    chain: Chain,
+    chain: str,
     codecs: dict[str, Codec],
     vectors: Sequence[np.ndarray],
 ) -> tuple[Manifest, dict[str, CodecEntry]]:
-    """Write ``chain``'s codec state and codes as a new generation, commit; returns the new
-    manifest and the entries it replaced (their files are the caller's to remove)."""
+    """Write the codec state of ``chain`` (a spec string) and codes as a new generation,
+    commit; returns the new manifest and the entries it replaced (their files are the
+    caller's to remove)."""
     new = copy_manifest(manifest)
     generation = manifest.generation + 1
     entries = {}
@@ -209,7 +221,7 @@ def commit_codecs(
                 if name != EXACT_CODEC:
                     files.write_codes(segment, entries[name].key,
                                       codec.encode(np.asarray(seg_vectors)))
-    new.chain, new.codecs, new.generation = str(chain), entries, generation
+    new.chain, new.codecs, new.generation = chain, entries, generation
     new.graph = None
     new.write(files.root)
     return new, dict(manifest.codecs)
@@ -229,9 +241,11 @@ def commit_index(
     return new
 
 
-def commit_graph(files: CollectionFiles, manifest: Manifest, scanner: ANNScanner) -> Manifest:
-    """Save an ANN index (derived data: rebuilt from the codes if lost) and commit it."""
-    kind = "hnsw" if isinstance(scanner, HNSWScanner) else "ivf"
+def commit_graph(
+    files: CollectionFiles, manifest: Manifest, scanner: SavedIndex, kind: str
+) -> Manifest:
+    """Save an ANN index of ``kind`` (its tier's location: derived data, rebuilt from the codes
+    if lost) and commit it."""
     name = f"{kind}-g{manifest.generation}-e{manifest.epoch}-{scanner.ntotal}.faiss"
     files.save_graph(scanner, name)
     new = copy_manifest(manifest)

@@ -1,25 +1,19 @@
-"""The ``tiervec`` commands that change a collection: add, delete, compact, index-field.
-
-They are registered on :data:`tiervec.cli.app` when :mod:`tiervec.cli` is imported.
-"""
+"""The ``tiervec`` commands that change a collection: add, delete, compact, index-field."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from tiervec.cli import _progress, _run, app, console, err_console
-from tiervec.errors import CorpusNotFound, DuplicateIds
+from tiervec.cli._app import StrictOpt, _progress, _run, app, console, err_console, warn_empty
+from tiervec.errors import CorpusNotFound
 
 CollectionArg = Annotated[Path, typer.Argument(help="Collection folder.", show_default=False)]
 
-#: How many unknown or duplicate ids a message lists.
+#: How many unknown ids a message lists.
 SHOWN_IDS = 10
 
 
@@ -30,74 +24,33 @@ def add(
     upsert: Annotated[bool, typer.Option(
         "--upsert", help="Replace the documents whose id the collection already holds (text, "
         "vector and metadata) instead of stopping with an error.")] = False,
+    strict: StrictOpt = False,
 ) -> None:
     """Add the documents of a corpus to a collection, encoded with the collection's model.
 
     Fields other than id, title and text become metadata to filter on.
     The whole corpus is checked first (records, repeated ids, ids already there):
     nothing is written when it has a problem.
+    Documents with neither title nor text are skipped with one warning (--strict: an error).
 
     Example: tiervec add my-collection new-docs.jsonl --upsert
     """
 
     def go() -> None:
         import tiervec
-        from tiervec.corpus import corpus_file
+        from tiervec.corpus import corpus_file, count_records
+        from tiervec.ingest import add_corpus
 
         corpus_file(corpus)  # a missing corpus fails before the collection is locked
         with tiervec.open(collection) as col:
-            ids = _corpus_ids(corpus)
-            if not upsert:
-                _refuse_existing(col, ids, corpus)
             _ = col.encoder  # load the model before the progress bar starts timing
-            with _progress("Adding", len(ids)) as advance:
-                added, replaced = _write(col, corpus, upsert, advance)
+            with _progress("Adding", count_records(corpus)) as advance:
+                stats = add_corpus(col, corpus, upsert=upsert, progress=advance, strict=strict)
+            warn_empty(corpus, stats.empty)
             console.print(f"[green]{escape(str(collection))}[/]: {len(col):,} documents "
-                          f"({added:,} added, {replaced:,} replaced)")
+                          f"({stats.added:,} added, {stats.replaced:,} replaced)")
 
     _run(go)
-
-
-def _corpus_ids(corpus: Path) -> list[str]:
-    """The ids of ``corpus``, in order, after reading every record; repeated ids are an error."""
-    from tiervec.corpus import read_corpus
-
-    ids = [doc.id for doc in read_corpus(corpus)]
-    repeated = [i for i, n in Counter(ids).items() if n > 1]
-    if repeated:
-        raise DuplicateIds(
-            f"{len(repeated):,} ids appear more than once in {corpus.name} (e.g. "
-            f"{repeated[:SHOWN_IDS]}); give every document a unique id"
-        )
-    return ids
-
-
-def _refuse_existing(col: Any, ids: list[str], corpus: Path) -> None:
-    missing = set(col.missing(ids))
-    existing = [i for i in ids if i not in missing]
-    if existing:
-        raise DuplicateIds(
-            f"{len(existing):,} of the {len(ids):,} documents in {corpus.name} have ids the "
-            f"collection already holds (e.g. {existing[:SHOWN_IDS]}); add --upsert to replace "
-            "them, or use `tiervec index` to add only the new ones"
-        )
-
-
-def _write(col: Any, corpus: Path, upsert: bool, advance: Callable[[int], None]) -> tuple[int, int]:
-    """Add (every id is new) or upsert the documents of ``corpus``: ``(added, replaced)``."""
-    from tiervec.corpus import read_corpus
-    from tiervec.ingest import CHUNK, index_corpus
-
-    if not upsert:
-        return index_corpus(col, corpus, progress=advance).added, 0
-    added = replaced = 0
-    docs = read_corpus(corpus)
-    while chunk := list(islice(docs, CHUNK)):  # one committed segment per chunk, as in index
-        stats = col.upsert(chunk, progress=advance)
-        added, replaced = added + stats.added, replaced + stats.replaced
-    if col.fit_is_stale:
-        col.refit()
-    return added, replaced
 
 
 @app.command()

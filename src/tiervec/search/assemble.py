@@ -1,22 +1,24 @@
-"""A collection's searcher assembled from its files: codes per tier, a saved ANN index."""
+"""A collection's pipeline assembled from its files: codes per tier, a saved ANN index."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from tiervec.codecs import Codec
-from tiervec.index import HNSWScanner, IVFScanner
-from tiervec.search import Chain, CodeSource, Location, Searcher, TierRuntime
+from tiervec.search.pipeline import Pipeline
+from tiervec.search.spec import Chain, Location
+from tiervec.search.tiers import SCANNERS, TierRuntime
+from tiervec.store.codes import CodeSource
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
 from tiervec.store.manifest import Manifest
 from tiervec.store.writes import Appended
 
 
-def build_searcher(
+def build_pipeline(
     files: CollectionFiles, manifest: Manifest, chain: Chain, codecs: dict[str, Codec],
     stored: bool, read_only: bool,
-) -> Searcher:
-    """A searcher over the stored codes (``stored``), or over codes encoded now from the stored
+) -> Pipeline:
+    """A pipeline over the stored codes (``stored``), or over codes encoded now from the stored
     vectors (another chain, for evaluation). Disk tiers stay memory-mapped."""
     runtimes = []
     segments = manifest.segments
@@ -31,9 +33,9 @@ def build_searcher(
         else:
             arrays = [codec.encode(np.asarray(a)) for a in full.arrays]
         runtimes.append(TierRuntime(tier=tier, codec=codec, source=CodeSource(arrays)))
-    if stored and chain.tiers[0].location.indexed:
+    if stored:
         load_index(files, manifest, runtimes[0], read_only)
-    return Searcher(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
+    return Pipeline.from_chain(chain, runtimes, count=len(full), full=CodeSource(full.arrays))
 
 
 def load_index(
@@ -42,17 +44,14 @@ def load_index(
     """Reopen the saved ANN index of the first tier and add the rows committed after it was
     saved (a missing or outdated one is rebuilt from the codes when first searched)."""
     graph, count = manifest.graph, manifest.count
-    if not graph or graph["generation"] != manifest.generation or graph["rows"] > count:
+    load = SCANNERS[first.tier.location].load
+    if load is None or not graph or graph["generation"] != manifest.generation or \
+            graph["rows"] > count:
         return
     path = files.graph_path(graph["file"])
     if not path.is_file():
         return
-    mmap = read_only and graph["rows"] == count
-    kind = HNSWScanner if first.tier.location is Location.HNSW else IVFScanner
-    scanner = kind.load(path, first.codec, mmap=mmap)
-    if graph["rows"] < count:
-        scanner.add(first.source.take(np.arange(graph["rows"], count)))
-    first.scanner, first.source = scanner, CodeSource()
+    first.adopt_index(load(path, first.codec, read_only and graph["rows"] == count), count)
 
 
 def segment_codes(

@@ -1,0 +1,148 @@
+"""What every ``tiervec`` command shares: the app, consoles, error handling, progress bars."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from tiervec.errors import TiervecError
+
+app = typer.Typer(
+    name="tiervec",
+    help="Embedding retrieval with compressed vectors in RAM and full precision on disk.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Wide tables even when the output is piped (rich would assume 80 columns).
+console = Console(width=None if Console().is_terminal else 160)
+err_console = Console(stderr=True, width=None if Console(stderr=True).is_terminal else 160)
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+TiersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tiers",
+        help="Tier chain, e.g. 'binary*4 -> float32@disk' (codec[@ram|@disk][*oversample], "
+        "joined by '->'). Default for new collections: binary*4 -> float32@disk.",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Embedding model: a packaged model name (all-MiniLM-L6-v2) or a local "
+        "sentence-transformers folder. Default: all-MiniLM-L6-v2 for new collections.",
+    ),
+]
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Run ``fn``; a TiervecError becomes 'Error: ...' on stderr and exit status 1."""
+    try:
+        return fn()
+    except TiervecError as exc:
+        err_console.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields ``advance(n)``, which also shows documents/second."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    start = time.perf_counter()
+    with bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int) -> None:
+            done = bar.tasks[task].completed + n
+            rate = done / max(time.perf_counter() - start, 1e-9)
+            bar.update(task, advance=n, rate=f"{rate:,.1f} docs/s")
+
+        yield advance
+
+
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Stop at the first document with neither title nor text, instead of skipping "
+        "such documents with one warning.",
+    ),
+]
+
+
+class _WarningsToConsole(logging.Handler):
+    """tiervec's warnings (and, with --verbose, its info) on stderr, once each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        label = "[yellow]Warning:[/]" if record.levelno >= logging.WARNING else "[dim]info:[/]"
+        err_console.print(f"{label} {escape(record.getMessage())}", highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from tiervec import __version__
+
+        console.print(f"tiervec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False,
+) -> None:
+    logger = logging.getLogger("tiervec")
+    if not any(isinstance(h, _WarningsToConsole) for h in logger.handlers):
+        logger.addHandler(_WarningsToConsole())
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def index_with_progress(col: Any, corpus: Path, strict: bool = False) -> Any:
+    """Add the documents of ``corpus`` that ``col`` lacks, with a progress bar; the stats."""
+    from tiervec.corpus import count_records
+    from tiervec.ingest import index_corpus
+
+    with _progress("Indexing", count_records(corpus)) as advance:
+        stats = index_corpus(col, corpus, progress=advance, strict=strict)
+    warn_empty(corpus, stats.empty)
+    return stats
+
+
+def warn_empty(corpus: Path, ids: list[str]) -> None:
+    """The one warning about skipped empty documents, if any."""
+    from tiervec.corpus import corpus_file, empty_warning
+
+    if ids:
+        message = empty_warning(corpus_file(corpus).name, ids)
+        err_console.print(f"[yellow]Warning:[/] {escape(message)}", highlight=False)
+

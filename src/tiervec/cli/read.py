@@ -1,0 +1,149 @@
+"""The ``tiervec`` commands that read: index (a corpus into a collection), search, info."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from tiervec.cli._app import (
+    ModelOpt,
+    StrictOpt,
+    TiersOpt,
+    _run,
+    app,
+    console,
+    index_with_progress,
+)
+
+log = logging.getLogger(__name__)
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="BEIR folder, .jsonl(.gz), .csv or .parquet.")],
+    collection: Annotated[Path, typer.Option("--collection", "-c", help="Collection folder.")],
+    model: ModelOpt = None,
+    tiers: TiersOpt = None,
+    strict: StrictOpt = False,
+) -> None:
+    """Encode a corpus into a collection (documents already in it are skipped).
+
+    Documents with neither title nor text are skipped with one warning (--strict: an error).
+    An interrupted run resumes where it stopped.
+
+    Example: tiervec index ../shared/data/beir/scifact --collection scifact.tv
+    """
+
+    def go() -> None:
+        from tiervec.corpus import corpus_file
+        from tiervec.ingest import open_or_create
+
+        corpus_file(corpus)  # a missing corpus fails before a collection is created
+        col, _ = open_or_create(collection, model, tiers)
+        with col:
+            stats = index_with_progress(col, corpus, strict)
+            console.print(
+                f"[green]{collection}[/]: {len(col):,} documents ({stats.added:,} added, "
+                f"{stats.skipped:,} already there); tiers [bold]{col.chain}[/], "
+                f"{col.chain.ram_bytes_per_vector(col.dim)} RAM bytes/vector"
+            )
+
+    _run(go)
+
+
+@app.command()
+def search(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    k: Annotated[int, typer.Option("-k", help="Number of results.", min=1)] = 10,
+    filter_: Annotated[str | None, typer.Option(
+        "--filter", "-f", help="Only documents whose metadata match, e.g. 'year >= 2020 and "
+        "lang in [\"en\", \"fr\"]' (`tiervec info` lists the fields).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Search a collection with a text query and print the top results.
+
+    A filter keeps the documents whose metadata match: == != < <= > >=,
+    in [...], not in [...], contains, exists, joined by and, or, not and ( ).
+    tiervec --verbose search ... logs how many documents match and the strategy.
+
+    Example: tiervec search my-col "solar panels" -k 5 --filter 'year >= 2020'
+    """
+
+    def go() -> None:
+        import tiervec
+        from tiervec.hits import to_hits
+
+        with tiervec.open(collection, read_only=True) as col:
+            if filter_ is not None and log.isEnabledFor(logging.INFO):
+                plan = col.explain(filter_)
+                log.info("filter %r matches %d documents (%.1f%%); strategy: %s", filter_,
+                         plan.matches, 100 * plan.share, plan.strategy)
+            hits = [h.to_dict() for h in to_hits(col, col.search(query, k=k, filter=filter_))[0]]
+        if as_json:
+            console.print_json(json.dumps({"query": query, "filter": filter_, "results": hits}))
+            return
+        title = query if filter_ is None else f"{query}  (filter: {filter_})"
+        table = Table(title=escape(title), title_justify="left")
+        for name, kw in (("#", {"justify": "right"}), ("id", {}), ("score", {"justify": "right"}),
+                         ("document", {"overflow": "fold", "ratio": 1})):
+            table.add_column(name, **kw)  # type: ignore[arg-type]
+        for hit in hits:
+            title = f"[bold]{escape(hit['title'])}[/] " if hit["title"] else ""
+            snippet = title + escape(_clip(hit["text"], 160))
+            table.add_row(str(hit["rank"]), escape(hit["id"]), f"{hit['score']:.4f}", snippet)
+        console.print(table)
+
+    _run(go)
+
+
+def _clip(text: str, width: int) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command()
+def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")]) -> None:
+    """Show what a collection holds, what its tiers cost, and the metadata fields to filter on.
+
+    Example: tiervec info my-collection
+    """
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection, read_only=True) as col:
+            chain, dim, n, fields = col.chain, col.dim, len(col), col.fields
+            unreclaimed = col.stats().deleted  # deleted or replaced, not compacted yet
+            table = Table(title=str(collection), title_justify="left", show_header=False)
+            ram, disk = chain.ram_bytes_per_vector(dim), chain.disk_bytes_per_vector(dim)
+            for key, value in (
+                ("documents", f"{n:,}"), ("model", str(col.model)), ("dimension", str(dim)),
+                ("tiers", str(chain)),
+                ("RAM", f"{ram} B/vector = {ram * n / 2**20:,.1f} MiB "
+                        f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
+                ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
+                ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
+                ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
+                    " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
+                ("metadata fields", str(len(fields))),
+            ):
+                table.add_row(key, escape(value))
+            console.print(table)
+            if fields:
+                ftable = Table(title="metadata fields", title_justify="left")
+                for name in ("field", "type", "indexed"):
+                    ftable.add_column(name)
+                for f in sorted(fields.values(), key=lambda f: f.name):
+                    ftable.add_row(escape(f.name), f.type.value, "yes" if f.indexed else "no")
+                console.print(ftable)
+
+    _run(go)
+

@@ -1,0 +1,301 @@
+"""The read side of a collection: its snapshot, the one search path, documents, stats."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiervec._validate import as_vectors
+from tiervec.codecs import Codec, make_codec
+from tiervec.collection.snapshot import Snapshot
+from tiervec.collection.views import TieredView
+from tiervec.corpus import Document
+from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.errors import EncoderRequired
+from tiervec.filters import Field, Filter
+from tiervec.search import (
+    Chain,
+    CodeSource,
+    CollectionStats,
+    FilterPlan,
+    FilterPolicy,
+    FilterStrategy,
+    Location,
+    Pipeline,
+    Query,
+    Searchable,
+    SearchResult,
+    TierStats,
+)
+from tiervec.search.assemble import build_pipeline
+from tiervec.store import writes
+from tiervec.store.docstore import DocStore
+from tiervec.store.fields import fields_from_manifest
+from tiervec.store.filtering import FilterRunner
+from tiervec.store.layout import VECTORS, CollectionFiles
+from tiervec.store.locks import RWLock
+from tiervec.store.manifest import Manifest, manifest_stamp
+
+
+class Reading:
+    """Snapshot state and every read of a collection (see :class:`tiervec.Collection`)."""
+
+    path: Path
+    read_only: bool
+    filter_policy: FilterPolicy
+    _files: CollectionFiles
+    _docs: DocStore
+    _filters: FilterRunner
+    _encoder: Encoder | None
+    _rw: RWLock
+    _build_lock: threading.Lock
+    _stamp: tuple[int, int, int] | None
+
+    def _set_snapshot(self, manifest: Manifest) -> None:
+        """Adopt ``manifest`` (a newly committed or re-read one): rows, tombstones, codecs."""
+        self._manifest = manifest
+        self._docs.next_row, self._docs.epoch = manifest.next_row, manifest.epoch
+        self._snap = Snapshot(manifest, self._docs)
+        self._codecs: dict[str, Codec] | None = None
+        self._pipeline: Pipeline | None = None
+
+    def refresh(self) -> bool:
+        """Move a reader to the latest committed state; ``True`` if it changed."""
+        stamp = manifest_stamp(self.path)
+        if stamp == self._stamp or not self.read_only:
+            return False
+        manifest = Manifest.read(self.path)
+        with self._rw.write():
+            self._stamp = stamp
+            if (manifest.epoch, manifest.generation, manifest.count) == (
+                self._manifest.epoch, self._manifest.generation, self._manifest.count):
+                changed = manifest.fields != self._manifest.fields  # create_index
+                self._manifest.fields = manifest.fields
+                return changed
+            self._set_snapshot(manifest)
+        return True
+
+    # -- properties -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._manifest.live
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._manifest.dim
+
+    @property
+    def chain(self) -> Chain:
+        """The chain searches run through."""
+        return Chain.parse(self._manifest.chain)
+
+    @property
+    def model(self) -> str | None:
+        """The embedding model's name or path (``None`` for a vectors-only collection)."""
+        return self._manifest.encoder["model"] if self._manifest.encoder else None
+
+    @property
+    def encoder_config(self) -> EncoderConfig | None:
+        """How texts are encoded for this collection."""
+        enc = self._manifest.encoder
+        return EncoderConfig.from_dict(enc) if enc else None
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        """The metadata fields filters can use (name -> type, indexed)."""
+        return fields_from_manifest(self._manifest.fields)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The collection's encoder, loaded on first use."""
+        if self._encoder is None:
+            config = self.encoder_config
+            if config is None:
+                raise EncoderRequired(
+                    f"collection {str(self.path)!r} has no embedding model; pass vectors "
+                    "(search_vectors, add(..., vectors=...)) instead of text"
+                )
+            self._encoder = load_encoder(config)
+        return self._encoder
+
+    # -- searching ------------------------------------------------------------------------------
+    def search(
+        self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None
+    ) -> SearchResult:
+        """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
+
+        ``filter`` restricts results to documents whose metadata match, as a dict
+        (``{"year": {"$gte": 2020}, "tags": {"$in": ["a"]}}``) or a string
+        (``'year >= 2020 and lang == "en"'``); a filtered search returns
+        ``min(k, matching documents)`` results per query.
+        """
+        return self.run(Query.of(queries, k=k, filter=filter))
+
+    def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None) -> SearchResult:
+        """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
+        return self.run(Query(vectors=vectors, k=k, filter=filter))
+
+    def run(self, query: Query) -> SearchResult:
+        """Search with a :class:`~tiervec.search.Query`: the path every search takes (texts
+        encoded, deleted documents and the filter applied, rows turned into ids)."""
+        query = self.prepare(query)
+        for attempt in range(3):
+            self.refresh()
+            try:
+                with self._rw.read():
+                    result, rows = self._search(query, self._snap, self.pipeline())
+            except FileNotFoundError:
+                if not self.read_only or attempt == 2:
+                    raise
+                continue  # a compaction removed the files of the snapshot just adopted
+            if attempt == 2 or not np.any((result.ids == "") & (rows >= 0)):
+                break  # else a compaction purged rows of this reader's snapshot: catch up
+        return result
+
+    def prepare(self, query: Query) -> Query:
+        """``query`` with checked query vectors, its texts encoded where it has none."""
+        vectors = query.vectors
+        if vectors is None:
+            vectors = self.encode_queries(list(query.texts or ()))
+        return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors ``(n, dim)`` of ``texts`` from the collection's model."""
+        return self.encoder.encode_queries(list(texts))
+
+    def _search(
+        self, query: Query, snap: Snapshot, pipeline: Pipeline
+    ) -> tuple[SearchResult, np.ndarray]:
+        """``query`` (vectors checked) over ``snap`` with ``pipeline``; also the rows found."""
+        allowed = self._allowed(query.filter, snap)
+        candidates, _ = pipeline.run(query, allowed, self.filter_policy)
+        ids = snap.ids(self._docs, candidates.rows)
+        return SearchResult(ids=ids, scores=candidates.scores), candidates.rows
+
+    def count(self, filter: Filter = None) -> int:
+        """Number of documents, or of those matching ``filter``."""
+        if filter is None:
+            return len(self)
+        with self._rw.read():
+            mask = self._allowed(filter, self._snap)
+            return len(self) if mask is None else int(np.count_nonzero(mask))
+
+    def explain(self, filter: Filter = None) -> FilterPlan:
+        """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""
+        self.refresh()
+        with self._rw.read():
+            count = self._manifest.count
+            mask = self._allowed(filter, self._snap)
+            n = count if mask is None else int(np.count_nonzero(mask))
+            strategy = self.pipeline().strategy(n, self.filter_policy) if count else \
+                FilterStrategy.SCAN
+        return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
+
+    def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None:
+        """The boolean mask over ``snap``'s positions a search may return (``None``: all)."""
+        fields = fields_from_manifest(self._manifest.fields)
+        return self._filters.allowed(filter, fields, snap.manifest.segments, snap.alive)
+
+    # -- documents ------------------------------------------------------------------------------
+    def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:
+        """The documents for ``ids`` (``None`` for unknown ids), e.g. ``get(result.ids[0])``.
+
+        A reader first moves to the newest committed state (as searches do)."""
+        self.refresh()
+        return self._docs.get([str(i) for i in np.asarray(ids, dtype=object).ravel()])
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among ``ids`` that the collection does not hold yet."""
+        have = set(self._docs.existing_ids(ids))
+        return [i for i in ids if i not in have]
+
+    def sample_ids(self, n: int, seed: int = 0) -> list[str]:
+        """Ids of ``n`` live documents (all if fewer) drawn at random, in collection order."""
+        snap = self._snap
+        live = snap.live_positions()
+        chosen = np.sort(np.random.default_rng(seed).choice(len(live), min(n, len(live)),
+                                                            replace=False))
+        return [str(i) for i in snap.ids(self._docs, live[chosen]) if i != ""]
+
+    def ids_at(self, positions: np.ndarray) -> np.ndarray:
+        """User ids at ``positions`` of :meth:`vectors` (any shape; ``""`` for ``-1``). Low
+        level, with :meth:`pipeline`: for comparing other engines fed these vectors."""
+        return self._snap.ids(self._docs, np.asarray(positions))
+
+    def vectors(self) -> CodeSource:
+        """The full-precision vectors of every segment, memory-mapped (positions in order,
+        deleted documents' included until a compaction)."""
+        return CodeSource(self._files.vectors(self._manifest.segments))
+
+    # -- other chains, internals ------------------------------------------------------------------
+    def with_tiers(self, tiers: str | Chain) -> Searchable:
+        """The collection searched through another chain: its codecs fitted on (a sample of)
+        the stored vectors and its codes encoded in memory; nothing is written. The view
+        sees the collection as it is now (later writes are not reflected)."""
+        chain = Chain.parse(tiers)
+        if str(chain) == self._manifest.chain:
+            return self  # type: ignore[return-value]
+        if chain.shape() == self.chain.shape():  # the stored codes will do
+            return TieredView(self, self._snap, self.pipeline().with_chain(chain))
+        return TieredView(self, self._snap, self.pipeline(chain))
+
+    def pipeline(self, tiers: str | Chain | None = None) -> Pipeline:
+        """The row-level :class:`~tiervec.search.Pipeline` of the collection's chain, or of
+        another chain built in memory from the stored vectors. Low level: results are
+        positions of the current snapshot (benchmarks of the kernels use it)."""
+        chain = self.chain if tiers is None else Chain.parse(tiers)
+        if str(chain) == self._manifest.chain:
+            with self._build_lock:
+                if self._pipeline is None:
+                    pipeline = self._build_pipeline(chain, self._stored_codecs(), stored=True)
+                    pipeline.build_first()
+                    self._pipeline = pipeline
+                return self._pipeline
+        return self._build_pipeline(chain, self._fit_codecs(chain), stored=False)
+
+    def stats(self, chain: Chain | None = None) -> CollectionStats:
+        """Documents, rows, deletions, and the RAM and disk each tier's codes take (of
+        ``chain``, default the collection's)."""
+        self.refresh()
+        manifest, dim = self._manifest, self.dim
+        chain = chain or self.chain
+        rows, ram_per = manifest.count, chain.ram_bytes_per_vector(dim)
+        tiers = []
+        last = len(chain.tiers) - 1
+        for i, tier in enumerate(chain.tiers):
+            per = Chain((tier,)).ram_bytes_per_vector(dim) if tier.location is not \
+                Location.DISK else tier.bytes_per_vector(dim)
+            on_disk = tier.location is Location.DISK
+            tiers.append(TierStats(spec=tier.spec(last=i == last), location=str(tier.location),
+                                   bytes_per_vector=per, ram_bytes=0 if on_disk else per * rows,
+                                   disk_bytes=per * rows if on_disk else 0))
+        full = all((self._files.segment_dir(s) / VECTORS).is_file() for s in manifest.segments)
+        return CollectionStats(
+            documents=manifest.live, rows=rows, deleted=manifest.deleted,
+            segments=len(manifest.segments), dim=dim, model=self.model, chain=str(chain),
+            tiers=tuple(tiers), ram_bytes=ram_per * rows,
+            disk_bytes=sum(t.disk_bytes for t in tiers), ram_bytes_per_vector=ram_per,
+            full_precision=full,
+        )
+
+    def _stored_codecs(self) -> dict[str, Codec]:
+        if self._codecs is None:
+            codecs = self._files.load_codecs(self._manifest)
+            for tier in self.chain.tiers:  # codecs not fitted yet (empty collection)
+                codecs.setdefault(tier.codec, make_codec(tier.codec, self.dim))
+            self._codecs = codecs
+        return self._codecs
+
+    def _fit_codecs(self, chain: Chain) -> dict[str, Codec]:
+        """New codecs for ``chain``, trainable ones fitted on a sample of the stored vectors."""
+        return writes.fit_codecs([t.codec for t in chain.tiers], self.dim, self.vectors(),
+                                 self._snap.alive)
+
+    def _build_pipeline(self, chain: Chain, codecs: dict[str, Codec], stored: bool) -> Pipeline:
+        """Stored codes (``stored``) or codes encoded now from the stored vectors."""
+        return build_pipeline(self._files, self._manifest, chain, codecs, stored,
+                              self.read_only)

@@ -1,0 +1,110 @@
+"""A collection searched through another chain, in memory (what evaluation and plans measure).
+
+A :class:`TieredView` is a :class:`~tiervec.search.Searchable` over one snapshot of its
+collection: the same documents, deletions and filters, another pipeline. Views of chains that
+differ only in oversampling share their fitted codecs and built scanners.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from tiervec.collection.snapshot import Snapshot
+from tiervec.corpus import Document
+from tiervec.filters import Filter
+from tiervec.search import (
+    Chain,
+    CollectionStats,
+    FilterPlan,
+    FilterPolicy,
+    Pipeline,
+    Query,
+    Searchable,
+    SearchResult,
+)
+
+
+class ViewedCollection(Searchable, Protocol):
+    """What a view needs of its collection (:class:`~tiervec.collection.reading.Reading`)."""
+
+    filter_policy: FilterPolicy
+
+    def prepare(self, query: Query) -> Query: ...
+
+    def _search(self, query: Query, snap: Snapshot,
+                pipeline: Pipeline) -> tuple[SearchResult, np.ndarray]: ...
+
+    def stats(self, chain: Chain | None = None) -> CollectionStats: ...
+
+
+class TieredView:
+    """``collection`` as of ``snapshot``, searched through ``pipeline`` (its chain)."""
+
+    def __init__(self, collection: ViewedCollection, snapshot: Snapshot,
+                 pipeline: Pipeline) -> None:
+        assert pipeline.chain is not None
+        self._collection = collection
+        self._snap = snapshot
+        self.pipeline = pipeline
+        self.chain: Chain = pipeline.chain
+
+    def __repr__(self) -> str:
+        return f"TieredView({self._collection!r}, tiers={str(self.chain)!r})"
+
+    @property
+    def dim(self) -> int:
+        return self._collection.dim
+
+    @property
+    def model(self) -> str | None:
+        return self._collection.model
+
+    def __len__(self) -> int:
+        return len(self._collection)
+
+    def run(self, query: Query) -> SearchResult:
+        query = self._collection.prepare(query)
+        result, _ = self._collection._search(query, self._snap, self.pipeline)
+        return result
+
+    def search(self, queries: str | Sequence[str], k: int = 10, *,
+               filter: Filter = None) -> SearchResult:
+        return self.run(Query.of(queries, k=k, filter=filter))
+
+    def search_vectors(self, vectors: Any, k: int = 10, *,
+                       filter: Filter = None) -> SearchResult:
+        return self.run(Query(vectors=vectors, k=k, filter=filter))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._collection.encode_queries(texts)
+
+    def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]:
+        return self._collection.get(ids)
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        return self._collection.missing(ids)
+
+    def sample_ids(self, n: int, seed: int = 0) -> list[str]:
+        return self._collection.sample_ids(n, seed)
+
+    def count(self, filter: Filter = None) -> int:
+        return self._collection.count(filter)
+
+    def explain(self, filter: Filter = None) -> FilterPlan:
+        plan = self._collection.explain(filter)
+        strategy = self.pipeline.strategy(plan.matches, self._collection.filter_policy)
+        return FilterPlan(matches=plan.matches, share=plan.share, strategy=strategy)
+
+    def with_tiers(self, tiers: str | Chain) -> Searchable:
+        """Another view; one that differs from this in oversampling only shares its stages."""
+        chain = Chain.parse(tiers)
+        try:
+            return TieredView(self._collection, self._snap, self.pipeline.with_chain(chain))
+        except ValueError:
+            return self._collection.with_tiers(chain)
+
+    def stats(self) -> CollectionStats:
+        return self._collection.stats(self.chain)

@@ -1,0 +1,198 @@
+"""The write side of a collection: each write commits through :mod:`tiervec.store.writes` and
+moves the in-memory state (snapshot, pipeline) to the committed manifest."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from tiervec._validate import as_vectors, documents_to_write
+from tiervec.codecs import make_codec
+from tiervec.collection.reading import Reading
+from tiervec.corpus import Document
+from tiervec.encode.base import ProgressFn
+from tiervec.errors import CollectionError, DuplicateIds
+from tiervec.index import ANNScanner
+from tiervec.search import Chain
+from tiervec.search.assemble import segment_codes
+from tiervec.store import writes
+from tiervec.store.locks import WriterLock
+from tiervec.store.manifest import Manifest
+from tiervec.store.writes import WriteStats
+
+#: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
+FIT_SAMPLE = writes.FIT_SAMPLE
+
+
+class Writing(Reading):
+    """Adds, upserts, deletes, compactions and re-compressions (one writer per collection)."""
+
+    _lock: WriterLock | None
+    _write_mutex: threading.Lock
+
+    def add(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        vectors: Any = None,
+        progress: ProgressFn | None = None,
+    ) -> int:
+        """Add new documents as one new segment; returns how many were added.
+
+        Without ``vectors`` the texts are encoded with the collection's model (``progress(n)``
+        is called as documents are encoded). Ids must be new: duplicates within the batch or
+        with the collection raise :class:`~tiervec.errors.DuplicateIds` and nothing is written
+        (use :meth:`upsert` to replace documents).
+        """
+        return self._write_documents(documents, vectors, progress, replace=False).added
+
+    def upsert(
+        self,
+        documents: Iterable[Document | Mapping[str, Any]],
+        *,
+        vectors: Any = None,
+        progress: ProgressFn | None = None,
+    ) -> WriteStats:
+        """Add documents, replacing those whose id the collection already holds, atomically."""
+        return self._write_documents(documents, vectors, progress, replace=True)
+
+    def _write_documents(
+        self, documents: Iterable[Document | Mapping[str, Any]], vectors: Any,
+        progress: ProgressFn | None, *, replace: bool,
+    ) -> WriteStats:
+        self._require_writable()
+        docs, vectors = documents_to_write(documents, vectors, self.dim)
+        if not docs:
+            return WriteStats()
+        with self._write_mutex:
+            existing = self._docs.live_rows([d.id for d in docs])
+            if existing and not replace:
+                found = list(existing)
+                raise DuplicateIds(
+                    f"{len(found)} ids are already in the collection (e.g. {found[:5]}); "
+                    "skip them (see Collection.missing), replace them with upsert(), or give "
+                    "the documents new ids"
+                )
+            if vectors is None:
+                texts = [d.embedding_text() for d in docs]
+                vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
+                                     rows=len(docs))
+            manifest, appended = writes.commit_segment(
+                self._files, self._manifest, self._docs, self._stored_codecs(), docs, vectors,
+                replaced=sorted(existing.values()),
+            )
+            self._adopt(manifest, appended)
+        return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
+
+    def delete(self, ids: Iterable[str] | str) -> WriteStats:
+        """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
+        self._require_writable()
+        ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
+        with self._write_mutex:
+            rows = self._docs.live_rows(ids)
+            missing = [i for i in ids if i not in rows]
+            if rows:
+                manifest = writes.commit_delete(self._files, self._manifest, self._docs,
+                                                sorted(rows.values()))
+                self._adopt(manifest, None)
+        return WriteStats(deleted=len(rows), missing=missing)
+
+    def compact(self, *, vacuum: bool = True) -> WriteStats:
+        """Rewrite the live documents into one segment, reclaiming the space of deleted ones
+        (and of replaced versions). ``vacuum`` also shrinks the SQLite file."""
+        self._require_writable()
+        with self._write_mutex:
+            manifest = self._manifest
+            if not manifest.deleted and len(manifest.segments) <= 1:
+                return WriteStats()
+            alive = self._snap.alive
+            new, old_segments = writes.commit_compaction(
+                self._files, manifest, self._docs, self._snap.rows,
+                None if alive is None else np.flatnonzero(alive))
+            with self._rw.write():
+                self._set_snapshot(new)
+            writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
+        return WriteStats(deleted=manifest.deleted)
+
+    def save_graph(self) -> None:
+        """Save the ANN index of an ``@hnsw``/``@ivf`` first tier if it grew since it was saved
+        (done by :meth:`close`; a lost index is rebuilt from the stored codes)."""
+        pipeline = self._pipeline
+        if self.read_only or self._lock is None or pipeline is None:
+            return
+        first = pipeline.tiers[0]
+        scanner, graph = first.scanner, self._manifest.graph
+        if not isinstance(scanner, ANNScanner) or (
+                graph and graph["rows"] == scanner.ntotal
+                and graph["generation"] == self._manifest.generation):
+            return
+        with self._write_mutex, self._rw.read():
+            self._manifest = writes.commit_graph(self._files, self._manifest, scanner,
+                                                 kind=str(first.tier.location))
+
+    def create_index(self, name: str) -> None:
+        """Index a metadata field in SQLite (faster filters on it)."""
+        self._require_writable()
+        with self._write_mutex:
+            self._manifest = writes.commit_index(self._files, self._manifest, self._docs,
+                                                 self.fields, name)
+
+    @property
+    def fit_is_stale(self) -> bool:
+        """Whether a trainable codec was fitted on far fewer vectors than the collection now
+        holds (e.g. on the first small batch); :meth:`refit` fixes it."""
+        target = min(len(self), FIT_SAMPLE)
+        return any(
+            make_codec(e.codec, self.dim).trainable and e.fitted_on < target / 2
+            for e in self._manifest.codecs.values()
+        )
+
+    def set_tiers(self, tiers: str | Chain) -> None:
+        """Switch to another chain: fit its codecs on the stored vectors and re-encode them.
+
+        Nothing is re-embedded; the old codes are removed once the new ones are committed.
+        """
+        self._require_writable()
+        chain = Chain.parse(tiers)
+        with self._write_mutex:
+            codecs = self._fit_codecs(chain)
+            manifest, old = writes.commit_codecs(self._files, self._manifest, str(chain), codecs,
+                                                 self.vectors().arrays)
+            with self._rw.write():
+                self._set_snapshot(manifest)
+                self._codecs = codecs if manifest.codecs else None
+            self._files.remove_codec_files(old, manifest.segments)
+            self._files.remove_stale_graphs(manifest)
+
+    def refit(self) -> None:
+        """Re-fit the chain's trainable codecs on a sample of all stored vectors, re-encode."""
+        self.set_tiers(self.chain)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise CollectionError(
+                f"collection {str(self.path)!r} was opened read-only; reopen it with "
+                "tiervec.open(path) to write"
+            )
+        if self._lock is None:
+            raise CollectionError(f"collection {str(self.path)!r} is closed; reopen it")
+
+    def _adopt(self, manifest: Manifest, appended: writes.Appended | None) -> None:
+        """Switch the in-memory state to a just-committed manifest (a new segment, or only
+        new tombstones), updating the pipeline in place rather than rebuilding it."""
+        with self._rw.write():
+            pipeline, codecs = self._pipeline, self._codecs
+            first_fit = not self._manifest.codecs and bool(manifest.codecs)
+            self._set_snapshot(manifest)
+            if first_fit:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
+                return
+            self._codecs = codecs
+            if pipeline is not None and appended is not None:
+                pipeline.append(
+                    segment_codes(self._files, self._manifest, self.chain, appended),
+                    appended.segment.rows, self._files.vectors([appended.segment])[0])
+            self._pipeline = pipeline

@@ -1,0 +1,115 @@
+"""The id-level search protocol: what evaluation, the planner and every front end take.
+
+A :class:`Searchable` answers in user ids, never in row numbers, and applies deletions and
+filters on every path. :class:`tiervec.Collection` implements it; so do its views for other
+chains (:meth:`Searchable.with_tiers`, for evaluation), and later a sharded collection and the
+HTTP client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from tiervec.corpus import Document
+from tiervec.filters import Filter
+from tiervec.search.filtered import FilterPlan
+from tiervec.search.query import Query
+from tiervec.search.results import SearchResult
+from tiervec.search.spec import Chain
+
+
+@dataclass(frozen=True)
+class TierStats:
+    """One tier's codes: where they live and what they take for the collection's rows."""
+
+    spec: str
+    location: str
+    bytes_per_vector: int
+    ram_bytes: int
+    disk_bytes: int
+
+
+@dataclass(frozen=True)
+class CollectionStats:
+    """What a collection holds and what its tiers cost.
+
+    ``rows`` counts every stored vector, ``deleted`` those deleted or replaced but not yet
+    compacted away (their codes still take space); ``ram_bytes``/``disk_bytes`` are the tiers'
+    codes (and ANN links) for ``rows`` vectors.
+    """
+
+    documents: int
+    rows: int
+    deleted: int
+    segments: int
+    dim: int
+    model: str | None
+    chain: str
+    tiers: tuple[TierStats, ...]
+    ram_bytes: int
+    disk_bytes: int
+    ram_bytes_per_vector: int
+    full_precision: bool
+
+    @property
+    def deleted_share(self) -> float:
+        return self.deleted / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["deleted_share"] = round(self.deleted_share, 6)
+        return out
+
+
+@runtime_checkable
+class Searchable(Protocol):
+    """Search by texts or vectors, get documents, count and explain filters, in user ids."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def chain(self) -> Chain: ...
+
+    @property
+    def model(self) -> str | None: ...
+
+    def __len__(self) -> int: ...
+
+    def run(self, query: Query) -> SearchResult:
+        """The one search path: encode the texts if needed, apply deletions and the filter,
+        run the stages, return ids."""
+        ...
+
+    def search(self, queries: str | Sequence[str], k: int = 10, *,
+               filter: Filter = None) -> SearchResult: ...
+
+    def search_vectors(self, vectors: Any, k: int = 10, *,
+                       filter: Filter = None) -> SearchResult: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Query vectors ``(n, dim)`` from the collection's model."""
+        ...
+
+    def get(self, ids: Sequence[str] | np.ndarray) -> list[Document | None]: ...
+
+    def missing(self, ids: Sequence[str]) -> list[str]: ...
+
+    def sample_ids(self, n: int, seed: int = 0) -> list[str]:
+        """Ids of ``n`` live documents drawn at random (seeded)."""
+        ...
+
+    def count(self, filter: Filter = None) -> int: ...
+
+    def explain(self, filter: Filter = None) -> FilterPlan: ...
+
+    def with_tiers(self, tiers: str | Chain) -> Searchable:
+        """The same documents searched through another chain, its codecs fitted on the stored
+        vectors in memory (nothing is written)."""
+        ...
+
+    def stats(self) -> CollectionStats: ...
