@@ -511,3 +511,74 @@ def test_installed_entry_point_help():
     assert done.returncode == 0, done.stderr
     for command in ("index", "search", "eval", "info", "add", "delete", "compact", "index-field"):
         assert command in done.stdout
+
+
+# -- defects found trying the CLI as a new user would -------------------------------------------
+EXTRA = {f"x{i}": (f"Topic {i}", text) for i, text in enumerate([
+    "Saturn's rings are made of ice and rock.", "A marathon is 42 kilometres long.",
+    "Origami folds paper into shapes.", "The Nile flows north into the Mediterranean.",
+    "Chlorine disinfects swimming pools.", "Tulips bloom in spring in the Netherlands.",
+    "Submarines dive using ballast tanks.", "Yoga combines breathing and postures.",
+    "Diamonds are carbon under high pressure.", "Owls hunt mice at night.",
+    "Solar panels convert light into electricity.", "The violin has four strings.",
+    "Cheese is made by curdling milk.", "Hurricanes form over warm oceans.",
+    "Penguins live in the southern hemisphere.", "Knitting turns yarn into fabric.",
+    "The Eiffel Tower is made of iron.", "Lightning is a discharge of static electricity.",
+    "Camels store fat in their humps.", "Ballet dancers train for years.",
+])}
+REPLACED = ["volcano", "bread", "chess", "plants", "football", "stocks", "guitar", "whales"]
+GONE = "moon"
+
+
+def test_eval_and_plan_never_score_deleted_or_replaced_versions(tmp_path):
+    """Index 40 documents, delete one, upsert eight with unrelated texts; queries that are the
+    old texts, judged relevant to those ids, must find nothing relevant any more."""
+    corpus = {**CORPUS, **EXTRA}
+    old = {f"q{i}": (corpus[d][1], d) for i, d in enumerate([GONE, *REPLACED])}
+    data = write_beir(tmp_path / "forty", corpus=corpus, queries=old)
+    folder = tmp_path / "col"
+    assert run("index", data, "--collection", folder).exit_code == 0
+    assert run("delete", folder, GONE).exit_code == 0
+    unrelated = tmp_path / "new.jsonl"
+    unrelated.write_text("".join(
+        json.dumps({"_id": d, "text": f"Record {i}: invoice number {1000 + i}, amount due."})
+        + "\n" for i, d in enumerate(REPLACED)))
+    assert run("add", folder, unrelated, "--upsert").exit_code == 0
+    out = tmp_path / "eval.json"
+    result = run("eval", data, "--collection", folder, "--tiers", "float32",
+                 "--tiers", "binary*4 -> float32@disk", "--json", out)
+    assert result.exit_code == 0, result.output
+    for row in json.loads(out.read_text()):
+        assert row["ndcg@10"] < 0.3, row  # it was 1.000 when stale versions were scored
+    (data / "qrels" / "train.tsv").write_text((data / "qrels" / "test.tsv").read_text())
+    result = run("plan", folder, "--dataset", data, "--split", "train", "--verify-split", "test",
+                 "--tiers", "float32", "--tiers", "int8", "--min-quality", "0.1",
+                 "--out", tmp_path / "plan")
+    assert "1 of the 9 documents judged" in flat(result.stderr), result.output  # the deleted one
+    settings = json.loads((tmp_path / "plan" / "plan.json").read_text())["settings"]
+    assert all(s["ndcg_at_k"] < 0.3 for s in settings), settings
+
+
+def test_index_skips_empty_documents_with_one_warning(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    records = [{"_id": d, "title": t, "text": x} for d, (t, x) in list(CORPUS.items())[:3]]
+    records[1:1] = [{"_id": "471", "title": "", "text": ""}, {"_id": "993", "text": "  "}]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run("index", corpus, "--collection", tmp_path / "col")
+    assert result.exit_code == 0, result.output
+    warning = flat(result.stderr)
+    assert warning.count("Warning:") == 1
+    assert "skipped 2 documents with neither title nor text ('471', '993')" in warning
+    assert "--strict" in warning
+    with tiervec.open(tmp_path / "col", read_only=True) as col:
+        assert len(col) == 3 and col.missing(["471", "993"]) == ["471", "993"]
+    strict = run("index", corpus, "--collection", tmp_path / "strict", "--strict")
+    assert_error(strict, "corpus.jsonl line 2", "document '471' has no text")
+    added = run("add", tmp_path / "col", corpus, "--upsert")
+    assert added.exit_code == 0 and "skipped 2 documents" in flat(added.stderr)
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"tiervec {tiervec.__version__}"

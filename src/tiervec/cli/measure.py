@@ -35,8 +35,9 @@ def eval_(
     dataset: Annotated[Path, typer.Argument(help="BEIR dataset folder.")],
     collection: Annotated[
         Path | None,
-        typer.Option("--collection", "-c", help="Collection of the dataset's corpus; indexed "
-                     "first if missing. Default: a cached one under ~/.cache/tiervec."),
+        typer.Option("--collection", "-c", help="Collection of the dataset's corpus, evaluated "
+                     "as it is (created and indexed first if it does not exist). Default: a "
+                     "cached one under ~/.cache/tiervec."),
     ] = None,
     tiers: Annotated[
         list[str] | None,
@@ -50,6 +51,7 @@ def eval_(
     """Evaluate tier chains on a BEIR dataset: memory, quality and speed, one row per chain.
 
     The corpus is encoded once (into the collection) and every chain reuses those vectors.
+    Deleted and replaced documents are never scored.
     """
 
     def go() -> None:
@@ -60,9 +62,10 @@ def eval_(
         data = load_beir(dataset, split=split)
         chains = [Chain.parse(t) for t in (tiers or DEFAULT_EVAL_CHAINS)]
         folder = collection or _default_eval_collection(dataset, model)
-        col, _ = open_or_create(folder, model, None)
+        col, created = open_or_create(folder, model, None)
         with col:
-            index_with_progress(col, data.path)
+            if created or collection is None:  # the user's own collection is left as it is
+                index_with_progress(col, data.path)
             table = _eval_table(data, len(col), col.model)
             rows: list[Any] = []
 

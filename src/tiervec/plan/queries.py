@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Above this share of judged documents missing from the collection, the qrels are taken to
 #: belong to another corpus.
-MAX_UNKNOWN_SHARE = 0.1
+MAX_UNKNOWN_SHARE = 0.5
 #: Queries sampled when the user gives none.
 DEFAULT_PSEUDO_QUERIES = 600
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
