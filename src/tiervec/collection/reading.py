@@ -24,14 +24,13 @@ from tiervec.search import (
     FilterPlan,
     FilterPolicy,
     FilterStrategy,
-    Location,
     Pipeline,
     Query,
     Searchable,
     SearchResult,
-    TierStats,
 )
 from tiervec.search.assemble import build_pipeline
+from tiervec.search.searchable import tier_stats
 from tiervec.store import writes
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest
@@ -263,23 +262,15 @@ class Reading:
         self.refresh()
         manifest, dim = self._manifest, self.dim
         chain = chain or self.chain
-        rows, ram_per = manifest.count, chain.ram_bytes_per_vector(dim)
-        tiers = []
-        last = len(chain.tiers) - 1
-        for i, tier in enumerate(chain.tiers):
-            per = Chain((tier,)).ram_bytes_per_vector(dim) if tier.location is not \
-                Location.DISK else tier.bytes_per_vector(dim)
-            on_disk = tier.location is Location.DISK
-            tiers.append(TierStats(spec=tier.spec(last=i == last), location=str(tier.location),
-                                   bytes_per_vector=per, ram_bytes=0 if on_disk else per * rows,
-                                   disk_bytes=per * rows if on_disk else 0))
+        rows = manifest.count
+        tiers = tier_stats(chain, dim, rows)
         full = all((self._files.segment_dir(s) / VECTORS).is_file() for s in manifest.segments)
         return CollectionStats(
             documents=manifest.live, rows=rows, deleted=manifest.deleted,
             segments=len(manifest.segments), dim=dim, model=self.model, chain=str(chain),
-            tiers=tuple(tiers), ram_bytes=ram_per * rows,
-            disk_bytes=sum(t.disk_bytes for t in tiers), ram_bytes_per_vector=ram_per,
-            full_precision=full,
+            tiers=tiers, ram_bytes=sum(t.ram_bytes for t in tiers),
+            disk_bytes=sum(t.disk_bytes for t in tiers),
+            ram_bytes_per_vector=chain.ram_bytes_per_vector(dim), full_precision=full,
         )
 
     def _stored_codecs(self) -> dict[str, Codec]:

@@ -19,7 +19,7 @@ from tiervec.filters import Filter
 from tiervec.search.filtered import FilterPlan
 from tiervec.search.query import Query
 from tiervec.search.results import SearchResult
-from tiervec.search.spec import Chain
+from tiervec.search.spec import Chain, Location
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,20 @@ class TierStats:
     bytes_per_vector: int
     ram_bytes: int
     disk_bytes: int
+
+
+def tier_stats(chain: Chain, dim: int, rows: int) -> tuple[TierStats, ...]:
+    """What each tier of ``chain`` takes for ``rows`` vectors of ``dim`` dimensions (RAM tiers
+    with an ANN index's links or ids)."""
+    out = []
+    last = len(chain.tiers) - 1
+    for i, tier in enumerate(chain.tiers):
+        on_disk = tier.location is Location.DISK
+        per = tier.bytes_per_vector(dim) if on_disk else Chain((tier,)).ram_bytes_per_vector(dim)
+        out.append(TierStats(spec=tier.spec(last=i == last), location=str(tier.location),
+                             bytes_per_vector=per, ram_bytes=0 if on_disk else per * rows,
+                             disk_bytes=per * rows if on_disk else 0))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
