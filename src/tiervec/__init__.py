@@ -5,12 +5,13 @@ Public names::
     tiervec.create(path, model=..., tiers=...)  -> Collection
     tiervec.open(path)                          -> Collection
     Collection.add / upsert / delete / compact / search(..., filter=) / search_vectors / get
-    Collection.set_tiers / count / explain / create_index / refresh
+    Collection.run(Query) / with_tiers / stats / set_tiers / count / explain / create_index
     tiervec.Document, tiervec.SearchResult, tiervec.Chain, tiervec.Tier
     tiervec.errors (TiervecError and its subclasses)
 
-Sub-packages, in pipeline order: ``encode``, ``codecs``, ``store``, ``index``, ``filters``,
-``search``, ``eval``, ``plan``.
+Sub-packages, in pipeline order: ``encode``, ``codecs``, ``filters``, ``store``, ``index``,
+``search`` (the Query, the stages, the Searchable protocol), ``collection``, ``eval``,
+``plan``; ``ingest`` and ``hits`` are what the front ends (``cli``) share.
 """
 
 from __future__ import annotations

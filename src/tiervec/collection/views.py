@@ -34,6 +34,8 @@ class ViewedCollection(Searchable, Protocol):
 
     def prepare(self, query: Query) -> Query: ...
 
+    def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None: ...
+
     def _search(self, query: Query, snap: Snapshot,
                 pipeline: Pipeline) -> tuple[SearchResult, np.ndarray]: ...
 
@@ -94,9 +96,11 @@ class TieredView:
         return self._collection.count(filter)
 
     def explain(self, filter: Filter = None) -> FilterPlan:
-        plan = self._collection.explain(filter)
-        strategy = self.pipeline.strategy(plan.matches, self._collection.filter_policy)
-        return FilterPlan(matches=plan.matches, share=plan.share, strategy=strategy)
+        count = self._snap.count
+        mask = self._collection._allowed(filter, self._snap)
+        n = count if mask is None else int(np.count_nonzero(mask))
+        strategy = self.pipeline.strategy(n, self._collection.filter_policy)
+        return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def with_tiers(self, tiers: str | Chain) -> Searchable:
         """Another view; one that differs from this in oversampling only shares its stages."""
