@@ -58,7 +58,8 @@ def document_from_record(record: Mapping[str, Any], where: str) -> Document:
     text = "" if text is None else text
     if not str(text).strip() and not str(title).strip():
         raise EmptyDocument(
-            f"{where}: document {doc_id!r} has no text; give it a non-empty 'text' (or 'title')"
+            f"{where}: document {doc_id!r} has no text; give it a non-empty 'text' (or 'title')",
+            str(doc_id),
         )
     metadata = {k: v for k, v in record.items() if k not in ("_id", "id", "title", "text")}
     nested = metadata.pop("metadata", None)
@@ -103,10 +104,10 @@ def _documents(
     for record, where in records:
         try:
             yield document_from_record(record, where)
-        except EmptyDocument:
+        except EmptyDocument as exc:
             if strict:
                 raise
-            empty.append(str(next((record[k] for k in _ID_KEYS if record.get(k)), "")))
+            empty.append(exc.doc_id)
     if not empty:
         return
     if on_empty is not None:

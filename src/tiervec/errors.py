@@ -51,7 +51,11 @@ class MalformedCorpus(CorpusError):
 
 class EmptyDocument(MalformedCorpus):
     """A document has neither title nor text (corpus readers skip such records unless
-    strict)."""
+    strict); ``doc_id`` names it."""
+
+    def __init__(self, message: str, doc_id: str = "") -> None:
+        super().__init__(message)
+        self.doc_id = doc_id
 
 
 class DuplicateIds(TiervecError, ValueError):

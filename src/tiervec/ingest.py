@@ -97,10 +97,8 @@ def index_corpus(
         if progress is not None and len(docs) > len(todo):
             progress(len(docs) - len(todo))
         added += collection.add(todo, progress=progress)
-    refit = collection.fit_is_stale
-    if refit:
-        collection.refit()
-    return IndexStats(added=added, skipped=skipped, refitted=refit, empty=empty)
+    return IndexStats(added=added, skipped=skipped, refitted=_refit_if_stale(collection),
+                      empty=empty)
 
 
 def add_corpus(
@@ -124,13 +122,11 @@ def add_corpus(
     added = replaced = 0
     empty: list[str] = []
     docs = read_corpus(corpus, strict=strict, on_empty=empty.extend)
-    while part := list(islice(docs, chunk)):  # one committed segment per chunk, as in index
+    for part in _chunks(docs, chunk):  # one committed segment per chunk, as in index
         stats = collection.upsert(part, progress=progress)
         added, replaced = added + stats.added, replaced + stats.replaced
-    refit = collection.fit_is_stale
-    if refit:
-        collection.refit()
-    return IndexStats(added=added, replaced=replaced, refitted=refit, empty=empty)
+    return IndexStats(added=added, replaced=replaced, refitted=_refit_if_stale(collection),
+                      empty=empty)
 
 
 def corpus_ids(corpus: str | Path, strict: bool = False) -> list[str]:
@@ -155,6 +151,14 @@ def refuse_existing(collection: Collection, ids: list[str], source: str) -> None
             f"collection already holds (e.g. {existing[:SHOWN_IDS]}); add --upsert to replace "
             "them, or use `tiervec index` to add only the new ones"
         )
+
+
+def _refit_if_stale(collection: Collection) -> bool:
+    """Re-fit codecs first fitted on a small share of the collection; whether it did."""
+    stale = collection.fit_is_stale
+    if stale:
+        collection.refit()
+    return stale
 
 
 def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
