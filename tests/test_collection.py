@@ -561,8 +561,8 @@ BAD_ADDS = {
         lambda docs: ([{"text": "no id"}], docs[:1]),
         MalformedCorpus, ["'_id'"],
     ),
-    "a document without text": (
-        lambda docs: ([{"_id": "n1", "title": ""}], docs[:1]),
+    "a document without text to encode": (  # with its vector given, an id is enough
+        lambda docs: ([{"_id": "n1", "title": ""}], None),
         MalformedCorpus, ["no text"],
     ),
 }
@@ -876,3 +876,9 @@ def test_text_collection_skips_known_ids_with_missing(text_col):
     assert text_col.add(todo) == 1
     assert text_col.search("a cup of green tea", k=1).ids[0, 0] == "tea"
     assert len(text_col) == len(TOPICS) + 1
+
+
+def test_records_with_only_an_id_are_accepted_with_their_vectors(vec_col, data) -> None:
+    _, docs = data
+    assert vec_col.add([{"id": "only-id", "year": 1}], vectors=docs[:1]) == 1
+    assert vec_col.get(["only-id"])[0].text == ""

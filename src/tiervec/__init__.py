@@ -8,6 +8,7 @@ Public names::
     Collection.run(Query) / with_tiers / stats / set_tiers / count / explain / create_index
     tiervec.Document, tiervec.SearchResult, tiervec.Chain, tiervec.Tier
     tiervec.errors (TiervecError and its subclasses)
+    tiervec.Client(url, api_key=...)            -> the HTTP API (tiervec serve), same methods
 
 Sub-packages, in pipeline order: ``encode``, ``codecs``, ``filters``, ``store``, ``index``,
 ``search`` (the Query, the stages, the Searchable protocol), ``collection``, ``eval``,
@@ -17,6 +18,7 @@ Sub-packages, in pipeline order: ``encode``, ``codecs``, ``filters``, ``store``,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tiervec import errors
 from tiervec._version import __version__
@@ -35,8 +37,17 @@ def open(path: str | Path, *, read_only: bool = False) -> Collection:
     return Collection.open(path, read_only=read_only)
 
 
+def __getattr__(name: str) -> Any:
+    if name == "Client":  # imports httpx: only when asked for
+        from tiervec.client import Client
+
+        return Client
+    raise AttributeError(f"module 'tiervec' has no attribute {name!r}")
+
+
 __all__ = [
     "Chain",
+    "Client",
     "Collection",
     "Document",
     "SearchResult",

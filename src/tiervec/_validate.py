@@ -50,8 +50,10 @@ def as_vectors(
     return np.ascontiguousarray(arr)
 
 
-def as_documents(items: Iterable[Document | Mapping[str, Any]]) -> list[Document]:
-    """Documents from Document objects or ``{"_id"/"id", "text", ...}`` mappings."""
+def as_documents(items: Iterable[Document | Mapping[str, Any]],
+                 allow_empty: bool = False) -> list[Document]:
+    """Documents from Document objects or ``{"_id"/"id", "text", ...}`` mappings (with
+    ``allow_empty``, mappings with an id only: their vectors are given)."""
     docs = []
     for i, item in enumerate(items):
         if isinstance(item, Document):
@@ -61,7 +63,8 @@ def as_documents(items: Iterable[Document | Mapping[str, Any]]) -> list[Document
                 )
             docs.append(item)
         else:
-            docs.append(document_from_record(item, f"document {i}"))  # type: ignore[arg-type]
+            docs.append(document_from_record(item, f"document {i}",  # type: ignore[arg-type]
+                                             allow_empty))
     return docs
 
 
@@ -81,7 +84,7 @@ def documents_to_write(
 ) -> tuple[list[Document], np.ndarray | None]:
     """Documents with unique ids, and their vectors checked against them (``None``: to be
     encoded), before anything is looked up or encoded."""
-    docs = as_documents(items)
+    docs = as_documents(items, allow_empty=vectors is not None)
     if not docs:
         if vectors is not None and len(vectors):
             raise InvalidVectors(f"got {len(vectors)} vectors for 0 documents; pass one "

@@ -41,10 +41,12 @@ class Document:
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
-def document_from_record(record: Mapping[str, Any], where: str) -> Document:
+def document_from_record(record: Mapping[str, Any], where: str,
+                         allow_empty: bool = False) -> Document:
     """A :class:`Document` from a mapping with ``_id`` (or ``id``), ``text`` and optional fields.
 
-    ``where`` names the record in error messages (e.g. ``"corpus.jsonl line 7"``).
+    ``where`` names the record in error messages (e.g. ``"corpus.jsonl line 7"``);
+    ``allow_empty`` accepts a record with neither title nor text (its vector is given).
     """
     if not isinstance(record, Mapping):
         raise MalformedCorpus(f"{where}: expected an object with '_id' and 'text', got {record!r}")
@@ -56,7 +58,7 @@ def document_from_record(record: Mapping[str, Any], where: str) -> Document:
     title = record.get("title") or ""
     text = record.get("text")
     text = "" if text is None else text
-    if not str(text).strip() and not str(title).strip():
+    if not allow_empty and not str(text).strip() and not str(title).strip():
         raise EmptyDocument(
             f"{where}: document {doc_id!r} has no text; give it a non-empty 'text' (or 'title')",
             str(doc_id),

@@ -16,6 +16,8 @@ inherits the built-in exception a caller would naturally catch::
     ├── ModelNotFound(LookupError)
     ├── CollectionError(ValueError)
     │   ├── NotACollection
+    │   ├── CollectionNotFound(LookupError)
+    │   ├── CollectionExists
     │   ├── CollectionMismatch
     │   ├── UnsupportedFormatVersion
     │   ├── CollectionLocked
@@ -24,10 +26,21 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── FilterSyntaxError
     │   ├── UnknownField(KeyError)
     │   └── FieldTypeError(TypeError)
+    ├── DocumentNotFound(LookupError)
     ├── EncoderRequired(RuntimeError)
     ├── MissingDependency(ImportError)
-    └── PlanError(ValueError)
-        └── BudgetTooSmall
+    ├── PlanError(ValueError)
+    │   ├── BudgetTooSmall
+    │   └── PlanNotFound(LookupError)
+    ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
+    │   └── LimitExceeded                     (a request over one of the server's limits)
+    ├── Unauthorized(PermissionError)         (no or a wrong API key)
+    │   └── Forbidden                         (a read-only key asked to write)
+    └── ServerError(RuntimeError)             (the client: the server failed or is unreachable)
+        └── ServerUnavailable(ConnectionError)
+
+Over HTTP an error travels as ``{"error": {"code": <class name>, "message": ...}}``;
+:class:`tiervec.Client` raises the same class again.
 """
 
 from __future__ import annotations
@@ -117,6 +130,10 @@ class BudgetTooSmall(PlanError):
     """No setting fits the RAM budget; the message names the smallest achievable."""
 
 
+class PlanNotFound(PlanError, LookupError):
+    """No plan has been run on the collection (``tiervec plan`` keeps its results there)."""
+
+
 class CollectionLocked(CollectionError):
     """Another process holds the collection's writer lock."""
 
@@ -149,3 +166,39 @@ class UnknownField(FilterError, KeyError):
 
 class FieldTypeError(FilterError, TypeError):
     """A metadata value or filter operand has the wrong type for its field."""
+
+
+class CollectionNotFound(CollectionError, LookupError):
+    """No collection of that name is served (or exists in the data directory)."""
+
+
+class CollectionExists(CollectionError):
+    """A collection of that name already exists."""
+
+
+class DocumentNotFound(TiervecError, LookupError):
+    """No document with that id is in the collection."""
+
+
+class InvalidRequest(TiervecError, ValueError):
+    """An HTTP request is malformed or has fields of the wrong type."""
+
+
+class LimitExceeded(InvalidRequest):
+    """A request exceeds one of the server's limits (body size, documents, text length...)."""
+
+
+class Unauthorized(TiervecError, PermissionError):
+    """The request has no API key, or a wrong one."""
+
+
+class Forbidden(Unauthorized):
+    """The API key given may read but not write."""
+
+
+class ServerError(TiervecError, RuntimeError):
+    """The server failed to answer a request (a bug there: its log says more)."""
+
+
+class ServerUnavailable(ServerError, ConnectionError):
+    """The server cannot be reached (not started, wrong address, or restarting)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -181,6 +182,7 @@ def plan(
             _report_plan(result)
             out.mkdir(parents=True, exist_ok=True)
             (out / "plan.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+            _keep_plan(col, result.to_dict())
             png = plot_plan(result, out / "plan.png")
             console.print(f"wrote {out / 'plan.json'} and {png}")
             if apply and result.recommended is not None:
@@ -190,6 +192,15 @@ def plan(
                 raise typer.Exit(1)
 
     _run(go)
+
+
+def _keep_plan(col: Any, plan: dict[str, Any]) -> None:
+    """Save the plan with the collection, where the server's page shows it."""
+    try:
+        col.save_plan(plan)
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "could not keep the plan in the collection (%s); it is in --out", exc)
 
 
 def _plan_queries(col: Any, dataset: Path | None, split: str, verify_split: str | None,

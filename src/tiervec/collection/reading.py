@@ -230,6 +230,15 @@ class Reading:
         deleted documents' included until a compaction)."""
         return CodeSource(self._files.vectors(self._manifest.segments))
 
+    def last_plan(self) -> dict[str, Any] | None:
+        """The results of the last ``tiervec plan`` run on this collection (``None``: never)."""
+        return self._files.read_plan()
+
+    def save_plan(self, plan: dict[str, Any]) -> None:
+        """Keep ``plan`` (a :meth:`Plan.to_dict`) with the collection; a reader may too (the
+        plan is a side file, not part of the collection's state)."""
+        self._files.write_plan(plan)
+
     # -- other chains, internals ------------------------------------------------------------------
     def with_tiers(self, tiers: str | Chain) -> Searchable:
         """The collection searched through another chain: its codecs fitted on (a sample of)

@@ -9,10 +9,12 @@
     segments/<name>/vectors.npy   float32 vectors of one immutable segment
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
+    plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -25,12 +27,20 @@ from tiervec.codecs import Codec, make_codec
 from tiervec.errors import CollectionError, NotACollection, ReadOnlyLocation
 from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DB, DocStore
-from tiervec.store.files import fsync_file, load_npy, publish_dir, remove_tree, save_npy
+from tiervec.store.files import (
+    atomic_write_text,
+    fsync_file,
+    load_npy,
+    publish_dir,
+    remove_tree,
+    save_npy,
+)
 from tiervec.store.manifest import MANIFEST, CodecEntry, Manifest, SegmentEntry
 
 log = logging.getLogger(__name__)
 
 VECTORS = "vectors.npy"
+PLAN = "plan.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")
@@ -107,7 +117,21 @@ class CollectionFiles:
                 "writable folder"
             ) from None
 
+    def write_plan(self, plan: Mapping[str, Any]) -> None:
+        """Keep a plan's results beside the collection (atomically replaced)."""
+        atomic_write_text(self.root / PLAN, json.dumps(plan, indent=2) + "\n")
+
     # -- reading ------------------------------------------------------------------------------
+    def read_plan(self) -> dict[str, Any] | None:
+        """The last plan written by :meth:`write_plan`, or ``None``."""
+        try:
+            return json.loads((self.root / PLAN).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.root / PLAN, exc)
+            return None
+
     def vectors(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
         """Each segment's float32 vectors, memory-mapped read-only."""
         return [load_npy(self.segment_dir(s) / VECTORS, mmap=True) for s in segments]

@@ -1,0 +1,59 @@
+"""``tiervec serve``: the HTTP API and web page over a data directory of collections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiervec.cli._app import _run, app, console
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[Path, typer.Argument(
+        help="Folder whose sub-folders are collections (created if absent).")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="TIERVEC_API_KEY", show_envvar=True,
+        help="Require this key (Authorization: Bearer KEY, or api-key: KEY) on every "
+        "endpoint but /healthz and /readyz.")] = None,
+    read_key: Annotated[str | None, typer.Option(
+        envvar="TIERVEC_READ_KEY", show_envvar=True,
+        help="A second key that may search and read but not write (needs --api-key).")] = None,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, MiB.")] = 32,
+    max_documents: Annotated[int, typer.Option(help="Documents per write request.")] = 20_000,
+    max_text_chars: Annotated[int, typer.Option(
+        help="Characters per document or query text.")] = 100_000,
+    max_k: Annotated[int, typer.Option(help="Largest k of a search.")] = 1_000,
+    batching: Annotated[bool, typer.Option(
+        help="Batch concurrent searches into one encoder and one kernel call.")] = True,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve every collection in DATA_DIR over HTTP: the JSON API under /v1 (OpenAPI at
+    /openapi.json, interactive docs at /docs) and a search page at /.
+
+    Stops cleanly on Ctrl-C or SIGTERM (requests in flight are answered, collections closed).
+
+    Example: tiervec serve collections --port 8080, then open http://127.0.0.1:8080/
+    """
+
+    def go() -> None:
+        from tiervec.errors import InvalidRequest
+        from tiervec.serve import Limits, ServerConfig, run
+
+        if read_key and not api_key:
+            raise InvalidRequest("--read-key needs --api-key (the key that may write)")
+        limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024),
+                        max_documents=max_documents, max_text_chars=max_text_chars,
+                        max_k=max_k)
+        config = ServerConfig(api_key=api_key or None, read_key=read_key or None,
+                              limits=limits, batching=batching)
+        where = f"http://{host}:{port}/"
+        console.print(f"tiervec: serving {data_dir} at "
+                      f"{where} (API docs at {where}docs)")
+        run(str(data_dir), host=host, port=port, config=config, log_level=log_level)
+
+    _run(go)

@@ -1,0 +1,34 @@
+"""The HTTP server: a versioned JSON API under ``/v1`` and a web page at ``/``.
+
+Layout: ``config`` (limits, keys), ``models`` (request/response schemas), ``failures`` (one
+error shape), ``registry`` (the collections of a data directory), ``batching`` (concurrent
+searches in one call), ``routes`` (the endpoints), ``app`` (the app, its lifespan and
+middleware), ``static/`` (the page: plain HTML, CSS and JavaScript, no build step).
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+from tiervec.serve.app import create_app
+from tiervec.serve.config import Limits, ServerConfig
+
+__all__ = ["Limits", "ServerConfig", "create_app", "run"]
+
+
+def run(data_dir: str, *, host: str = "127.0.0.1", port: int = 8080,
+        config: ServerConfig | None = None, log_level: str = "info") -> None:
+    """Serve ``data_dir`` until SIGTERM/SIGINT (uvicorn: in-flight requests finish first,
+    then the collections are closed)."""
+    import uvicorn
+
+    # uvicorn shuts down gracefully on these, then re-raises the signal: exit 0 then
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
+    uvicorn.run(create_app(data_dir, config), host=host, port=port, log_level=log_level,
+                timeout_graceful_shutdown=30, access_log=False)
+
+
+def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,196 @@
+"""The JSON bodies of the HTTP API (request and response schemas; OpenAPI is made from these).
+
+Checks that need the collection (dimension, filter fields, ids already there) are the
+library's own, made when the request reaches it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tiervec.encode.base import DEFAULT_MODEL
+from tiervec.search.spec import DEFAULT_CHAIN
+
+Strict = ConfigDict(extra="forbid")
+#: A filter: the string form (``'year >= 2020 and lang == "en"'``) or the dict form.
+FilterIn = Annotated[str | dict[str, Any] | None, Field(
+    description="Only documents whose metadata match: a string such as "
+    "'year >= 2020 and lang == \"en\"' or an object such as {\"year\": {\"$gte\": 2020}}.")]
+
+
+class BinaryVectors(BaseModel):
+    """Vectors as the base64 text of their little-endian float32 bytes, row after row."""
+
+    model_config = Strict
+    base64: str
+    shape: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+    dtype: Literal["float32"] = "float32"
+
+
+VectorsIn = list[list[float]] | BinaryVectors
+
+
+class CreateCollection(BaseModel):
+    model_config = Strict
+    name: str = Field(description="1-64 letters, digits, '_' or '-'.", examples=["scifact"])
+    model: str | None = Field(DEFAULT_MODEL, description="Embedding model; null for a "
+                              "vectors-only collection (then give dim).")
+    dim: Annotated[int, Field(ge=1)] | None = None
+    tiers: str = Field(DEFAULT_CHAIN, description="The tier chain, e.g. "
+                       "'binary*4 -> float32@disk'.")
+    fields: dict[str, str] = Field(default_factory=dict, description="Metadata field types, "
+                                   "e.g. {\"year\": \"int\", \"tags\": \"list[str]\"}.")
+    indexes: list[str] = Field(default_factory=list, description="Fields to index in SQLite.")
+
+
+class DocumentIn(BaseModel):
+    model_config = Strict
+    id: Annotated[str, Field(min_length=1, max_length=512)]
+    text: str = ""
+    title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class WriteDocuments(BaseModel):
+    """Documents to add (POST) or upsert (PUT). Without ``vectors`` the server encodes the
+    texts with the collection's model; with them (one per document) nothing is encoded."""
+
+    model_config = Strict
+    documents: list[DocumentIn]
+    vectors: VectorsIn | None = None
+
+
+class IdsIn(BaseModel):
+    model_config = Strict
+    ids: list[str]
+
+
+class SearchIn(BaseModel):
+    """Exactly one of ``query``, ``queries``, ``vector`` and ``vectors``."""
+
+    model_config = Strict
+    query: str | None = None
+    queries: list[str] | None = None
+    vector: list[float] | None = None
+    vectors: VectorsIn | None = None
+    k: Annotated[int, Field(ge=1)] = 10
+    filter: FilterIn = None
+    oversample: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="Candidates each passing tier hands on, as a multiple of k: one "
+        "factor, or one per such tier.")
+    include_documents: bool = Field(True, description="Return title, text and metadata.")
+
+
+class FilterRequest(BaseModel):
+    model_config = Strict
+    filter: FilterIn = None
+
+
+# -- responses ----------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    code: str = Field(description="The tiervec.errors class, e.g. 'DimensionMismatch'.")
+    message: str
+    status: int
+    position: int | None = None
+    text: str | None = None
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    text: str
+    metadata: dict[str, Any]
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    title: str | None = None
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class SearchOut(BaseModel):
+    results: list[list[HitOut]]
+    took_ms: float
+
+
+class WriteOut(BaseModel):
+    added: int = 0
+    replaced: int = 0
+    deleted: int = 0
+    missing: list[str] = Field(default_factory=list)
+
+
+class GetOut(BaseModel):
+    documents: list[DocumentOut | None]
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class ExplainOut(BaseModel):
+    matches: int
+    share: float
+    strategy: str
+
+
+class TierOut(BaseModel):
+    spec: str
+    location: str
+    bytes_per_vector: int
+    ram_bytes: int
+    disk_bytes: int
+
+
+class FieldOut(BaseModel):
+    type: str
+    indexed: bool
+
+
+class StatsOut(BaseModel):
+    documents: int
+    rows: int
+    deleted: int
+    deleted_share: float
+    segments: int
+    dim: int
+    model: str | None
+    chain: str
+    tiers: list[TierOut]
+    ram_bytes: int
+    disk_bytes: int
+    ram_bytes_per_vector: int
+    full_precision: bool
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int
+    dim: int
+    model: str | None
+    chain: str
+    fields: dict[str, FieldOut]
+    has_plan: bool
+
+
+class CollectionsOut(BaseModel):
+    collections: list[CollectionOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    collections: list[str]
+    failed: dict[str, str]

@@ -1,0 +1,175 @@
+"""The collections a server holds: every collection folder directly inside the data
+directory, opened as their one writer, with a write lock and a search batcher each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiervec.collection import Collection
+from tiervec.encode import EncoderConfig, load_encoder
+from tiervec.encode.base import Encoder, ProgressFn
+from tiervec.errors import CollectionExists, CollectionNotFound
+from tiervec.serve.batching import SearchBatcher
+from tiervec.serve.config import ServerConfig, check_name
+from tiervec.store.manifest import MANIFEST, Manifest
+
+log = logging.getLogger(__name__)
+
+#: A collection being deleted is first renamed to this prefix (atomic), then removed.
+_TRASH = ".deleting-"
+
+
+class SharedEncoder:
+    """One loaded model shared by every collection that uses it, loaded on first use."""
+
+    def __init__(self, config: EncoderConfig, dim: int | None = None) -> None:
+        self.config = config
+        self._dim = dim
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Encoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = load_encoder(self.config)
+            return self._encoder
+
+    @property
+    def model_id(self) -> str:
+        return self.config.model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = self._loaded().dim
+        return self._dim
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._loaded().encode_queries(texts)
+
+    def encode_documents(self, texts: Sequence[str],
+                         progress: ProgressFn | None = None) -> np.ndarray:
+        return self._loaded().encode_documents(texts, progress)
+
+
+@dataclass
+class Served:
+    """A collection as the server holds it."""
+
+    name: str
+    collection: Collection
+    batcher: SearchBatcher
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Registry:
+    """Name -> served collection, for one data directory."""
+
+    def __init__(self, root: Path, config: ServerConfig) -> None:
+        self.root = root
+        self.config = config
+        self._served: dict[str, Served] = {}
+        self._failed: dict[str, str] = {}
+        self._encoders: dict[str, SharedEncoder] = {}
+        self._lock = asyncio.Lock()
+        self.ready = False
+
+    # -- opening and closing --------------------------------------------------------------------
+    def open_all(self) -> None:
+        """Open every collection in the data directory (failures are logged and reported by
+        readiness, not fatal), removing what an interrupted delete left behind."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith(_TRASH):
+                shutil.rmtree(path, ignore_errors=True)
+            elif (path / MANIFEST).is_file():
+                try:
+                    check_name(path.name)
+                    self._add(path.name, self._open(path))
+                except Exception as exc:
+                    log.error("collection %r not served: %s", path.name, exc)
+                    self._failed[path.name] = str(exc)
+        for served in self._served.values():  # build the in-RAM tiers before traffic comes
+            served.collection.pipeline()
+        self.ready = True
+
+    def close_all(self) -> None:
+        for name in list(self._served):
+            self._close(name)
+
+    def _open(self, path: Path) -> Collection:
+        manifest = Manifest.read(path)
+        config = EncoderConfig.from_dict(manifest.encoder) if manifest.encoder else None
+        encoder = None if config is None else self._encoder(config, manifest.dim)
+        return Collection.open(path, encoder=encoder)
+
+    def _encoder(self, config: EncoderConfig, dim: int | None = None) -> SharedEncoder:
+        key = repr(sorted(config.to_dict().items()))
+        if key not in self._encoders:
+            self._encoders[key] = SharedEncoder(config, dim)
+        return self._encoders[key]
+
+    def _add(self, name: str, col: Collection) -> Served:
+        batcher = SearchBatcher(col, enabled=self.config.batching,
+                                max_batch=self.config.max_batch)
+        served = Served(name=name, collection=col, batcher=batcher)
+        self._served[name] = served
+        return served
+
+    def _close(self, name: str) -> None:
+        served = self._served.pop(name)
+        try:
+            served.collection.close()
+        except Exception:
+            log.exception("closing collection %r failed", name)
+
+    # -- look-ups -------------------------------------------------------------------------------
+    def get(self, name: str) -> Served:
+        check_name(name)
+        served = self._served.get(name)
+        if served is None:
+            why = self._failed.get(name)
+            raise CollectionNotFound(
+                f"collection {name!r} could not be opened: {why}" if why else
+                f"no collection named {name!r}; list them with GET /v1/collections or create "
+                "it with POST /v1/collections")
+        return served
+
+    def names(self) -> list[str]:
+        return sorted(self._served)
+
+    def failures(self) -> dict[str, str]:
+        return dict(self._failed)
+
+    # -- creating and deleting ------------------------------------------------------------------
+    async def create(self, name: str, options: dict[str, Any]) -> Served:
+        """A new collection ``name`` made with ``options`` (as :meth:`Collection.create`)."""
+        check_name(name)
+        async with self._lock:
+            path = self.root / name
+            if name in self._served or path.exists():
+                raise CollectionExists(f"a collection named {name!r} already exists; pick "
+                                       "another name, or delete it first")
+            model = options.get("model")
+            encoder = None if model is None else self._encoder(EncoderConfig(model=model))
+            col = await asyncio.to_thread(Collection.create, path, encoder=encoder, **options)
+            self._failed.pop(name, None)
+            return self._add(name, col)
+
+    async def delete(self, name: str) -> None:
+        """Close and remove collection ``name``: renamed away first (atomic), then deleted."""
+        served = self.get(name)
+        async with self._lock, served.write_lock:
+            self._close(name)
+            trash = self.root / f"{_TRASH}{name}"
+            (self.root / name).rename(trash)
+            await asyncio.to_thread(shutil.rmtree, trash, True)

@@ -1,0 +1,317 @@
+"""The ``/v1`` API: collections, documents, searches, filters, stats and plans.
+
+Each endpoint checks the request against the server's limits, then calls the library (writes
+under the collection's write lock, every call off the event loop). Nothing here searches,
+filters or stores: that is the library's, so the CLI and the server behave alike.
+"""
+
+from __future__ import annotations
+
+import hmac
+from time import perf_counter
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import JSONResponse, Response
+
+from tiervec.errors import (
+    DocumentNotFound,
+    Forbidden,
+    InvalidRequest,
+    LimitExceeded,
+    PlanNotFound,
+    Unauthorized,
+)
+from tiervec.hits import to_hits
+from tiervec.search import Query, SearchOptions, SearchResult
+from tiervec.serve import models as m
+from tiervec.serve.config import Limits, ServerConfig
+from tiervec.serve.registry import Registry, Served
+from tiervec.wire import count_vectors, decode_vectors, document_to_dict, filter_size
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)}
+
+
+def _key_of(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("api-key")
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
+
+
+def _access(write: bool) -> Any:
+    async def check(request: Request) -> None:
+        config: ServerConfig = request.app.state.config
+        if config.api_key is None:
+            return
+        key = _key_of(request)
+        if key is not None and _same(key, config.api_key):
+            return
+        if key is not None and config.read_key is not None and _same(key, config.read_key):
+            if write:
+                raise Forbidden("this API key may search and read but not write; use the "
+                                "server's read-write key")
+            return
+        raise Unauthorized("this server needs an API key: send 'Authorization: Bearer KEY' "
+                           "or 'api-key: KEY'" if key is None else "the API key is wrong")
+    return Depends(check)
+
+
+read = APIRouter(prefix="/v1", dependencies=[_access(write=False)], responses=ERRORS)
+write = APIRouter(prefix="/v1", dependencies=[_access(write=True)], responses=ERRORS)
+
+
+def _registry(request: Request) -> Registry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+def _limits(request: Request) -> Limits:
+    return request.app.state.config.limits  # type: ignore[no-any-return]
+
+
+def _served(request: Request, name: str) -> Served:
+    return _registry(request).get(name)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return JSONResponse(body, status_code=status)
+
+
+# -- collections ----------------------------------------------------------------------------------
+def _describe(served: Served) -> dict[str, Any]:
+    col = served.collection
+    return {"name": served.name, "documents": len(col), "dim": col.dim, "model": col.model,
+            "chain": str(col.chain),
+            "fields": {k: {"type": str(f.type), "indexed": f.indexed}
+                       for k, f in col.fields.items()},
+            "has_plan": col.last_plan() is not None}
+
+
+@read.get("/collections", response_model=m.CollectionsOut)
+async def list_collections(request: Request) -> Response:
+    registry = _registry(request)
+    return _json({"collections": [_describe(registry.get(n)) for n in registry.names()]})
+
+
+@write.post("/collections", response_model=m.CollectionOut, status_code=201)
+async def create_collection(body: m.CreateCollection, request: Request) -> Response:
+    if body.dim is not None and body.dim > _limits(request).max_dim:
+        raise LimitExceeded(f"dim {body.dim} is over the server's limit of "
+                            f"{_limits(request).max_dim}")
+    options = body.model_dump(exclude={"name"})
+    served = await _registry(request).create(body.name, options)
+    return _json(_describe(served), 201)
+
+
+@read.get("/collections/{name}", response_model=m.CollectionOut)
+async def get_collection(name: str, request: Request) -> Response:
+    return _json(_describe(_served(request, name)))
+
+
+@write.delete("/collections/{name}", status_code=204)
+async def delete_collection(name: str, request: Request) -> Response:
+    await _registry(request).delete(name)
+    return Response(status_code=204)
+
+
+@read.get("/collections/{name}/stats", response_model=m.StatsOut)
+async def collection_stats(name: str, request: Request) -> Response:
+    stats = await anyio.to_thread.run_sync(_served(request, name).collection.stats)
+    return _json(stats.to_dict())
+
+
+@read.get("/collections/{name}/plan")
+async def collection_plan(name: str, request: Request) -> Response:
+    """The results of the last ``tiervec plan`` on the collection (its ``plan.json``)."""
+    plan = _served(request, name).collection.last_plan()
+    if plan is None:
+        raise PlanNotFound(f"no plan has been run on collection {name!r}; run "
+                           "`tiervec plan DATA_DIR/<name> ...` to measure its frontier")
+    return _json(plan)
+
+
+# -- documents ------------------------------------------------------------------------------------
+def _documents(body: m.WriteDocuments, limits: Limits) -> list[dict[str, Any]]:
+    """The documents as records for the library (which checks them as it checks a corpus)."""
+    docs = body.documents
+    if not docs:
+        raise InvalidRequest("'documents' is empty; send at least one document")
+    if len(docs) > limits.max_documents:
+        raise LimitExceeded(f"{len(docs)} documents in one request; the server takes at most "
+                            f"{limits.max_documents}: split the batch")
+    for d in docs:
+        if len(d.text) + len(d.title) > limits.max_text_chars:
+            raise LimitExceeded(f"document {d.id!r} has {len(d.text) + len(d.title)} "
+                                f"characters; the server takes at most {limits.max_text_chars}"
+                                " per document: split it or raise --max-text-chars")
+    return [d.model_dump() for d in docs]
+
+
+async def _write_documents(request: Request, name: str, body: m.WriteDocuments,
+                           replace: bool) -> Response:
+    served = _served(request, name)
+    col = served.collection
+    docs = _documents(body, _limits(request))
+    raw = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
+        body.vectors
+
+    def commit() -> dict[str, int]:
+        vectors = None if raw is None else decode_vectors(raw, col.dim, "vectors")
+        if replace:
+            stats = col.upsert(docs, vectors=vectors)
+            return {"added": stats.added, "replaced": stats.replaced}
+        return {"added": col.add(docs, vectors=vectors)}
+
+    async with served.write_lock:
+        out = await anyio.to_thread.run_sync(commit)
+    return _json(out)
+
+
+@write.post("/collections/{name}/documents", response_model=m.WriteOut)
+async def add_documents(name: str, body: m.WriteDocuments, request: Request) -> Response:
+    """Add new documents (ids already there are an error: 409 DuplicateIds). Acknowledged
+    once committed: a crash after the answer loses nothing."""
+    return await _write_documents(request, name, body, replace=False)
+
+
+@write.put("/collections/{name}/documents", response_model=m.WriteOut)
+async def upsert_documents(name: str, body: m.WriteDocuments, request: Request) -> Response:
+    """Add documents, replacing those whose id is there, atomically."""
+    return await _write_documents(request, name, body, replace=True)
+
+
+@read.post("/collections/{name}/documents/get", response_model=m.GetOut)
+async def get_documents(name: str, body: m.IdsIn, request: Request) -> Response:
+    """The documents for ``ids``, ``null`` where unknown."""
+    if len(body.ids) > _limits(request).max_documents:
+        raise LimitExceeded(f"{len(body.ids)} ids; the server takes at most "
+                            f"{_limits(request).max_documents} per request")
+    docs = await anyio.to_thread.run_sync(_served(request, name).collection.get, body.ids)
+    return _json({"documents": [None if d is None else document_to_dict(d) for d in docs]})
+
+
+@read.get("/collections/{name}/documents/{doc_id:path}", response_model=m.DocumentOut)
+async def get_document(name: str, doc_id: str, request: Request) -> Response:
+    (doc,) = await anyio.to_thread.run_sync(_served(request, name).collection.get, [doc_id])
+    if doc is None:
+        raise DocumentNotFound(f"no document with id {doc_id!r} in collection {name!r}")
+    return _json(document_to_dict(doc))
+
+
+async def _delete(request: Request, name: str, ids: list[str]) -> dict[str, Any]:
+    served = _served(request, name)
+    async with served.write_lock:
+        stats = await anyio.to_thread.run_sync(served.collection.delete, ids)
+    return {"deleted": stats.deleted, "missing": list(stats.missing)}
+
+
+@write.post("/collections/{name}/documents/delete", response_model=m.WriteOut)
+async def delete_documents(name: str, body: m.IdsIn, request: Request) -> Response:
+    """Delete documents by id; unknown ids are listed in ``missing``."""
+    if not body.ids:
+        raise InvalidRequest("'ids' is empty; send at least one id")
+    if len(body.ids) > _limits(request).max_documents:
+        raise LimitExceeded(f"{len(body.ids)} ids; the server takes at most "
+                            f"{_limits(request).max_documents} per request")
+    return _json(await _delete(request, name, body.ids))
+
+
+@write.delete("/collections/{name}/documents/{doc_id:path}", response_model=m.WriteOut)
+async def delete_document(name: str, doc_id: str, request: Request) -> Response:
+    out = await _delete(request, name, [doc_id])
+    if out["missing"]:
+        raise DocumentNotFound(f"no document with id {doc_id!r} in collection {name!r}")
+    return _json(out)
+
+
+@write.post("/collections/{name}/compact", response_model=m.WriteOut)
+async def compact(name: str, request: Request) -> Response:
+    """Reclaim the space of deleted and replaced documents; searches go on meanwhile."""
+    served = _served(request, name)
+    async with served.write_lock:
+        stats = await anyio.to_thread.run_sync(served.collection.compact)
+    return _json({"deleted": stats.deleted})
+
+
+# -- searching ------------------------------------------------------------------------------------
+def _query(body: m.SearchIn, dim: int, limits: Limits) -> Query:
+    given = [f for f in ("query", "queries", "vector", "vectors") if getattr(body, f) is not None]
+    if len(given) != 1:
+        raise InvalidRequest("give exactly one of 'query' (a text), 'queries' (texts), "
+                             f"'vector' or 'vectors'; got {given or 'none'}")
+    if body.k > limits.max_k:
+        raise LimitExceeded(f"k={body.k} is over the server's limit of {limits.max_k}")
+    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    options = SearchOptions(oversample=tuple(body.oversample) if isinstance(
+        body.oversample, list) else body.oversample)
+    texts = [body.query] if body.query is not None else body.queries
+    vectors = None
+    if texts is not None:
+        _check_texts(texts, limits)
+    elif body.vector is not None:
+        vectors = decode_vectors(body.vector, dim, "vector")
+    else:
+        raw = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
+            body.vectors
+        if not 0 < count_vectors(raw) <= limits.max_queries:
+            raise LimitExceeded(f"send 1 to {limits.max_queries} query vectors per request")
+        vectors = decode_vectors(raw, dim, "vectors")
+    return Query(texts=None if texts is None else tuple(texts), vectors=vectors, k=body.k,
+                 filter=body.filter, options=options)
+
+
+def _check_texts(texts: list[str], limits: Limits) -> None:
+    if not texts:
+        raise InvalidRequest("'queries' is empty; send at least one query text")
+    if len(texts) > limits.max_queries:
+        raise LimitExceeded(f"{len(texts)} queries in one request; the server takes at most "
+                            f"{limits.max_queries}")
+    if any(len(t) > limits.max_text_chars for t in texts):
+        raise LimitExceeded(f"a query text is over the server's {limits.max_text_chars} "
+                            "characters")
+
+
+def _hits(served: Served, documents: bool, result: SearchResult) -> list[list[dict[str, Any]]]:
+    if documents:
+        return [[{"id": h.id, "score": h.score, "title": h.title, "text": h.text,
+                  "metadata": h.metadata} for h in hits]
+                for hits in to_hits(served.collection, result)]
+    return [[{"id": str(i), "score": float(s)} for i, s in zip(ids, scores, strict=True)
+             if i != ""] for ids, scores in zip(result.ids, result.scores, strict=True)]
+
+
+@read.post("/collections/{name}/search", response_model=m.SearchOut)
+async def search(name: str, body: m.SearchIn, request: Request) -> Response:
+    """Top ``k`` documents for each query (text or vector), filtered if asked; concurrent
+    searches are batched into one encoder and one kernel call."""
+    start = perf_counter()
+    served = _served(request, name)
+    query = _query(body, served.collection.dim, _limits(request))
+    results = await served.batcher.search(
+        query, lambda r: _hits(served, body.include_documents, r))
+    return _json({"results": results, "took_ms": round(1000 * (perf_counter() - start), 3)})
+
+
+@read.post("/collections/{name}/count", response_model=m.CountOut)
+async def count(name: str, body: m.FilterRequest, request: Request) -> Response:
+    """Documents matching ``filter`` (all with none)."""
+    limits = _limits(request)
+    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    n = await anyio.to_thread.run_sync(_served(request, name).collection.count, body.filter)
+    return _json({"count": n})
+
+
+@read.post("/collections/{name}/explain", response_model=m.ExplainOut)
+async def explain(name: str, body: m.FilterRequest, request: Request) -> Response:
+    """How a search with ``filter`` would run: matches, their share, the strategy."""
+    limits = _limits(request)
+    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    plan = await anyio.to_thread.run_sync(_served(request, name).collection.explain,
+                                          body.filter)
+    return _json({"matches": plan.matches, "share": plan.share, "strategy": str(plan.strategy)})
