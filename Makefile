@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema serve bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ demo: install
 	$(VENV)/bin/tiervec search $(COLLECTION) "Antibiotic resistance spreads through horizontal gene transfer" -k 5
 	$(VENV)/bin/tiervec search $(COLLECTION) "Exercise improves insulin sensitivity in type 2 diabetes" -k 5
 	$(VENV)/bin/tiervec eval "$(DATA)" --collection $(COLLECTION) --json $(COLLECTION)-eval.json
+	@echo
+	@echo "Serve it over HTTP (API at /v1, docs at /docs, a search page at /):"
+	@echo "  $(VENV)/bin/tiervec serve $(dir $(COLLECTION)) --port 8080    # or: make serve"
+	@echo "  then open http://127.0.0.1:8080/"
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -48,7 +52,25 @@ bench-compression: install
 bench-filtered: install
 	$(PY) bench/filtered.py
 
-bench: bench-quality bench-speed bench-encode bench-compression bench-filtered
+# The peer (Chroma's server) lives in a virtual environment of its own: it is not a tiervec
+# dependency. wrk (the load generator) comes from Debian.
+PEERS := bench/.peers
+$(PEERS)/.installed: bench/peers-requirements.txt bench/peers-constraints.txt
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -r bench/peers-requirements.txt -c bench/peers-constraints.txt
+	touch $@
+
+bench-server: install $(PEERS)/.installed
+	command -v wrk >/dev/null || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); $$SUDO apt-get install -y -qq wrk; }
+	$(PY) bench/server.py
+
+bench-schema: install
+	$(PY) bench/schema_fuzz.py
+
+serve: install
+	$(VENV)/bin/tiervec serve collections
+
+bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema
 
 clean:
 	rm -rf $(VENV) collections bench/.cache

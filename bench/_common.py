@@ -42,6 +42,20 @@ def beir_collection(dataset_dir: Path, name: str) -> tiervec.Collection:
     return col
 
 
+def scifact_queries() -> tuple[list[str], np.ndarray]:
+    """All 1,109 SciFact query texts and their MiniLM vectors (encoded once, cached)."""
+    from tiervec.corpus import iter_jsonl
+
+    folder = shared_data() / "beir" / "scifact"
+    texts = [r["text"] for _, r in iter_jsonl(folder / "queries.jsonl.gz")]
+    path = CACHE / "scifact-all-queries.npy"
+    if not path.exists():
+        scifact = beir_collection(folder, "scifact")
+        np.save(path, scifact.encoder.encode_queries(texts))
+        scifact.close()
+    return texts, np.load(path)
+
+
 def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
     """``(result, best seconds)`` of ``repeat`` runs of ``fn``."""
     best, out = float("inf"), None

@@ -27,12 +27,12 @@ from _common import (
     print_table,
     qps,
     recall_at,
+    scifact_queries,
     shared_data,
     timed,
     write_json,
 )
 from tiervec.codecs.binary import pack_signs
-from tiervec.eval import load_beir
 from tiervec.search import CodeSource
 
 K = 10
@@ -91,17 +91,7 @@ def synthetic_collection(n: int, noise: float, seed: int) -> tiervec.Collection:
 
 
 def real_queries(count: int) -> np.ndarray:
-    data = load_beir(shared_data() / "beir" / "scifact", split="train")
-    scifact = beir_collection(data.path, "scifact")
-    path = CACHE / "scifact-all-queries.npy"
-    if not path.exists():
-
-        from tiervec.corpus import iter_jsonl
-
-        texts = [r["text"] for _, r in iter_jsonl(data.path / "queries.jsonl.gz")]
-        np.save(path, scifact.encoder.encode_queries(texts))
-    scifact.close()
-    return np.load(path)[:count]
+    return scifact_queries()[1][:count]
 
 
 def peers(x: np.ndarray, queries: np.ndarray, vectors: CodeSource, add) -> None:

@@ -1,9 +1,11 @@
 """Property tests of the HTTP API against its own OpenAPI spec (schemathesis, in process over
 the ASGI app): generated requests, valid and invalid, never get a server error nor a response
-that the spec does not describe. ``bench/schema_fuzz.py`` runs the same for longer."""
+that the spec does not describe. ``bench/schema_fuzz.py`` runs the same for longer
+(``TIERVEC_SCHEMA_EXAMPLES`` examples per operation)."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -37,7 +39,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=int(os.environ.get("TIERVEC_SCHEMA_EXAMPLES", "25")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_api_conforms_to_its_spec(case: schemathesis.Case) -> None:
     if case.path_parameters and "name" in case.path_parameters:

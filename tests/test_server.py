@@ -354,3 +354,23 @@ def test_run_batch_groups_queries_and_isolates_failures(data_dir: Path, unit_vec
         assert batcher.queries == 6 and batcher.batches < 6
         for i, r in enumerate(results):
             assert r.ids.tolist() == col.search_vectors(q[i], k=3).ids.tolist()  # type: ignore[attr-defined]
+
+
+def test_search_shows_a_document_as_last_written(api: TestClient, unit_vectors) -> None:
+    """The server keeps returned documents serialised; a write makes it forget them."""
+    q = unit_vectors(1, DIM, seed=21)[0]
+    body = {"vector": q.tolist(), "k": 3}
+    first = api.post("/v1/collections/vec/search", json=body).json()["results"][0][0]
+    vector = served(api).get([first["id"]])  # the stored vector is not returned; reuse q
+    assert vector[0] is not None
+    api.put("/v1/collections/vec/documents", json={
+        "documents": [{"id": first["id"], "text": "rewritten", "metadata": {"year": 2009}}],
+        "vectors": [q.tolist()]})
+    again = api.post("/v1/collections/vec/search", json=body).json()["results"][0][0]
+    assert again["id"] == first["id"] and again["text"] == "rewritten"
+    assert again["metadata"] == {"year": 2009}
+    api.delete(f"/v1/collections/vec/documents/{first['id']}")
+    ids = [h["id"] for h in api.post("/v1/collections/vec/search", json=body).json()["results"][0]]
+    assert first["id"] not in ids
+    bare = api.post("/v1/collections/vec/search", json={**body, "include_documents": False})
+    assert all(set(h) == {"id", "score"} for h in bare.json()["results"][0])

@@ -14,9 +14,9 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import anyio.to_thread
 import numpy as np
 
 from tiervec.search import Query, Searchable, SearchResult
@@ -36,10 +36,14 @@ class SearchBatcher:
     """Runs a collection's searches off the event loop, batched when ``enabled``."""
 
     def __init__(self, searchable: Searchable, *, enabled: bool = True,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, threads: int = 8) -> None:
         self.searchable = searchable
         self.enabled = enabled
         self.max_batch = max_batch
+        # batches run one at a time, on a thread of their own (a lighter hop than a shared
+        # pool); without batching, searches run side by side
+        self._threads = ThreadPoolExecutor(1 if enabled else threads,
+                                           thread_name_prefix="tiervec-search")
         self._pending: list[tuple[Query, Finish, asyncio.Future[Any]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
@@ -49,16 +53,32 @@ class SearchBatcher:
 
     async def search(self, query: Query, finish: Finish = _identity) -> Any:
         """``finish(result)`` of ``query``'s result, both run off the event loop."""
-        if not self.enabled:
-            return await anyio.to_thread.run_sync(
-                lambda: finish(self.searchable.run(query)))
         loop = asyncio.get_running_loop()
+        if not self.enabled:
+            return await loop.run_in_executor(
+                self._threads, lambda: finish(self.searchable.run(query)))
+        if not self._draining:  # idle: search now, in this request's task (no hand-over)
+            self._draining = True
+            try:
+                (outcome,) = await loop.run_in_executor(
+                    self._threads, _run_and_finish, self.searchable, [(query, finish)])
+            finally:
+                self.batches += 1
+                self.queries += 1
+                self._draining = False
+                if self._pending:  # searches that came meanwhile: the next batch
+                    self._draining = True
+                    self._task = loop.create_task(self._drain())
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((query, finish, future))
-        if not self._draining:
-            self._draining = True
-            self._task = loop.create_task(self._drain())  # referenced: not collected early
         return await future
+
+    def close(self) -> None:
+        """Stop the search thread (searches in flight finish first)."""
+        self._threads.shutdown(wait=True)
 
     async def _drain(self) -> None:
         try:
@@ -66,8 +86,9 @@ class SearchBatcher:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 try:
-                    outcomes = await anyio.to_thread.run_sync(
-                        _run_and_finish, self.searchable, [(q, f) for q, f, _ in batch])
+                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                        self._threads, _run_and_finish, self.searchable,
+                        [(q, f) for q, f, _ in batch])
                 except Exception as exc:  # run_batch catches per query; this is a bug
                     log.exception("a search batch failed")
                     outcomes = [exc] * len(batch)
@@ -82,6 +103,7 @@ class SearchBatcher:
                         future.set_result(outcome)
         finally:
             self._draining = False
+            self._task = None
 
 
 def _run_and_finish(searchable: Searchable, items: list[tuple[Query, Finish]]) -> list[Any]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tiervec.encode.base import DEFAULT_MODEL
 from tiervec.search.spec import DEFAULT_CHAIN
 
-Strict = ConfigDict(extra="forbid")
+Strict = ConfigDict(extra="forbid", strict=True)
 #: A filter: the string form (``'year >= 2020 and lang == "en"'``) or the dict form.
 FilterIn = Annotated[str | dict[str, Any] | None, Field(
     description="Only documents whose metadata match: a string such as "

@@ -20,6 +20,7 @@ from tiervec.encode.base import Encoder, ProgressFn
 from tiervec.errors import CollectionExists, CollectionNotFound
 from tiervec.serve.batching import SearchBatcher
 from tiervec.serve.config import ServerConfig, check_name
+from tiervec.serve.documents import DocumentCache
 from tiervec.store.manifest import MANIFEST, Manifest
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Served:
     name: str
     collection: Collection
     batcher: SearchBatcher
+    documents: DocumentCache
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -98,9 +100,18 @@ class Registry:
                 except Exception as exc:
                     log.error("collection %r not served: %s", path.name, exc)
                     self._failed[path.name] = str(exc)
-        for served in self._served.values():  # build the in-RAM tiers before traffic comes
-            served.collection.pipeline()
+        for served in self._served.values():  # tiers in RAM and models loaded before traffic
+            self._warm(served.collection)
         self.ready = True
+
+    @staticmethod
+    def _warm(col: Collection) -> None:
+        try:
+            col.pipeline()
+            if col.encoder_config is not None:
+                col.encode_queries(["warm-up"])
+        except Exception as exc:  # searches will raise it where it matters
+            log.warning("warming collection %s failed: %s", col.path.name, exc)
 
     def close_all(self) -> None:
         for name in list(self._served):
@@ -121,12 +132,14 @@ class Registry:
     def _add(self, name: str, col: Collection) -> Served:
         batcher = SearchBatcher(col, enabled=self.config.batching,
                                 max_batch=self.config.max_batch)
-        served = Served(name=name, collection=col, batcher=batcher)
+        served = Served(name=name, collection=col, batcher=batcher,
+                        documents=DocumentCache(col))
         self._served[name] = served
         return served
 
     def _close(self, name: str) -> None:
         served = self._served.pop(name)
+        served.batcher.close()
         try:
             served.collection.close()
         except Exception:
