@@ -496,7 +496,9 @@ def main() -> None:
                 ("tiervec", (), ("floor", "vector", "text", "mix"), conc),
                 ("tiervec, no batching", ("--no-batching",), ("vector", "text"),
                  tuple(c for c in conc if c > 1))):
-            with LiveServer(root / "served", *flags) as live:
+            fresh = root / f"served-{len(flags)}"  # each server starts from the same copy
+            shutil.copytree(root / "served", fresh)
+            with LiveServer(fresh, *flags) as live:
                 target = Tiervec(live.url, oversample)
                 rec = recall_over_http(target, q, exact)
                 cells += loads(target, q, q_texts, x, texts, args, _only(args, workloads),

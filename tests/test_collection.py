@@ -882,3 +882,13 @@ def test_records_with_only_an_id_are_accepted_with_their_vectors(vec_col, data) 
     _, docs = data
     assert vec_col.add([{"id": "only-id", "year": 1}], vectors=docs[:1]) == 1
     assert vec_col.get(["only-id"])[0].text == ""
+
+
+def test_a_fragmented_collection_is_merged(vec_col, data) -> None:
+    _, docs = data
+    for i in range(20):
+        vec_col.add([{"id": f"one-{i}"}], vectors=docs[i:i + 1])
+    assert vec_col.is_fragmented(max_segments=16)
+    assert vec_col.compact_if_fragmented(max_segments=16)
+    assert len(vec_col._manifest.segments) == 1 and not vec_col.is_fragmented()
+    assert vec_col.get(["one-3"])[0] is not None

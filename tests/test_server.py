@@ -374,3 +374,21 @@ def test_search_shows_a_document_as_last_written(api: TestClient, unit_vectors) 
     assert first["id"] not in ids
     bare = api.post("/v1/collections/vec/search", json={**body, "include_documents": False})
     assert all(set(h) == {"id", "score"} for h in bare.json()["results"][0])
+
+
+def test_many_small_writes_are_merged_in_the_background(api: TestClient, unit_vectors) -> None:
+    import time
+
+    x = unit_vectors(40, DIM, seed=33)
+    for i in range(40):  # one segment each
+        api.put("/v1/collections/vec/documents", json={
+            "documents": [{"id": f"small-{i}"}], "vectors": [x[i].tolist()]})
+    deadline = time.monotonic() + 30
+    while api.get("/v1/collections/vec/stats").json()["segments"] > 16:
+        assert time.monotonic() < deadline, "segments never merged"
+        time.sleep(0.05)
+    stats = api.get("/v1/collections/vec/stats").json()
+    assert stats["documents"] == 240
+    hit = api.post("/v1/collections/vec/search", json={"vector": x[7].tolist(), "k": 1,
+                                                      "oversample": 50}).json()
+    assert hit["results"][0][0]["id"] == "small-7"

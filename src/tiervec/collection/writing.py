@@ -25,6 +25,10 @@ from tiervec.store.writes import WriteStats
 
 #: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
 FIT_SAMPLE = writes.FIT_SAMPLE
+#: Segments beyond which :meth:`Writing.compact_if_fragmented` merges them.
+MERGE_SEGMENTS = 16
+#: Below this many rows a merge (which rewrites every live row) is cheap enough to do at once.
+CHEAP_MERGE_ROWS = 100_000
 
 
 class Writing(Reading):
@@ -116,6 +120,25 @@ class Writing(Reading):
                 self._set_snapshot(new)
             writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
         return WriteStats(deleted=manifest.deleted)
+
+    def is_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
+        """Whether many small writes left more than ``max_segments`` segments (every search
+        visits each) and merging them pays: the collection is small, or the rows outside its
+        largest segment are a tenth of all (so a row is rewritten a bounded number of times)."""
+        segments = self._manifest.segments
+        if len(segments) <= max_segments:
+            return False
+        rows = sum(s.rows for s in segments)
+        outside = rows - max(s.rows for s in segments)
+        return rows < CHEAP_MERGE_ROWS or outside * 10 >= rows
+
+    def compact_if_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
+        """Merge the segments into one when :meth:`is_fragmented` (a compaction without
+        VACUUM; searches go on meanwhile); ``True`` if it did."""
+        if not self.is_fragmented(max_segments):
+            return False
+        self.compact(vacuum=False)
+        return True
 
     def save_graph(self) -> None:
         """Save the ANN index of an ``@hnsw``/``@ivf`` first tier if it grew since it was saved

@@ -54,6 +54,7 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
         finally:
             log.info("closing collections")
             registry.ready = False
+            await registry.finish_merges()
             await anyio.to_thread.run_sync(registry.close_all)
 
     app = FastAPI(

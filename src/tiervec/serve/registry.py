@@ -71,6 +71,7 @@ class Served:
     batcher: SearchBatcher
     documents: DocumentCache
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    merging: bool = False
 
 
 class Registry:
@@ -83,6 +84,7 @@ class Registry:
         self._failed: dict[str, str] = {}
         self._encoders: dict[str, SharedEncoder] = {}
         self._lock = asyncio.Lock()
+        self._merges: set[asyncio.Task[None]] = set()
         self.ready = False
 
     # -- opening and closing --------------------------------------------------------------------
@@ -144,6 +146,33 @@ class Registry:
             served.collection.close()
         except Exception:
             log.exception("closing collection %r failed", name)
+
+    # -- merging small segments -------------------------------------------------------------
+    def merge_later(self, served: Served) -> None:
+        """After a write: merge the collection's segments in the background if many small
+        writes fragmented it (see :meth:`Collection.is_fragmented`); writes wait for it,
+        searches do not."""
+        if served.merging or not served.collection.is_fragmented():
+            return
+        served.merging = True
+        task = asyncio.get_running_loop().create_task(self._merge(served))
+        self._merges.add(task)
+        task.add_done_callback(self._merges.discard)
+
+    async def _merge(self, served: Served) -> None:
+        try:
+            async with served.write_lock:
+                if self._served.get(served.name) is served:  # not deleted meanwhile
+                    await asyncio.to_thread(served.collection.compact_if_fragmented)
+        except Exception:
+            log.exception("merging the segments of collection %r failed", served.name)
+        finally:
+            served.merging = False
+
+    async def finish_merges(self) -> None:
+        """Wait for the merges under way (before closing the collections)."""
+        if self._merges:
+            await asyncio.gather(*self._merges, return_exceptions=True)
 
     # -- look-ups -------------------------------------------------------------------------------
     def get(self, name: str) -> Served:

@@ -175,6 +175,7 @@ async def _write_documents(request: Request, name: str, body: m.WriteDocuments,
             out = await anyio.to_thread.run_sync(commit)
         finally:  # committed or not, what the cache holds of these ids may be stale
             served.documents.forget(d["id"] for d in docs)
+    _registry(request).merge_later(served)
     return _json(out)
 
 
@@ -216,6 +217,7 @@ async def _delete(request: Request, name: str, ids: list[str]) -> dict[str, Any]
             stats = await anyio.to_thread.run_sync(served.collection.delete, ids)
         finally:
             served.documents.forget(ids)
+    _registry(request).merge_later(served)
     return {"deleted": stats.deleted, "missing": list(stats.missing)}
 
 
