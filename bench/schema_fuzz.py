@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 
 from _common import ROOT, print_table, write_json
 
@@ -25,22 +25,21 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=500,
                         help="generated requests per operation")
     args = parser.parse_args()
-    report = ROOT / "bench" / "results" / "schema.tmp"
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "test_schema.py"), f"--junitxml={report}"],
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+         str(ROOT / "tests" / "test_schema.py")],
         env={**os.environ, "TIERVEC_SCHEMA_EXAMPLES": str(args.examples)}, cwd=ROOT,
-        check=False)
+        check=False, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    cases = ET.parse(report).getroot().iter("testcase")
     rows = []
-    for case in cases:
-        name = case.get("name", "")
-        failed = case.find("failure") is not None or case.find("error") is not None
-        rows.append({"operation": name.split("[", 1)[-1].rstrip("]"),
-                     "examples": args.examples, "failed": failed})
-    report.unlink()
+    for outcome, name in re.findall(r"^(PASSED|FAILED|ERROR) \S+?::(\S+(?: [^\n]*?)?)(?: - |$)",
+                                    out.stdout, re.MULTILINE):
+        operation = name.split("[", 1)[1].rstrip("]") if "[" in name else name
+        rows.append({"operation": operation, "examples": args.examples,
+                     "failed": outcome != "PASSED"})
+    if not rows:
+        sys.exit(f"pytest gave no results:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
     failures = sum(r["failed"] for r in rows)
     print_table(f"schemathesis, {args.examples} examples per operation, {seconds:.0f} s",
                 ["operation", "examples", "failed"],

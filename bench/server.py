@@ -394,7 +394,6 @@ def soak(root: Path, x: np.ndarray, q: np.ndarray, seconds: float,
     folder = root / "soak"
     shutil.copytree(root / "served" / COLLECTION, folder / COLLECTION)
     live = LiveServer(folder).start()
-    port = live.port
     acked: set[str] = set()
     errors = {"outside": 0, "inside": 0}
     window = {"down": 0.0, "up": 0.0}
@@ -451,7 +450,7 @@ def soak(root: Path, x: np.ndarray, q: np.ndarray, seconds: float,
     out = {"seconds": seconds, "concurrency": concurrency, "requests": state["count"],
            "acknowledged_upserts": len(acked), "lost_upserts": lost,
            "errors_outside_restart": errors["outside"], "errors_in_restart": errors["inside"],
-           "restart_window_s": round(window["up"] - window["down"], 2), "port": port}
+           "restart_window_s": round(window["up"] - window["down"], 2)}
     console.print(f"  soak: {out}")
     return out
 
