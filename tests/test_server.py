@@ -392,3 +392,21 @@ def test_many_small_writes_are_merged_in_the_background(api: TestClient, unit_ve
     hit = api.post("/v1/collections/vec/search", json={"vector": x[7].tolist(), "k": 1,
                                                       "oversample": 50}).json()
     assert hit["results"][0][0]["id"] == "small-7"
+
+
+def test_non_finite_numbers_never_reach_a_response(api: TestClient) -> None:
+    """Infinity is not JSON: a metadata value of 1e999 is refused, an overflowing score is
+    dropped, and a name with a trailing newline is not a name."""
+    api.post("/v1/collections", json={"name": "big", "model": None, "dim": 2,
+                                      "tiers": "float32", "fields": {"x": "float"}})
+    bad = api.post("/v1/collections/big/documents", content=b'{"documents": [{"id": "a", '
+                   b'"metadata": {"x": 1e999}}], "vectors": [[1, 0]]}',
+                   headers={"content-type": "application/json"})
+    assert bad.status_code == 422 and error_of(bad)["code"] == "InvalidRequest"
+    api.post("/v1/collections/big/documents", json={
+        "documents": [{"id": "huge"}, {"id": "small"}], "vectors": [[3e38, 3e38], [1, 0]]})
+    found = api.post("/v1/collections/big/search", json={"vector": [3e38, 3e38], "k": 2})
+    assert found.status_code == 200
+    assert [h["id"] for h in json.loads(found.text)["results"][0]] == ["small"]
+    assert api.post("/v1/collections", json={"name": "a\n", "model": None,
+                                             "dim": 2}).status_code == 422

@@ -157,7 +157,7 @@ def to_sql(field: Field, value: Any) -> SqlValue:
         if isinstance(value, numbers.Integral) and -_INT64 <= int(value) < _INT64:
             return int(value)
     elif kind is FieldType.FLOAT:
-        if isinstance(value, numbers.Real) and not math.isnan(value):
+        if isinstance(value, numbers.Real) and math.isfinite(value):
             return float(value)
     elif kind is FieldType.STRING:
         if isinstance(value, str):

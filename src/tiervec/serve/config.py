@@ -41,7 +41,7 @@ class ServerConfig:
 
 def check_name(name: str) -> str:
     """``name`` if it is a valid collection name; else :class:`InvalidRequest`."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidRequest(
             f"collection name {name!r} is not valid: use 1-64 letters, digits, '_' or '-', "
             "starting with a letter or digit (e.g. 'scifact-2024')")

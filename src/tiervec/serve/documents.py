@@ -11,6 +11,7 @@ caching what it read.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -88,7 +89,9 @@ def results_json(result: SearchResult, cache: DocumentCache | None) -> bytes:
     each its id and score, and with ``cache`` its title, text and metadata."""
     rows = []
     for ids, scores in zip(result.ids, result.scores, strict=True):
-        keep = [(str(i), float(s)) for i, s in zip(ids, scores, strict=True) if i != ""]
+        # a score overflowing float32 (unnormalised vectors) is not JSON: such hits are dropped
+        keep = [(str(i), float(s)) for i, s in zip(ids, scores, strict=True)
+                if i != "" and math.isfinite(s)]
         if cache is None:
             hits = [b'{"id":%s,"score":%s}' % (json.dumps(i).encode(), repr(s).encode())
                     for i, s in keep]

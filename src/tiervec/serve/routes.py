@@ -8,6 +8,7 @@ filters or stores: that is the library's, so the CLI and the server behave alike
 from __future__ import annotations
 
 import hmac
+import json
 from time import perf_counter
 from typing import Any
 
@@ -152,6 +153,12 @@ def _documents(body: m.WriteDocuments, limits: Limits) -> list[dict[str, Any]]:
             raise LimitExceeded(f"document {d.id!r} has {len(d.text) + len(d.title)} "
                                 f"characters; the server takes at most {limits.max_text_chars}"
                                 " per document: split it or raise --max-text-chars")
+    for d in docs:  # Python's parser reads 1e999 as infinity, which no JSON answer can hold
+        try:
+            json.dumps(d.metadata, allow_nan=False)
+        except ValueError:
+            raise InvalidRequest(f"document {d.id!r} has a non-finite number (NaN or "
+                                 "infinity) in its metadata; send finite numbers") from None
     return [d.model_dump() for d in docs]
 
 
