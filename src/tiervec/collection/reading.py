@@ -234,6 +234,10 @@ class Reading:
         """The results of the last ``tiervec plan`` run on this collection (``None``: never)."""
         return self._files.read_plan()
 
+    def has_plan(self) -> bool:
+        """Whether a plan has been kept with the collection (without reading it)."""
+        return self._files.has_plan()
+
     def save_plan(self, plan: dict[str, Any]) -> None:
         """Keep ``plan`` (a :meth:`Plan.to_dict`) with the collection; a reader may too (the
         plan is a side file, not part of the collection's state)."""

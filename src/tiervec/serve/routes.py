@@ -93,7 +93,7 @@ def _describe(served: Served) -> dict[str, Any]:
             "chain": str(col.chain),
             "fields": {k: {"type": str(f.type), "indexed": f.indexed}
                        for k, f in col.fields.items()},
-            "has_plan": col.last_plan() is not None}
+            "has_plan": col.has_plan()}
 
 
 @read.get("/collections", response_model=m.CollectionsOut)
@@ -202,9 +202,7 @@ async def upsert_documents(name: str, body: m.WriteDocuments, request: Request) 
 @read.post("/collections/{name}/documents/get", response_model=m.GetOut)
 async def get_documents(name: str, body: m.IdsIn, request: Request) -> Response:
     """The documents for ``ids``, ``null`` where unknown."""
-    if len(body.ids) > _limits(request).max_documents:
-        raise LimitExceeded(f"{len(body.ids)} ids; the server takes at most "
-                            f"{_limits(request).max_documents} per request")
+    _check_ids(body.ids, _limits(request))
     docs = await anyio.to_thread.run_sync(_served(request, name).collection.get, body.ids)
     return _json({"documents": [None if d is None else document_to_dict(d) for d in docs]})
 
@@ -233,9 +231,7 @@ async def delete_documents(name: str, body: m.IdsIn, request: Request) -> Respon
     """Delete documents by id; unknown ids are listed in ``missing``."""
     if not body.ids:
         raise InvalidRequest("'ids' is empty; send at least one id")
-    if len(body.ids) > _limits(request).max_documents:
-        raise LimitExceeded(f"{len(body.ids)} ids; the server takes at most "
-                            f"{_limits(request).max_documents} per request")
+    _check_ids(body.ids, _limits(request))
     return _json(await _delete(request, name, body.ids))
 
 
@@ -264,7 +260,7 @@ def _query(body: m.SearchIn, dim: int, limits: Limits) -> Query:
                              f"'vector' or 'vectors'; got {given or 'none'}")
     if body.k > limits.max_k:
         raise LimitExceeded(f"k={body.k} is over the server's limit of {limits.max_k}")
-    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    _check_filter(body.filter, limits)
     options = SearchOptions(oversample=tuple(body.oversample) if isinstance(
         body.oversample, list) else body.oversample)
     texts = [body.query] if body.query is not None else body.queries
@@ -281,6 +277,16 @@ def _query(body: m.SearchIn, dim: int, limits: Limits) -> Query:
         vectors = decode_vectors(raw, dim, "vectors")
     return Query(texts=None if texts is None else tuple(texts), vectors=vectors, k=body.k,
                  filter=body.filter, options=options)
+
+
+def _check_filter(filt: Any, limits: Limits) -> None:
+    filter_size(filt, limits.max_filter_nodes, limits.max_filter_depth)
+
+
+def _check_ids(ids: list[str], limits: Limits) -> None:
+    if len(ids) > limits.max_documents:
+        raise LimitExceeded(f"{len(ids)} ids; the server takes at most "
+                            f"{limits.max_documents} per request")
 
 
 def _check_texts(texts: list[str], limits: Limits) -> None:
@@ -326,8 +332,7 @@ async def search(name: str, request: Request) -> Response:
 @read.post("/collections/{name}/count", response_model=m.CountOut)
 async def count(name: str, body: m.FilterRequest, request: Request) -> Response:
     """Documents matching ``filter`` (all with none)."""
-    limits = _limits(request)
-    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    _check_filter(body.filter, _limits(request))
     n = await anyio.to_thread.run_sync(_served(request, name).collection.count, body.filter)
     return _json({"count": n})
 
@@ -335,8 +340,7 @@ async def count(name: str, body: m.FilterRequest, request: Request) -> Response:
 @read.post("/collections/{name}/explain", response_model=m.ExplainOut)
 async def explain(name: str, body: m.FilterRequest, request: Request) -> Response:
     """How a search with ``filter`` would run: matches, their share, the strategy."""
-    limits = _limits(request)
-    filter_size(body.filter, limits.max_filter_nodes, limits.max_filter_depth)
+    _check_filter(body.filter, _limits(request))
     plan = await anyio.to_thread.run_sync(_served(request, name).collection.explain,
                                           body.filter)
     return _json({"matches": plan.matches, "share": plan.share, "strategy": str(plan.strategy)})

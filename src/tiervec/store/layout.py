@@ -122,6 +122,9 @@ class CollectionFiles:
         atomic_write_text(self.root / PLAN, json.dumps(plan, indent=2) + "\n")
 
     # -- reading ------------------------------------------------------------------------------
+    def has_plan(self) -> bool:
+        return (self.root / PLAN).is_file()
+
     def read_plan(self) -> dict[str, Any] | None:
         """The last plan written by :meth:`write_plan`, or ``None``."""
         try:
