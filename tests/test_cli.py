@@ -207,8 +207,14 @@ def test_eval_writes_json_rows(indexed, beir, tmp_path):
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout
     rows = json.loads(out.read_text())
-    assert isinstance(rows, list) and [r["tiers"] for r in rows] == [
+    assert isinstance(rows, list) and [r["tiers"] for r in rows[:2]] == [
         "float32", "binary*4 -> float32@disk"]
+    lexical, *hybrid = rows[2:]  # the collection has a lexical index: BM25 and fused rows
+    assert lexical["tiers"] == "bm25 (lexical)" and lexical["ram_bytes_per_vector"] == 0
+    assert [r["tiers"].split()[:2] for r in hybrid] == [
+        ["hybrid", "rrf(k=60)"], ["hybrid", "minmax"], ["hybrid", "dbsf"]]
+    assert all(0 <= r["ndcg@10"] <= 1 and r["qps"] > 0 for r in rows[2:])
+    rows = rows[:2]
     keys = {"tiers", "ram_bytes_per_vector", "disk_bytes_per_vector", "ndcg@10", "recall@100",
             "mrr@10", "recall@10_vs_exact", "qps"}
     for row in rows:
@@ -582,3 +588,54 @@ def test_version():
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.strip() == f"tiervec {tiervec.__version__}"
+
+
+# -- lexical, hybrid, tune -------------------------------------------------------------------
+def test_lexical_and_hybrid_search_from_the_command_line(indexed):
+    folder, _ = indexed
+    info = flat(run("info", folder).stdout)
+    assert "BM25 k1=1.5 b=0.75, stemmer english" in info
+    assert "rrf(k=60) w=0.5 100+100 (default" in info
+    lexical = run("search", folder, "bread yeast", "--lexical", "--json")
+    assert lexical.exit_code == 0, lexical.output
+    hits = json.loads(lexical.stdout)["results"]
+    assert hits[0]["id"] == "bread" and len(hits) < len(CORPUS)  # only matching documents
+    hybrid = run("search", folder, "bread yeast", "--hybrid", "--fusion", "dbsf",
+                 "--weight", "0.3", "-k", "3")
+    assert hybrid.exit_code == 0, hybrid.output and "bread" in hybrid.stdout
+    assert_error(run("search", folder, "bread", "--hybrid", "--weight", "2"), "weight",
+                 "[0, 1]")
+    assert_error(run("search", folder, "bread", "--min-relevance", "0.5"), "tiervec tune")
+
+
+def test_lexical_command_builds_an_index_for_an_old_collection(beir, tmp_path):
+    folder = tmp_path / "plain"
+    assert run("index", beir, "--collection", folder, "--no-lexical").exit_code == 0
+    assert_error(run("search", folder, "bread", "--lexical"), "no lexical index",
+                 f"tiervec lexical {folder}")
+    built = run("lexical", folder, "--stemmer", "porter")
+    assert built.exit_code == 0, built.output
+    assert f"lexical index of {INDEXED}" in flat(built.stdout)
+    found = json.loads(run("search", folder, "honey insects", "--lexical", "--json").stdout)
+    assert found["results"][0]["id"] == "bees"
+    assert_error(run("lexical", folder, "--stemmer", "klingon"), "unknown stemmer")
+
+
+def test_tune_reports_and_applies(indexed, beir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "col"
+    shutil.copytree(indexed[0], folder)
+    out = tmp_path / "tuned"
+    result = run("tune", beir, "--collection", folder, "--split", "test", "--out", out,
+                 "--apply")
+    assert result.exit_code == 0, result.output
+    text = flat(result.stdout)
+    assert "fusions tried on" in text and "hybrid tuned" in text and "P@R0.8" in text
+    report = json.loads((out / "tune.json").read_text())
+    assert "dense" in report["calibration"]  # (lexical: too few labelled queries here)
+    assert (out / "cutoff.png").stat().st_size > 1000
+    assert "(tuned)" in flat(run("info", folder).stdout)
+    cut = run("search", folder, "bread yeast", "--hybrid", "--min-relevance", "0.0", "--json")
+    assert cut.exit_code == 0, cut.output
+    assert json.loads(cut.stdout)["results"][0]["id"] == "bread"

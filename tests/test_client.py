@@ -192,3 +192,24 @@ def test_sigterm_finishes_in_flight_writes_and_saves_the_graph(tmp_path: Path,
     assert manifest["graph"] is not None and manifest["graph"]["rows"] == live_rows
     with tiervec.open(data / "graph") as col:
         assert len(col) == live_rows
+
+
+def test_lexical_and_hybrid_over_http_equal_the_library(server: LiveServer) -> None:
+    texts = ["solar panels convert sunlight into electricity",
+             "wind turbines generate power from moving air",
+             "a recipe for sourdough bread with a crisp crust",
+             "photovoltaic cells and renewable energy storage"]
+    queries = ["solar electricity", "bread crust recipe"]
+    with tiervec.Client(server.url) as client:
+        col = client.create("hybrid")
+        col.add([{"id": f"t{i}", "text": t} for i, t in enumerate(texts)])
+        assert client.open("hybrid").has_lexical
+        lexical = col.search(queries, k=3, mode="lexical")
+        hybrid = col.search(queries, k=3, mode="hybrid", fusion={"method": "minmax"})
+        with pytest.raises(errors.CalibrationMissing, match="tiervec tune"):
+            col.search(queries, mode="hybrid", min_relevance=0.5)
+    with tiervec.open(server.data_dir / "hybrid", read_only=True) as local:
+        assert lexical.ids.tolist() == local.search(queries, k=3, mode="lexical").ids.tolist()
+        want = local.search(queries, k=3, mode="hybrid", fusion={"method": "minmax"})
+        assert hybrid.ids.tolist() == want.ids.tolist()
+    assert lexical.ids[0, 0] == "t0" and lexical.ids[0, 1] == ""  # only matching documents

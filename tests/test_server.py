@@ -410,3 +410,46 @@ def test_non_finite_numbers_never_reach_a_response(api: TestClient) -> None:
     assert [h["id"] for h in json.loads(found.text)["results"][0]] == ["small"]
     assert api.post("/v1/collections", json={"name": "a\n", "model": None,
                                              "dim": 2}).status_code == 422
+
+
+def test_lexical_and_hybrid_search(api: TestClient, unit_vectors) -> None:
+    body = {"name": "lex", "model": None, "dim": DIM, "tiers": "float32", "lexical": True}
+    assert api.post("/v1/collections", json=body).status_code == 201
+    x = unit_vectors(50, DIM, seed=3)
+    added = api.post("/v1/collections/lex/documents",
+                     json={"documents": docs(50), "vectors": encode_vectors(x)})
+    assert added.status_code == 200, added.text
+    info = api.get("/v1/collections/lex").json()
+    assert info["lexical"] and info["fusion"]["method"] == "rrf" and info["calibrated"] == []
+    lib = served(api, "lex")
+    lexical = api.post("/v1/collections/lex/search",
+                       json={"query": "text 7", "mode": "lexical", "k": 5}).json()["results"][0]
+    want = lib.search("text 7", k=5, mode="lexical")
+    assert [h["id"] for h in lexical] == [i for i in want.ids[0] if i]
+    q = unit_vectors(1, DIM, seed=4)
+    hybrid = api.post("/v1/collections/lex/search", json={
+        "query": "title 7", "vector": q[0].tolist(), "mode": "hybrid", "k": 5,
+        "fusion": {"method": "dbsf", "weight": 0.3}, "filter": "year >= 2005"})
+    assert hybrid.status_code == 200, hybrid.text
+    from tiervec.search import Query, SearchOptions
+
+    want = lib.run(Query(texts=("title 7",), vectors=q, k=5, mode="hybrid", filter="year >= 2005",
+                         options=SearchOptions(fusion={**lib.fusion.to_dict(), "method": "dbsf",
+                                                       "weight": 0.3})))
+    assert [h["id"] for h in hybrid.json()["results"][0]] == list(want.ids[0])
+    # errors: no lexical index, fusion out of range, texts needed, no calibration
+    missing = api.post("/v1/collections/vec/search", json={"query": "x", "mode": "lexical"})
+    assert missing.status_code == 409
+    assert "tiervec lexical" in error_of(missing)["message"]
+    weight = api.post("/v1/collections/lex/search", json={
+        "query": "x", "mode": "hybrid", "fusion": {"weight": 1.5}})
+    assert weight.status_code == 422
+    vector_only = api.post("/v1/collections/lex/search",
+                           json={"vector": q[0].tolist(), "mode": "lexical"})
+    assert vector_only.status_code == 400
+    assert error_of(vector_only)["code"] == "InvalidSearchOptions"
+    no_fit = api.post("/v1/collections/lex/search",
+                      json={"vector": q[0].tolist(), "min_relevance": 0.5})
+    assert no_fit.status_code == 409 and error_of(no_fit)["code"] == "CalibrationMissing"
+    both = api.post("/v1/collections/lex/search", json={"query": "x", "vector": q[0].tolist()})
+    assert both.status_code == 422

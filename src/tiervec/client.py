@@ -191,22 +191,36 @@ class RemoteCollection:
         answer = self.client.request("POST", f"{self._base}/documents/get", {"ids": wanted})
         return [None if d is None else document_from_dict(d) for d in answer["documents"]]
 
+    @property
+    def has_lexical(self) -> bool:
+        """Whether the collection keeps a lexical index (lexical and hybrid search)."""
+        return bool(self._info.get("lexical", False))
+
     def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
+               mode: str = "dense", fusion: Any = None, min_relevance: float | None = None,
                oversample: int | Sequence[int] | None = None) -> SearchResult:
-        """Top ``k`` documents for each query text, as :meth:`tiervec.Collection.search`."""
+        """Top ``k`` documents for each query text, as :meth:`tiervec.Collection.search`
+        (``fusion``: a :class:`~tiervec.search.FusionConfig` or a dict of its fields)."""
         key = "query" if isinstance(queries, str) else "queries"
-        body = {key: queries if isinstance(queries, str) else list(queries)}
-        return self._search(body, k, filter, oversample)
+        body: dict[str, Any] = {key: queries if isinstance(queries, str) else list(queries),
+                                "mode": str(mode)}
+        if fusion is not None:
+            body["fusion"] = fusion.to_dict() if hasattr(fusion, "to_dict") else dict(fusion)
+        return self._search(body, k, filter, oversample, min_relevance)
 
     def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
+                       min_relevance: float | None = None,
                        oversample: int | Sequence[int] | None = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n, dim)`` (or one ``(dim,)``)."""
         return self._search({"vectors": encode_vectors(as_vectors(vectors, self.dim))}, k,
-                            filter, oversample)
+                            filter, oversample, min_relevance)
 
     def _search(self, body: dict[str, Any], k: int, filter: Filter,
-                oversample: int | Sequence[int] | None) -> SearchResult:
+                oversample: int | Sequence[int] | None,
+                min_relevance: float | None = None) -> SearchResult:
         body.update(k=k, filter=filter, include_documents=False)
+        if min_relevance is not None:
+            body["min_relevance"] = min_relevance
         if oversample is not None:
             body["oversample"] = oversample if isinstance(oversample, int) else list(oversample)
         rows = self.client.request("POST", f"{self._base}/search", body)["results"]

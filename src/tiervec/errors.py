@@ -21,7 +21,9 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── CollectionMismatch
     │   ├── UnsupportedFormatVersion
     │   ├── CollectionLocked
-    │   └── ReadOnlyLocation(PermissionError)
+    │   ├── ReadOnlyLocation(PermissionError)
+    │   ├── LexicalIndexMissing(LookupError)  (lexical/hybrid search without a lexical index)
+    │   └── CalibrationMissing(LookupError)   (min_relevance without a fitted calibration)
     ├── FilterError(ValueError)
     │   ├── FilterSyntaxError
     │   ├── UnknownField(KeyError)
@@ -32,6 +34,7 @@ inherits the built-in exception a caller would naturally catch::
     ├── PlanError(ValueError)
     │   ├── BudgetTooSmall
     │   └── PlanNotFound(LookupError)
+    ├── InvalidSearchOptions(ValueError)      (a fusion weight, depth or min_relevance out of range)
     ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
     │   └── LimitExceeded                     (a request over one of the server's limits)
     ├── Unauthorized(PermissionError)         (no or a wrong API key)
@@ -202,3 +205,15 @@ class ServerError(TiervecError, RuntimeError):
 
 class ServerUnavailable(ServerError, ConnectionError):
     """The server cannot be reached (not started, wrong address, or restarting)."""
+
+
+class LexicalIndexMissing(CollectionError, LookupError):
+    """A lexical or hybrid search on a collection built without a lexical index."""
+
+
+class CalibrationMissing(CollectionError, LookupError):
+    """``min_relevance`` was asked of a search mode whose relevance was never fitted."""
+
+
+class InvalidSearchOptions(TiervecError, ValueError):
+    """A search option (mode, fusion, weight, depth, min_relevance) is out of range."""

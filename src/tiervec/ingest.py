@@ -47,18 +47,20 @@ class IndexStats:
 
 
 def open_or_create(
-    folder: str | Path, model: str | None = None, tiers: str | Chain | None = None
+    folder: str | Path, model: str | None = None, tiers: str | Chain | None = None,
+    lexical: bool = True,
 ) -> tuple[Collection, bool]:
     """The collection in ``folder`` (checked against ``model`` and ``tiers`` where given), or a
-    new one with them (defaults: all-MiniLM-L6-v2, :data:`~tiervec.search.DEFAULT_CHAIN`);
-    ``True`` when it was created."""
+    new one with them (defaults: all-MiniLM-L6-v2, :data:`~tiervec.search.DEFAULT_CHAIN`, a
+    lexical index unless ``lexical`` is false); ``True`` when it was created."""
     from tiervec.encode import DEFAULT_MODEL
     from tiervec.encode.models import same_model
 
     folder = Path(folder).expanduser()
     chain = Chain.parse(tiers) if tiers is not None else None
     if not (folder / MANIFEST).exists():
-        col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN)
+        col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN,
+                                lexical=lexical)
         return col, True
     col = Collection.open(folder)
     problem = None

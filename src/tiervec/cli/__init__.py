@@ -3,16 +3,17 @@
 server calls.
 
 Commands by module: :mod:`~tiervec.cli.read` (index, search, info),
-:mod:`~tiervec.cli.measure` (eval, plan), :mod:`~tiervec.cli.write` (add, delete, compact,
-index-field), :mod:`~tiervec.cli.serve` (serve).
+:mod:`~tiervec.cli.measure` (eval, plan), :mod:`~tiervec.cli.tune` (tune),
+:mod:`~tiervec.cli.write` (add, delete, compact, index-field, lexical),
+:mod:`~tiervec.cli.serve` (serve).
 """
 
 # the commands register in this order (read, measure, write): `tiervec --help` lists them so
 from tiervec.cli import read  # noqa: I001
-from tiervec.cli import measure, write, serve
+from tiervec.cli import measure, tune, write, serve
 from tiervec.cli._app import app
 
-__all__ = ["app", "main", "measure", "read", "serve", "write"]
+__all__ = ["app", "main", "measure", "read", "serve", "tune", "write"]
 
 
 def main() -> None:

@@ -48,15 +48,19 @@ def eval_(
     model: ModelOpt = None,
     split: Annotated[str, typer.Option("--split", help="qrels split.")] = "test",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")] = None,
+    hybrid: Annotated[bool, typer.Option(
+        "--hybrid/--no-hybrid", help="Also rows for BM25 and hybrid search (RRF, min-max, DBSF "
+        "and the collection's tuned fusion) when the collection has a lexical index.")] = True,
 ) -> None:
     """Evaluate tier chains on a BEIR dataset: memory, quality and speed, one row per chain.
 
     The corpus is encoded once (into the collection) and every chain reuses those vectors.
-    Deleted and replaced documents are never scored.
+    Deleted and replaced documents are never scored. Lexical and hybrid rows search through
+    the collection's own chain.
     """
 
     def go() -> None:
-        from tiervec.eval import DEFAULT_EVAL_CHAINS, evaluate, load_beir
+        from tiervec.eval import DEFAULT_EVAL_CHAINS, DEFAULT_EVAL_FUSIONS, evaluate, load_beir
         from tiervec.ingest import open_or_create
         from tiervec.search import Chain
 
@@ -74,8 +78,13 @@ def eval_(
                 rows.append(row)
                 _add_eval_row(table, row, rows[0])
 
-            with console.status(f"Evaluating {len(chains)} chains"):
-                evaluate(col, data, chains, on_row=on_row)
+            lexical = hybrid and col.has_lexical
+            fusions = list(DEFAULT_EVAL_FUSIONS) if lexical else []
+            if lexical and col.fusion_tuned and col.fusion not in fusions:
+                fusions.append(col.fusion)
+            with console.status(f"Evaluating {len(chains)} chains"
+                                f"{' and hybrid search' if lexical else ''}"):
+                evaluate(col, data, chains, on_row=on_row, lexical=lexical, fusions=fusions)
         console.print(table)
         if json_out is not None:
             json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -32,6 +32,9 @@ def index(
     model: ModelOpt = None,
     tiers: TiersOpt = None,
     strict: StrictOpt = False,
+    lexical: Annotated[bool, typer.Option(
+        "--lexical/--no-lexical", help="Keep a BM25 index of titles and texts (lexical and "
+        "hybrid search) in a new collection.")] = True,
 ) -> None:
     """Encode a corpus into a collection (documents already in it are skipped).
 
@@ -46,7 +49,7 @@ def index(
         from tiervec.ingest import open_or_create
 
         corpus_file(corpus)  # a missing corpus fails before a collection is created
-        col, _ = open_or_create(collection, model, tiers)
+        col, _ = open_or_create(collection, model, tiers, lexical=lexical)
         with col:
             stats = index_with_progress(col, corpus, strict)
             console.print(
@@ -67,6 +70,19 @@ def search(
         "--filter", "-f", help="Only documents whose metadata match, e.g. 'year >= 2020 and "
         "lang in [\"en\", \"fr\"]' (`tiervec info` lists the fields).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="dense (the tier chain), lexical (BM25) or hybrid (both, fused).")
+    ] = "dense",
+    hybrid: Annotated[bool, typer.Option("--hybrid", help="Same as --mode hybrid.")] = False,
+    lexical: Annotated[bool, typer.Option("--lexical", help="Same as --mode lexical.")] = False,
+    fusion: Annotated[str | None, typer.Option(
+        "--fusion", help="Hybrid fusion: rrf, minmax or dbsf (default: the collection's, "
+        "see `tiervec tune`).")] = None,
+    weight: Annotated[float | None, typer.Option(
+        "--weight", help="Hybrid: the dense side's weight in [0, 1] (with --fusion).")] = None,
+    min_relevance: Annotated[float | None, typer.Option(
+        "--min-relevance", help="Only results whose calibrated probability of relevance is at "
+        "least this (fit one with `tiervec tune --apply`).")] = None,
 ) -> None:
     """Search a collection with a text query and print the top results.
 
@@ -74,19 +90,23 @@ def search(
     in [...], not in [...], contains, exists, joined by and, or, not and ( ).
     tiervec --verbose search ... logs how many documents match and the strategy.
 
-    Example: tiervec search my-col "solar panels" -k 5 --filter 'year >= 2020'
+    Example: tiervec search my-col "solar panels" -k 5 --filter 'year >= 2020' --hybrid
     """
 
     def go() -> None:
         import tiervec
         from tiervec.hits import to_hits
 
+        chosen = "hybrid" if hybrid else "lexical" if lexical else mode
         with tiervec.open(collection, read_only=True) as col:
             if filter_ is not None and log.isEnabledFor(logging.INFO):
                 plan = col.explain(filter_)
                 log.info("filter %r matches %d documents (%.1f%%); strategy: %s", filter_,
                          plan.matches, 100 * plan.share, plan.strategy)
-            hits = [h.to_dict() for h in to_hits(col, col.search(query, k=k, filter=filter_))[0]]
+            options = _fusion_options(col, fusion, weight)
+            found = col.search(query, k=k, filter=filter_, mode=chosen, fusion=options,
+                               min_relevance=min_relevance)
+            hits = [h.to_dict() for h in to_hits(col, found)[0]]
         if as_json:
             console.print_json(json.dumps({"query": query, "filter": filter_, "results": hits}))
             return
@@ -102,6 +122,27 @@ def search(
         console.print(table)
 
     _run(go)
+
+
+def _fusion_options(col: Any, method: str | None, weight: float | None) -> Any:
+    """The fusion ``--fusion``/``--weight`` ask for, over the collection's default."""
+    if method is None and weight is None:
+        return None
+    from tiervec.search import FusionConfig
+
+    changes = {"method": method, "weight": weight}
+    return FusionConfig.from_dict({**col.fusion.to_dict(),
+                                   **{k: v for k, v in changes.items() if v is not None}})
+
+
+def _describe_lexical(col: object) -> str:
+    config = col.lexical_config  # type: ignore[attr-defined]
+    if config is None:
+        return f"none (`tiervec lexical {col.path}` builds one)"  # type: ignore[attr-defined]
+    words = config.stopwords if isinstance(config.stopwords, str) or config.stopwords is None \
+        else f"{len(config.stopwords)} words"
+    return (f"BM25 k1={config.k1:g} b={config.b:g}, stemmer {config.stemmer}, stop words "
+            f"{words}")
 
 
 def _clip(text: str, width: int) -> str:
@@ -133,6 +174,11 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                 ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
                 ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
                     " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
+                ("lexical index", _describe_lexical(col)),
+                ("hybrid fusion", col.fusion.describe() + (
+                    " (tuned)" if col.fusion_tuned else " (default; `tiervec tune` tunes it)")),
+                ("calibrated", ", ".join(m for m in ("dense", "lexical", "hybrid")
+                                         if col.calibration(m) is not None) or "none"),
                 ("metadata fields", str(len(fields))),
             ):
                 table.add_row(key, escape(value))

@@ -180,3 +180,40 @@ def index_field(
 
     _run(go)
 
+
+
+@app.command()
+def lexical(
+    collection: CollectionArg,
+    stemmer: Annotated[str, typer.Option(
+        help="Snowball stemmer (english, porter, german, french...) or 'none'.")] = "english",
+    stopwords: Annotated[str, typer.Option(
+        help="Stop words to drop: 'english' (Lucene's 33) or 'none'.")] = "english",
+    k1: Annotated[float, typer.Option(help="BM25 term-frequency saturation.")] = 1.5,
+    b: Annotated[float, typer.Option(help="BM25 length normalisation, in [0, 1].")] = 0.75,
+) -> None:
+    """Build (or rebuild with other settings) the BM25 index for lexical and hybrid search.
+
+    It covers every document's title and text; later adds, upserts, deletes and compactions
+    keep it exact in the same commit. Collections made by `tiervec index` have one already.
+
+    Example: tiervec lexical my-collection --stemmer porter
+    """
+
+    def go() -> None:
+        import time
+
+        import tiervec
+        from tiervec.lexical import LexicalConfig
+
+        config = LexicalConfig(stemmer=None if stemmer == "none" else stemmer,
+                               stopwords=None if stopwords == "none" else stopwords, k1=k1, b=b)
+        with tiervec.open(collection) as col:
+            start = time.perf_counter()
+            with console.status(f"Indexing the texts of {len(col):,} documents"):
+                col.create_lexical_index(config)
+            console.print(f"[green]{escape(str(collection))}[/]: lexical index of "
+                          f"{_documents(len(col))} built in {time.perf_counter() - start:.1f} s; "
+                          "search it with --mode lexical or --hybrid")
+
+    _run(go)

@@ -17,6 +17,7 @@ from typing import Any
 
 from tiervec.collection.writing import Writing
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
+from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FilterPolicy
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import opening
@@ -67,6 +68,7 @@ class Collection(Writing):
         encoder: Encoder | None = None,
         fields: Mapping[str, Any] | None = None,
         indexes: Sequence[str] = (),
+        lexical: bool | LexicalConfig | None = None,
     ) -> Collection:
         """A new, empty collection in ``path`` (a new or empty folder).
 
@@ -74,14 +76,19 @@ class Collection(Writing):
         the model's. ``tiers`` is a chain spec such as ``"binary*4 -> float32@disk"``.
         ``fields`` declares metadata field types (``{"year": "int", "tags": "list[str]"}``;
         undeclared fields get the type of their first value) and ``indexes`` the fields to
-        index in SQLite.
+        index in SQLite. ``lexical`` keeps a BM25 index of the titles and texts for lexical and
+        hybrid search: ``True`` or a :class:`~tiervec.lexical.LexicalConfig`, ``False`` for
+        none; by default collections with a model have one and vectors-only ones do not.
         """
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
+        if lexical is None:
+            lexical = model is not None
+        config = LexicalConfig() if lexical is True else (lexical or None)
         manifest, encoder, lock = opening.new_folder(
             path, model=model, dim=dim, chain=str(chain),
             codec_names=[t.codec for t in chain.tiers], encoder=encoder, fields=fields,
-            indexes=indexes)
+            indexes=indexes, lexical=config)
         return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod

@@ -15,8 +15,9 @@ from tiervec.collection.snapshot import Snapshot
 from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
-from tiervec.errors import EncoderRequired
+from tiervec.errors import CalibrationMissing, EncoderRequired, LexicalIndexMissing
 from tiervec.filters import Field, Filter
+from tiervec.lexical import LexicalConfig, LexicalIndex
 from tiervec.search import (
     Chain,
     CodeSource,
@@ -24,13 +25,17 @@ from tiervec.search import (
     FilterPlan,
     FilterPolicy,
     FilterStrategy,
+    FusionConfig,
     Pipeline,
     Query,
     Searchable,
+    SearchMode,
     SearchResult,
 )
 from tiervec.search.assemble import build_pipeline
-from tiervec.search.searchable import tier_stats
+from tiervec.search.cutoff import RelevanceModel, cut
+from tiervec.search.hybrid import mode_pipeline
+from tiervec.search.searchable import SearchMethods, tier_stats
 from tiervec.store import writes
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest
@@ -40,7 +45,7 @@ from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 
 
-class Reading:
+class Reading(SearchMethods):
     """Snapshot state and every read of a collection (see :class:`tiervec.Collection`)."""
 
     path: Path
@@ -61,6 +66,7 @@ class Reading:
         self._snap = Snapshot(manifest, self._docs)
         self._codecs: dict[str, Codec] | None = None
         self._pipeline: Pipeline | None = None
+        self._lexical: LexicalIndex | None = None
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed."""
@@ -72,8 +78,13 @@ class Reading:
             self._stamp = stamp
             if (manifest.epoch, manifest.generation, manifest.count) == (
                 self._manifest.epoch, self._manifest.generation, self._manifest.count):
-                changed = manifest.fields != self._manifest.fields  # create_index
-                self._manifest.fields = manifest.fields
+                current = self._manifest  # only settings changed: adopt them in place
+                changed = (manifest.fields, manifest.lexical, manifest.search) != (
+                    current.fields, current.lexical, current.search)
+                if manifest.lexical != current.lexical:  # create_lexical_index
+                    self._lexical = None
+                current.fields, current.lexical = manifest.fields, manifest.lexical
+                current.search = manifest.search
                 return changed
             self._set_snapshot(manifest)
         return True
@@ -121,23 +132,34 @@ class Reading:
             self._encoder = load_encoder(config)
         return self._encoder
 
+    @property
+    def has_lexical(self) -> bool:
+        """Whether the collection keeps a lexical (BM25) index for lexical and hybrid search."""
+        return self._manifest.lexical is not None
+
+    @property
+    def lexical_config(self) -> LexicalConfig | None:
+        """How the lexical index analyses texts (``None``: no lexical index)."""
+        lexical = self._manifest.lexical
+        return LexicalConfig.from_dict(lexical["config"]) if lexical else None
+
+    @property
+    def fusion(self) -> FusionConfig:
+        """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``)."""
+        stored = self._manifest.search.get("fusion")
+        return FusionConfig.from_dict(stored) if stored else FusionConfig()
+
+    @property
+    def fusion_tuned(self) -> bool:
+        """Whether :attr:`fusion` was stored by ``tiervec tune --apply`` (else the default)."""
+        return "fusion" in self._manifest.search
+
+    def calibration(self, kind: str) -> RelevanceModel | None:
+        """The fitted relevance calibration of a search mode (``None``: never fitted)."""
+        stored = self._manifest.search.get("calibration", {}).get(kind)
+        return RelevanceModel.from_dict(stored) if stored else None
+
     # -- searching ------------------------------------------------------------------------------
-    def search(
-        self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None
-    ) -> SearchResult:
-        """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
-
-        ``filter`` restricts results to documents whose metadata match, as a dict
-        (``{"year": {"$gte": 2020}, "tags": {"$in": ["a"]}}``) or a string
-        (``'year >= 2020 and lang == "en"'``); a filtered search returns
-        ``min(k, matching documents)`` results per query.
-        """
-        return self.run(Query.of(queries, k=k, filter=filter))
-
-    def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None) -> SearchResult:
-        """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
-        return self.run(Query(vectors=vectors, k=k, filter=filter))
-
     def run(self, query: Query) -> SearchResult:
         """Search with a :class:`~tiervec.search.Query`: the path every search takes (texts
         encoded, deleted documents and the filter applied, rows turned into ids)."""
@@ -156,9 +178,19 @@ class Reading:
         return result
 
     def prepare(self, query: Query) -> Query:
-        """``query`` with checked query vectors, its texts encoded where it has none."""
+        """``query`` with checked query vectors, its texts encoded where it has none and its
+        mode needs them; a lexical or hybrid query is checked against the lexical index."""
+        if query.mode.needs_texts and self._manifest.lexical is None:
+            raise LexicalIndexMissing(
+                f"collection {str(self.path)!r} has no lexical index, so it cannot run a "
+                f"{query.mode.value} search; build one with `tiervec lexical {self.path}` (or "
+                "Collection.create_lexical_index()), or search in dense mode")
+        if query.min_relevance is not None:
+            self._relevance_model(query)  # fail before encoding
         vectors = query.vectors
         if vectors is None:
+            if not query.mode.needs_vectors:
+                return query
             vectors = self.encode_queries(list(query.texts or ()))
         return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
 
@@ -169,11 +201,61 @@ class Reading:
     def _search(
         self, query: Query, snap: Snapshot, pipeline: Pipeline
     ) -> tuple[SearchResult, np.ndarray]:
-        """``query`` (vectors checked) over ``snap`` with ``pipeline``; also the rows found."""
+        """``query`` (prepared) over ``snap``, its dense side through ``pipeline``; also the
+        rows found."""
         allowed = self._allowed(query.filter, snap)
-        candidates, _ = pipeline.run(query, allowed, self.filter_policy)
-        ids = snap.ids(self._docs, candidates.rows)
-        return SearchResult(ids=ids, scores=candidates.scores), candidates.rows
+        model = None if query.min_relevance is None else self._relevance_model(query)
+        fusion = self._fusion(query)
+        lexical = self._lexical_for(snap) if query.mode.needs_texts else None
+        stages = mode_pipeline(query.mode, pipeline, lexical, snap.alive, fusion)
+        inner = query if model is None else query.with_k(max(query.k, model.depth))
+        candidates, _ = stages.run(inner, allowed, self.filter_policy)
+        scores, rows = candidates.scores, candidates.rows
+        if model is not None:
+            assert query.min_relevance is not None
+            scores, rows = cut(scores, rows, model.probabilities(scores), query.min_relevance)
+            scores, rows = scores[:, : query.k], rows[:, : query.k]
+        ids = snap.ids(self._docs, rows)
+        return SearchResult(ids=ids, scores=scores), rows
+
+    def _relevance_model(self, query: Query) -> RelevanceModel:
+        """The calibration ``query``'s mode was fitted with (its fusion, for hybrid)."""
+        kind = query.mode.value
+        model = self.calibration(kind)
+        if model is None:
+            raise CalibrationMissing(
+                f"no relevance calibration was fitted for {kind} search on collection "
+                f"{str(self.path)!r}; fit one on labelled queries with `tiervec tune DATASET "
+                f"--collection {self.path} --apply`, or search without min_relevance")
+        fusion = self._fusion(query)
+        if query.mode is SearchMode.HYBRID and model.fusion != fusion.to_dict():
+            raise CalibrationMissing(
+                f"the hybrid calibration was fitted for fusion {model.fusion}, not "
+                f"{fusion.to_dict()}; search with the collection's fusion, or fit a "
+                "calibration for this one (`tiervec tune`)")
+        return model
+
+    def _fusion(self, query: Query) -> FusionConfig:
+        given = query.options.fusion
+        return FusionConfig.from_dict(given) if given is not None else self.fusion
+
+    def _lexical_for(self, snap: Snapshot) -> LexicalIndex:
+        """The lexical index of ``snap`` (the current one, kept; an older one, loaded)."""
+        lexical = snap.manifest.lexical
+        if lexical is None:
+            raise LexicalIndexMissing(f"collection {str(self.path)!r} has no lexical index")
+        if snap is self._snap:
+            with self._build_lock:
+                if self._lexical is None:
+                    self._lexical = self._load_lexical(snap.manifest)
+                return self._lexical
+        return self._load_lexical(snap.manifest)
+
+    def _load_lexical(self, manifest: Manifest) -> LexicalIndex:
+        assert manifest.lexical is not None
+        key = manifest.lexical["key"]
+        return LexicalIndex(LexicalConfig.from_dict(manifest.lexical["config"]),
+                            [self._files.postings(s, key) for s in manifest.segments])
 
     def count(self, filter: Filter = None) -> int:
         """Number of documents, or of those matching ``filter``."""

@@ -8,7 +8,7 @@ differ only in oversampling share their fitted codecs and built scanners.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from tiervec.search import (
     Searchable,
     SearchResult,
 )
+from tiervec.search.searchable import SearchMethods
 
 
 class ViewedCollection(Searchable, Protocol):
@@ -42,7 +43,7 @@ class ViewedCollection(Searchable, Protocol):
     def stats(self, chain: Chain | None = None) -> CollectionStats: ...
 
 
-class TieredView:
+class TieredView(SearchMethods):
     """``collection`` as of ``snapshot``, searched through ``pipeline`` (its chain)."""
 
     def __init__(self, collection: ViewedCollection, snapshot: Snapshot,
@@ -72,13 +73,9 @@ class TieredView:
         result, _ = self._collection._search(query, self._snap, self.pipeline)
         return result
 
-    def search(self, queries: str | Sequence[str], k: int = 10, *,
-               filter: Filter = None) -> SearchResult:
-        return self.run(Query.of(queries, k=k, filter=filter))
-
-    def search_vectors(self, vectors: Any, k: int = 10, *,
-                       filter: Filter = None) -> SearchResult:
-        return self.run(Query(vectors=vectors, k=k, filter=filter))
+    @property
+    def has_lexical(self) -> bool:
+        return self._collection.has_lexical
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._collection.encode_queries(texts)

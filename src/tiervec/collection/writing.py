@@ -16,8 +16,10 @@ from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn
 from tiervec.errors import CollectionError, DuplicateIds
 from tiervec.index import ANNScanner
-from tiervec.search import Chain
+from tiervec.lexical import LexicalConfig
+from tiervec.search import Chain, FusionConfig
 from tiervec.search.assemble import segment_codes
+from tiervec.search.cutoff import RelevanceModel
 from tiervec.store import writes
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
@@ -84,9 +86,12 @@ class Writing(Reading):
                 texts = [d.embedding_text() for d in docs]
                 vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
                                      rows=len(docs))
+            postings = None
+            if self._manifest.lexical is not None:
+                postings = writes.segment_postings(self._lexical_for(self._snap).analyzer, docs)
             manifest, appended = writes.commit_segment(
                 self._files, self._manifest, self._docs, self._stored_codecs(), docs, vectors,
-                replaced=sorted(existing.values()),
+                replaced=sorted(existing.values()), postings=postings,
             )
             self._adopt(manifest, appended)
         return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
@@ -156,6 +161,38 @@ class Writing(Reading):
             self._manifest = writes.commit_graph(self._files, self._manifest, scanner,
                                                  kind=str(first.tier.location))
 
+    def create_lexical_index(self, config: LexicalConfig | None = None) -> None:
+        """Build the lexical (BM25) index over every stored document's title and text, for
+        lexical and hybrid search (replacing one built with another ``config``); later writes
+        keep it up to date in the same commit as the documents."""
+        self._require_writable()
+        config = config or LexicalConfig()
+        with self._write_mutex:
+            manifest = writes.commit_lexical(self._files, self._manifest, self._docs, config)
+            with self._rw.write():
+                self._manifest = manifest
+                self._snap.manifest = manifest
+                self._lexical = None
+
+    def set_search_defaults(
+        self, *, fusion: FusionConfig | None = None,
+        calibrations: Mapping[str, RelevanceModel] | None = None,
+    ) -> None:
+        """Store a hybrid search's default fusion and fitted relevance calibrations (by mode)
+        in the collection (what ``tiervec tune --apply`` does); others are kept."""
+        self._require_writable()
+        with self._write_mutex:
+            search = dict(self._manifest.search)
+            if fusion is not None:
+                search["fusion"] = fusion.to_dict()
+            if calibrations:
+                search["calibration"] = {**search.get("calibration", {}),
+                                         **{k: m.to_dict() for k, m in calibrations.items()}}
+            manifest = writes.commit_settings(self._files, self._manifest, search)
+            with self._rw.write():
+                self._manifest = manifest
+                self._snap.manifest = manifest
+
     def create_index(self, name: str) -> None:
         """Index a metadata field in SQLite (faster filters on it)."""
         self._require_writable()
@@ -208,9 +245,14 @@ class Writing(Reading):
         """Switch the in-memory state to a just-committed manifest (a new segment, or only
         new tombstones), updating the pipeline in place rather than rebuilding it."""
         with self._rw.write():
-            pipeline, codecs = self._pipeline, self._codecs
+            pipeline, codecs, lexical = self._pipeline, self._codecs, self._lexical
             first_fit = not self._manifest.codecs and bool(manifest.codecs)
             self._set_snapshot(manifest)
+            if lexical is not None and manifest.lexical is not None:
+                if appended is not None:
+                    lexical.append(self._files.postings(appended.segment,
+                                                        manifest.lexical["key"]))
+                self._lexical = lexical
             if first_fit:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
                 return
             self._codecs = codecs

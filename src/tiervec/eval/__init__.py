@@ -3,17 +3,19 @@
 from tiervec.eval.beir import BeirDataset, load_beir
 from tiervec.eval.evaluate import (
     DEFAULT_EVAL_CHAINS,
+    DEFAULT_EVAL_FUSIONS,
     EvalRow,
     evaluate,
     labelled_set,
     query_vectors,
 )
-from tiervec.eval.measure import Measurement, judge, measure
+from tiervec.eval.measure import Measurement, judge, measure, searched
 from tiervec.eval.metrics import evaluate_run, recall_vs_exact, run_from_arrays
 from tiervec.eval.queries import QuerySet
 
 __all__ = [
     "DEFAULT_EVAL_CHAINS",
+    "DEFAULT_EVAL_FUSIONS",
     "BeirDataset",
     "EvalRow",
     "Measurement",
@@ -27,4 +29,5 @@ __all__ = [
     "query_vectors",
     "recall_vs_exact",
     "run_from_arrays",
+    "searched",
 ]

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from tiervec.eval.beir import BeirDataset
-from tiervec.eval.measure import Measurement, judge, measure
+from tiervec.eval.measure import Measurement, judge, measure, searched
 from tiervec.eval.queries import QuerySet
-from tiervec.search import Chain, Searchable, SearchResult
+from tiervec.search import Chain, FusionConfig, FusionMethod, Searchable, SearchMode, SearchResult
 from tiervec.store.files import load_npy, save_npy
 
 #: Chains ``tiervec eval`` compares when none are given.
@@ -28,6 +28,13 @@ DEFAULT_EVAL_CHAINS = (
     "binary*2 -> float32@disk",
     "binary*4 -> float32@disk",
     "binary*10 -> float32@disk",
+)
+
+#: Fusions ``tiervec eval`` compares on a collection with a lexical index.
+DEFAULT_EVAL_FUSIONS = (
+    FusionConfig(method=FusionMethod.RRF),
+    FusionConfig(method=FusionMethod.MINMAX),
+    FusionConfig(method=FusionMethod.DBSF),
 )
 
 #: The exact search every chain's recall is measured against.
@@ -95,7 +102,8 @@ def labelled_set(collection: Searchable, dataset: BeirDataset) -> QuerySet:
     """The dataset's judged queries as a :class:`QuerySet`, encoded with the collection's
     model (cached)."""
     return QuerySet(f"{dataset.name} {dataset.split}", list(dataset.queries),
-                    query_vectors(collection, dataset), dataset.qrels)
+                    query_vectors(collection, dataset), dataset.qrels,
+                    list(dataset.queries.values()))
 
 
 def evaluate(
@@ -105,6 +113,8 @@ def evaluate(
     *,
     k: int = 10,
     on_row: Callable[[EvalRow], None] | None = None,
+    lexical: bool = False,
+    fusions: Sequence[FusionConfig] = (),
 ) -> list[EvalRow]:
     """Measure each chain on ``dataset``'s judged queries, on the collection's stored vectors.
 
@@ -113,16 +123,25 @@ def evaluate(
     top-``k`` results (nDCG@k, MRR@k, recall@k vs exact float32) and a top-100 search for
     recall@100; ``qps`` is the top-``k`` batch throughput, ids included. Deleted and replaced
     documents are never returned.
+
+    ``lexical`` adds a row for BM25 and ``fusions`` one per hybrid fusion (both through the
+    collection's own chain and lexical index).
     """
     queries = labelled_set(collection, dataset)
     exact = collection.with_tiers(EXACT)
     exact_ids = exact.search_vectors(queries.vectors, k).ids
-    rows_out = []
+    runs: list[tuple[Searchable, SearchMode, FusionConfig | None]] = []
     for spec in tiers:
         chain = Chain.parse(spec)
-        view = exact if str(chain) == EXACT else collection.with_tiers(chain)
-        found = measure(view, queries, k)
-        deep = view.search_vectors(queries.vectors, 100)
+        runs.append((exact if str(chain) == EXACT else collection.with_tiers(chain),
+                     SearchMode.DENSE, None))
+    if lexical:
+        runs.append((collection, SearchMode.LEXICAL, None))
+    runs += [(collection, SearchMode.HYBRID, fusion) for fusion in fusions]
+    rows_out = []
+    for view, mode, fusion in runs:
+        found = measure(view, queries, k, mode=mode, fusion=fusion)
+        deep = searched(view, queries, 100, mode, fusion)
         row = eval_row(found, queries, deep, exact_ids, k)
         rows_out.append(row)
         if on_row is not None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from tiervec.eval.metrics import evaluate_per_query, recall_vs_exact_per_query, run_from_arrays
 from tiervec.eval.queries import QuerySet
-from tiervec.search import Searchable
+from tiervec.search import FusionConfig, Query, Searchable, SearchMode, SearchOptions, SearchResult
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,50 @@ def judge(
     return {name: np.array([values[q] for q in queries.ids]) for name, values in per.items()}
 
 
-def measure(searchable: Searchable, queries: QuerySet, k: int = 10) -> Measurement:
+def measure(
+    searchable: Searchable, queries: QuerySet, k: int = 10, *,
+    mode: SearchMode | str = SearchMode.DENSE, fusion: FusionConfig | None = None,
+) -> Measurement:
     """Search ``searchable`` with every query of ``queries`` (one batch, after a two-query
-    warm-up that builds lazy structures), top ``k``."""
+    warm-up that builds lazy structures), top ``k``, in ``mode`` (lexical and hybrid read the
+    query texts; hybrid fuses with ``fusion``, default the collection's)."""
+    mode = SearchMode(mode)
     chain, dim, n = searchable.chain, searchable.dim, len(searchable)
-    q = queries.vectors
-    searchable.search_vectors(q[:2], k)
+    searched(searchable, queries, k, mode, fusion, rows=slice(0, 2))
     start = time.perf_counter()
-    result = searchable.search_vectors(q, k)
-    qps = len(q) / max(time.perf_counter() - start, 1e-9)
+    result = searched(searchable, queries, k, mode, fusion)
+    qps = len(queries) / max(time.perf_counter() - start, 1e-9)
+    ram, disk = chain.ram_bytes_per_vector(dim), chain.disk_bytes_per_vector(dim)
+    if mode is SearchMode.LEXICAL:
+        ram = disk = 0  # postings are memory-mapped: they are not a tier of codes
     return Measurement(
-        tiers=str(chain), ram_bytes_per_vector=chain.ram_bytes_per_vector(dim),
-        disk_bytes_per_vector=chain.disk_bytes_per_vector(dim),
-        disk_reads_per_query=chain.disk_reads_per_query(k, n), qps=qps, ids=result.ids,
+        tiers=search_label(str(chain), mode, fusion), ram_bytes_per_vector=ram,
+        disk_bytes_per_vector=disk, disk_reads_per_query=chain.disk_reads_per_query(k, n)
+        if mode is not SearchMode.LEXICAL else 0, qps=qps, ids=result.ids,
         scores=result.scores,
     )
+
+
+def searched(
+    searchable: Searchable, queries: QuerySet, k: int, mode: SearchMode | str = SearchMode.DENSE,
+    fusion: FusionConfig | None = None, rows: slice = slice(None),
+) -> SearchResult:
+    """The results of ``queries`` (a slice of them) in ``mode``: dense searches take the query
+    vectors, lexical ones the texts, hybrid ones both."""
+    mode = SearchMode(mode)
+    if mode is SearchMode.DENSE:
+        return searchable.search_vectors(queries.vectors[rows], k)
+    if queries.texts is None:
+        raise ValueError(f"a {mode.value} search needs the query texts; this query set has none")
+    vectors = queries.vectors[rows] if mode is SearchMode.HYBRID else None
+    return searchable.run(Query(texts=tuple(queries.texts[rows]), vectors=vectors, k=k,
+                                mode=mode, options=SearchOptions(fusion=fusion)))
+
+
+def search_label(chain: str, mode: SearchMode, fusion: FusionConfig | None) -> str:
+    """How a row names a search: the chain, ``bm25``, or ``hybrid <fusion> | <chain>``."""
+    if mode is SearchMode.LEXICAL:
+        return "bm25 (lexical)"
+    if mode is SearchMode.HYBRID:
+        return f"hybrid {fusion.describe() if fusion else 'default'} | {chain}"
+    return chain

@@ -10,12 +10,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class QuerySet:
-    """Query vectors ``(n, d)`` with their ids; ``qrels`` are ``None`` for unlabelled queries."""
+    """Query vectors ``(n, d)`` with their ids; ``qrels`` are ``None`` for unlabelled queries;
+    ``texts`` (for lexical and hybrid search) where the queries came from texts."""
 
     name: str
     ids: list[str]
     vectors: np.ndarray
     qrels: dict[str, dict[str, int]] | None = None
+    texts: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -28,7 +30,8 @@ class QuerySet:
         rows = np.asarray(rows, dtype=np.int64)
         ids = [self.ids[i] for i in rows]
         qrels = None if self.qrels is None else {q: self.qrels[q] for q in ids}
-        return QuerySet(name, ids, self.vectors[rows], qrels)
+        texts = None if self.texts is None else [self.texts[i] for i in rows]
+        return QuerySet(name, ids, self.vectors[rows], qrels, texts)
 
     def split(self, seed: int = 0) -> tuple[QuerySet, QuerySet]:
         """Two disjoint halves (seeded): one to plan on, one to verify the plan."""

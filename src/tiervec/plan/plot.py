@@ -1,11 +1,14 @@
-"""The frontier as a picture: quality against RAM bytes per vector, Pareto front highlighted."""
+"""Pictures: the frontier (quality against RAM bytes per vector, Pareto front highlighted) and
+the relevance cut-off (precision against recall)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tiervec._extras import require
 from tiervec.plan.planner import Plan
+from tiervec.plan.tune import CutoffCurve
 
 
 def plot_plan(plan: Plan, path: str | Path, title: str = "") -> Path:
@@ -44,10 +47,45 @@ def plot_plan(plan: Plan, path: str | Path, title: str = "") -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(title or f"tiervec plan: {plan.plan_queries}", fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(out)
-        return out
+        return _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def plot_cutoff(curves_by_mode: dict[str, list[CutoffCurve]], path: str | Path,
+                title: str = "") -> Path:
+    """Write a PNG of precision against recall of each cut-off (calibrated, raw score, top-k),
+    one panel per search mode."""
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot")
+    fig, axes = plt.subplots(1, len(curves_by_mode), figsize=(4.6 * len(curves_by_mode), 4.4),
+                             dpi=120, squeeze=False)
+    styles = {"calibrated": ("tab:green", "-"), "raw score": ("tab:red", "--"),
+              "top-k": ("0.5", ":")}
+    try:
+        for ax, (mode, curves) in zip(axes[0], curves_by_mode.items(), strict=True):
+            for curve in curves:
+                color, line = styles.get(curve.name, ("tab:blue", "-"))
+                order = sorted(zip(curve.recall, curve.precision, strict=True))
+                ax.plot([r for r, _ in order], [p for _, p in order], line, color=color,
+                        label=f"{curve.name} (best F1 {curve.best_f1()[0]:.3f})")
+            ax.set_xlabel("recall of the returned sets")
+            ax.set_ylabel("precision")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1.02)
+            ax.grid(True, alpha=0.3)
+            ax.set_title(mode, fontsize=10)
+            ax.legend(fontsize=7, loc="upper right")
+        fig.suptitle(title or "relevance cut-off: precision vs recall", fontsize=10)
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out)
+    return out

@@ -63,7 +63,7 @@ def text_queries(collection: Searchable, texts: Sequence[str], name: str) -> Que
             "one query per line, or leave the queries out to use pseudo-queries"
         )
     vectors = collection.encode_queries(texts)
-    return QuerySet(name, [f"q{i}" for i in range(len(texts))], vectors)
+    return QuerySet(name, [f"q{i}" for i in range(len(texts))], vectors, texts=list(texts))
 
 
 def pseudo_queries(collection: Searchable, n: int = DEFAULT_PSEUDO_QUERIES,

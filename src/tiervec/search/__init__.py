@@ -5,6 +5,8 @@
 - :mod:`~tiervec.search.stages`: the stage protocols (retriever, rescorer, fusion, collapse);
 - :mod:`~tiervec.search.retrieve`, :mod:`~tiervec.search.rescore`: a chain's stages;
 - :mod:`~tiervec.search.filtered`: the filter strategies;
+- :mod:`~tiervec.search.hybrid`: lexical (BM25) and hybrid (fused) pipelines;
+- :mod:`~tiervec.search.cutoff`: the calibrated relevance cut-off;
 - :mod:`~tiervec.search.pipeline`: a composition of stages (rows in, rows out);
 - :mod:`~tiervec.search.searchable`: the id-level :class:`Searchable` protocol that
   evaluation, the planner and the front ends take.
@@ -12,7 +14,7 @@
 
 from tiervec.search.filtered import FilterPlan, FilterPolicy, FilterStrategy
 from tiervec.search.pipeline import Pipeline
-from tiervec.search.query import Query, SearchMode, SearchOptions
+from tiervec.search.query import FusionConfig, FusionMethod, Query, SearchMode, SearchOptions
 from tiervec.search.results import SearchResult
 from tiervec.search.searchable import CollectionStats, Searchable, TierStats
 from tiervec.search.spec import DEFAULT_CHAIN, DEFAULT_OVERSAMPLE, Chain, Location, Tier
@@ -30,6 +32,8 @@ __all__ = [
     "FilterPlan",
     "FilterPolicy",
     "FilterStrategy",
+    "FusionConfig",
+    "FusionMethod",
     "Location",
     "Pipeline",
     "Query",

@@ -79,7 +79,8 @@ class Pipeline:
 
     @property
     def count(self) -> int:
-        return self.first.count
+        """Rows the pipeline searches (its first retriever's)."""
+        return self.retrievers[0].count
 
     def append(
         self, codes_by_tier: Sequence[np.ndarray], rows: int, vectors: np.ndarray | None = None

@@ -3,27 +3,111 @@
 A :class:`Query` holds the query texts (if any), their vectors once encoded, ``k``, the filter,
 the mode and per-request options. Front ends build one (``Query.of(...)``); the collection
 encodes the texts (:meth:`Query.with_vectors`) and hands it to the stages, which read what they
-need: dense stages the vectors, lexical stages (later) the texts.
+need: dense stages the vectors, lexical stages the texts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-from tiervec.errors import CollectionError, InvalidTierSpec
+from tiervec.errors import CollectionError, InvalidSearchOptions, InvalidTierSpec
 from tiervec.filters import Filter
 
 
 class SearchMode(StrEnum):
-    """Which retrievers a search runs. Only ``dense`` exists today; lexical and hybrid
-    retrieval plug in as further modes (their retrievers read :attr:`Query.texts`)."""
+    """Which retrievers a search runs: the tier chain (``dense``), BM25 over the texts
+    (``lexical``), or both fused (``hybrid``)."""
 
     DENSE = "dense"
+    LEXICAL = "lexical"
+    HYBRID = "hybrid"
+
+    @property
+    def needs_vectors(self) -> bool:
+        return self is not SearchMode.LEXICAL
+
+    @property
+    def needs_texts(self) -> bool:
+        return self is not SearchMode.DENSE
+
+
+class FusionMethod(StrEnum):
+    """How a hybrid search merges its dense and lexical lists.
+
+    ``rrf``: reciprocal rank fusion, ``w / (c + rank_dense) + (1 - w) / (c + rank_lexical)``;
+    ``minmax``: each list's scores scaled to [0, 1] by its own minimum and maximum, then
+    ``w * dense + (1 - w) * lexical``; ``dbsf``: distribution-based score fusion, each list
+    scaled by its mean +- 3 standard deviations (clipped to [0, 1]), then the same weighted
+    sum. A document missing from a list scores 0 there.
+    """
+
+    RRF = "rrf"
+    MINMAX = "minmax"
+    DBSF = "dbsf"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FusionConfig:
+    """A hybrid search's fusion: ``method``, the dense side's ``weight`` in [0, 1], RRF's
+    ``rrf_k`` (``c``), and the candidates taken from each side (``dense_depth``,
+    ``lexical_depth``; at least ``k``)."""
+
+    method: FusionMethod = FusionMethod.RRF
+    weight: float = 0.5
+    rrf_k: float = 60.0
+    dense_depth: int = 100
+    lexical_depth: int = 100
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "method", FusionMethod(self.method))
+        except ValueError:
+            raise InvalidSearchOptions(
+                f"unknown fusion method {self.method!r}; use one of "
+                f"{[m.value for m in FusionMethod]}") from None
+        weight = self.weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or \
+                not 0.0 <= weight <= 1.0:
+            raise InvalidSearchOptions(
+                f"fusion weight must be a number in [0, 1] (the dense side's share), got "
+                f"{weight!r}")
+        if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int | float) or \
+                not 0.0 <= self.rrf_k <= 1e6:
+            raise InvalidSearchOptions(f"rrf_k must be a number in [0, 1e6], got {self.rrf_k!r}")
+        for name in ("dense_depth", "lexical_depth"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
+                raise InvalidSearchOptions(
+                    f"{name} must be a whole number in [1, 100000], got {value!r}")
+        object.__setattr__(self, "weight", float(weight))
+        object.__setattr__(self, "rrf_k", float(self.rrf_k))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method.value, "weight": self.weight, "rrf_k": self.rrf_k,
+                "dense_depth": self.dense_depth, "lexical_depth": self.lexical_depth}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FusionConfig:
+        if isinstance(data, FusionConfig):
+            return data
+        if not isinstance(data, Mapping):
+            raise InvalidSearchOptions(f"fusion must be a mapping of options, got {data!r}")
+        unknown = set(data) - {"method", "weight", "rrf_k", "dense_depth", "lexical_depth"}
+        if unknown:
+            raise InvalidSearchOptions(
+                f"unknown fusion option(s) {sorted(unknown)}; use method, weight, rrf_k, "
+                "dense_depth, lexical_depth")
+        return cls(**dict(data))
+
+    def describe(self) -> str:
+        """A short label: ``rrf(k=60) w=0.5 100+100``."""
+        how = f"rrf(k={self.rrf_k:g})" if self.method is FusionMethod.RRF else self.method.value
+        return f"{how} w={self.weight:g} {self.dense_depth}+{self.lexical_depth}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,8 +120,12 @@ class SearchOptions:
     """
 
     oversample: int | tuple[int, ...] | None = None
+    #: A hybrid search's fusion (``None``: the collection's default, see ``tiervec tune``).
+    fusion: FusionConfig | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.fusion is not None:
+            object.__setattr__(self, "fusion", FusionConfig.from_dict(self.fusion))
         factors = self.oversample
         if factors is None:
             return
@@ -67,7 +155,9 @@ class SearchOptions:
 class Query:
     """A batch of queries: ``texts`` and/or ``vectors`` ``(n, dim)`` float32, and how to search.
 
-    At least one of ``texts`` and ``vectors`` is given; dense stages need ``vectors``.
+    At least one of ``texts`` and ``vectors`` is given; dense stages need ``vectors``, lexical
+    ones ``texts``. ``min_relevance`` keeps only results whose calibrated probability of being
+    relevant is at least that (a number in [0, 1]; see :mod:`tiervec.search.cutoff`).
     """
 
     texts: tuple[str, ...] | None = None
@@ -76,17 +166,38 @@ class Query:
     filter: Filter = None
     mode: SearchMode = SearchMode.DENSE
     options: SearchOptions = field(default_factory=SearchOptions)
+    min_relevance: float | None = None
 
     def __post_init__(self) -> None:
         k = self.k
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise CollectionError(f"k must be a positive integer, got {k!r}")
         object.__setattr__(self, "k", int(k))
-        object.__setattr__(self, "mode", SearchMode(self.mode))
+        try:
+            object.__setattr__(self, "mode", SearchMode(self.mode))
+        except ValueError:
+            raise InvalidSearchOptions(f"unknown search mode {self.mode!r}; use one of "
+                                       f"{[m.value for m in SearchMode]}") from None
         if self.texts is None and self.vectors is None:
             raise CollectionError("a query needs texts or vectors")
         if self.texts is not None:
             object.__setattr__(self, "texts", tuple(self.texts))
+        if self.mode.needs_texts and self.texts is None:
+            raise InvalidSearchOptions(
+                f"a {self.mode.value} search reads the query texts; pass texts (with or "
+                "without their vectors)")
+        if self.texts is not None and self.vectors is not None and \
+                len(self.texts) != len(self.vectors):
+            raise InvalidSearchOptions(
+                f"{len(self.texts)} query texts but {len(self.vectors)} query vectors; give one "
+                "vector per text")
+        relevance = self.min_relevance
+        if relevance is not None:
+            if isinstance(relevance, bool) or not isinstance(relevance, int | float) or \
+                    not 0.0 <= relevance <= 1.0:
+                raise InvalidSearchOptions(
+                    f"min_relevance must be a probability in [0, 1], got {relevance!r}")
+            object.__setattr__(self, "min_relevance", float(relevance))
 
     @classmethod
     def of(cls, queries: str | Sequence[str] | None = None, *, vectors: Any = None,
@@ -103,6 +214,9 @@ class Query:
     def with_vectors(self, vectors: np.ndarray) -> Query:
         """This query with its (encoded or checked) vectors."""
         return replace(self, vectors=vectors)
+
+    def with_k(self, k: int) -> Query:
+        return self if k == self.k else replace(self, k=k)
 
     @property
     def dense(self) -> np.ndarray:

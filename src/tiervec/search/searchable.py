@@ -8,7 +8,7 @@ HTTP client.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,7 +17,7 @@ import numpy as np
 from tiervec.corpus import Document
 from tiervec.filters import Filter
 from tiervec.search.filtered import FilterPlan
-from tiervec.search.query import Query
+from tiervec.search.query import FusionConfig, Query, SearchMode, SearchOptions
 from tiervec.search.results import SearchResult
 from tiervec.search.spec import Chain, Location
 
@@ -99,11 +99,17 @@ class Searchable(Protocol):
         run the stages, return ids."""
         ...
 
-    def search(self, queries: str | Sequence[str], k: int = 10, *,
-               filter: Filter = None) -> SearchResult: ...
+    @property
+    def has_lexical(self) -> bool:
+        """Whether lexical and hybrid searches can run (a lexical index exists)."""
+        ...
 
-    def search_vectors(self, vectors: Any, k: int = 10, *,
-                       filter: Filter = None) -> SearchResult: ...
+    def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
+               mode: SearchMode | str = SearchMode.DENSE, fusion: Any = None,
+               min_relevance: float | None = None) -> SearchResult: ...
+
+    def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
+                       min_relevance: float | None = None) -> SearchResult: ...
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors ``(n, dim)`` from the collection's model."""
@@ -127,3 +133,37 @@ class Searchable(Protocol):
         ...
 
     def stats(self) -> CollectionStats: ...
+
+
+class SearchMethods:
+    """``search`` and ``search_vectors`` in terms of ``run`` (one path for every search): what
+    :class:`~tiervec.Collection` and its views share."""
+
+    def run(self, query: Query) -> SearchResult:
+        raise NotImplementedError
+
+    def search(
+        self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
+        mode: SearchMode | str = SearchMode.DENSE,
+        fusion: FusionConfig | Mapping[str, Any] | None = None, min_relevance: float | None = None,
+    ) -> SearchResult:
+        """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
+
+        ``filter`` restricts results to documents whose metadata match, as a dict
+        (``{"year": {"$gte": 2020}, "tags": {"$in": ["a"]}}``) or a string
+        (``'year >= 2020 and lang == "en"'``); a filtered search returns
+        ``min(k, matching documents)`` results per query.
+
+        ``mode``: ``"dense"`` (the tier chain), ``"lexical"`` (BM25; only documents sharing a
+        term with the query) or ``"hybrid"`` (both, fused by ``fusion``, default
+        :attr:`fusion`). ``min_relevance`` keeps only results whose calibrated probability of
+        relevance reaches it (fit one with ``tiervec tune``), possibly none.
+        """
+        return self.run(Query.of(queries, k=k, filter=filter, mode=mode,
+                                 options=SearchOptions(fusion=fusion),
+                                 min_relevance=min_relevance))
+
+    def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
+                       min_relevance: float | None = None) -> SearchResult:
+        """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
+        return self.run(Query(vectors=vectors, k=k, filter=filter, min_relevance=min_relevance))

@@ -49,6 +49,11 @@ class Candidates(NamedTuple):
 class Retriever(Protocol):
     """Produces candidates from the whole collection (or the rows a filter allows)."""
 
+    @property
+    def count(self) -> int:
+        """Rows it searches."""
+        ...
+
     def strategy(self, n_allowed: int, policy: FilterPolicy) -> FilterStrategy:
         """How a retrieval restricted to ``n_allowed`` rows runs."""
         ...
@@ -86,17 +91,58 @@ class Collapse(Protocol):
 
 
 class ReciprocalRankFusion:
-    """``score(d) = sum over lists of 1 / (c + rank(d))`` (ranks from 1; Cormack et al.):
-    rank-based, so lists on different score scales fuse without calibration."""
+    """``score(d) = sum over lists i of w_i / (c + rank_i(d))`` (ranks from 1; Cormack et al.;
+    every ``w_i = 1`` unless ``weights`` are given): rank-based, so lists on different score
+    scales fuse without calibration."""
 
-    def __init__(self, c: float = 60.0) -> None:
+    def __init__(self, c: float = 60.0, weights: Sequence[float] | None = None) -> None:
         self.c = float(c)
+        self.weights = None if weights is None else [float(w) for w in weights]
+
+    def fuse(self, lists: Sequence[Candidates], m: int) -> Candidates:
+        weights = self.weights or [1.0] * len(lists)
+        rows = np.concatenate([c.rows for c in lists], axis=1)
+        gains = np.concatenate(
+            [np.broadcast_to(w / (self.c + np.arange(1, c.rows.shape[1] + 1)), c.rows.shape)
+             for c, w in zip(lists, weights, strict=True)], axis=1)
+        return _sum_by_row(rows, np.where(rows >= 0, gains, 0.0), m)
+
+
+class ScoreFusion:
+    """``score(d) = sum over lists i of w_i * norm_i(score_i(d))``, each list normalised per
+    query: ``minmax`` by its own minimum and maximum, ``dbsf`` (distribution-based) by its
+    mean +- 3 standard deviations, clipped to [0, 1]. A list's lone or equal scores become 1."""
+
+    def __init__(self, method: str, weights: Sequence[float]) -> None:
+        if method not in ("minmax", "dbsf"):
+            raise ValueError(f"unknown score normalisation {method!r}")
+        self.method = method
+        self.weights = [float(w) for w in weights]
+
+    def normalised(self, candidates: Candidates) -> np.ndarray:
+        """Each query's scores mapped to [0, 1] (``0`` at padding)."""
+        scores = candidates.scores.astype(np.float64)
+        valid = (candidates.rows >= 0) & np.isfinite(scores)
+        counts = valid.sum(axis=1, keepdims=True)
+        filled = np.where(valid, scores, 0.0)
+        if self.method == "minmax":
+            lo = np.where(valid, scores, np.inf).min(axis=1, keepdims=True)
+            hi = np.where(valid, scores, -np.inf).max(axis=1, keepdims=True)
+        else:
+            mean = filled.sum(axis=1, keepdims=True) / np.maximum(counts, 1)
+            var = (np.where(valid, scores - mean, 0.0) ** 2).sum(axis=1, keepdims=True)
+            std = np.sqrt(var / np.maximum(counts, 1))
+            lo, hi = mean - 3 * std, mean + 3 * std
+        span = np.where(np.isfinite(hi - lo), hi - lo, 0.0)
+        safe = np.where(span > 0, span, 1.0)
+        scaled = np.where(span > 0, np.clip((filled - np.where(np.isfinite(lo), lo, 0.0)) / safe,
+                                            0.0, 1.0), 1.0)
+        return np.where(valid, scaled, 0.0)
 
     def fuse(self, lists: Sequence[Candidates], m: int) -> Candidates:
         rows = np.concatenate([c.rows for c in lists], axis=1)
-        ranks = np.concatenate([np.broadcast_to(np.arange(1, c.rows.shape[1] + 1), c.rows.shape)
-                                for c in lists], axis=1)
-        gains = np.where(rows >= 0, 1.0 / (self.c + ranks), 0.0)
+        gains = np.concatenate([w * self.normalised(c)
+                                for c, w in zip(lists, self.weights, strict=True)], axis=1)
         return _sum_by_row(rows, gains, m)
 
 

@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ def run_batch(searchable: Searchable, queries: list[Query]) -> list[Outcome]:
 
 def _encode_texts(searchable: Searchable, queries: list[Query],
                   outcomes: list[Outcome | None]) -> None:
-    todo = [i for i, q in enumerate(queries) if q.vectors is None]
+    todo = [i for i, q in enumerate(queries) if q.vectors is None and q.mode.needs_vectors]
     if not todo:
         return
     texts = [t for i in todo for t in queries[i].texts or ()]
@@ -154,23 +155,24 @@ def _key(query: Query) -> Hashable:
     filt = query.filter
     if filt is not None and not isinstance(filt, str):
         filt = json.dumps(filt, sort_keys=True, default=str)
-    return (query.k, filt, query.mode, query.options)
+    return (query.k, filt, query.mode, query.options, query.min_relevance)
 
 
 def _search_group(searchable: Searchable, group: list[Query], members: list[int],
                   outcomes: list[Outcome | None]) -> None:
     if len(group) > 1:
         first = group[0]
-        stacked = np.concatenate([q.dense for q in group])
+        stacked = None if first.vectors is None else np.concatenate([q.dense for q in group])
+        texts = None if first.texts is None or any(q.texts is None for q in group) else \
+            tuple(t for q in group for t in q.texts or ())
         try:
-            result = searchable.run(Query(vectors=stacked, k=first.k, filter=first.filter,
-                                          mode=first.mode, options=first.options))
+            result = searchable.run(replace(first, vectors=stacked, texts=texts))
         except Exception:
             pass  # search each alone: the error belongs to one of them, or to all
         else:
             start = 0
             for i, q in zip(members, group, strict=True):
-                n = len(q.dense)
+                n = len(q)
                 outcomes[i] = SearchResult(result.ids[start:start + n],
                                            result.scores[start:start + n])
                 start += n

@@ -31,6 +31,8 @@ STATUS: dict[type[Exception], int] = {
     errors.CollectionExists: 409,
     errors.CollectionLocked: 409,
     errors.DuplicateIds: 409,
+    errors.LexicalIndexMissing: 409,
+    errors.CalibrationMissing: 409,
     errors.EncoderRequired: 422,
     errors.MissingDependency: 501,
     errors.TiervecError: 400,

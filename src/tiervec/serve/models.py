@@ -43,6 +43,8 @@ class CreateCollection(BaseModel):
     fields: dict[str, str] = Field(default_factory=dict, description="Metadata field types, "
                                    "e.g. {\"year\": \"int\", \"tags\": \"list[str]\"}.")
     indexes: list[str] = Field(default_factory=list, description="Fields to index in SQLite.")
+    lexical: bool | None = Field(None, description="Keep a BM25 index for lexical and hybrid "
+                                 "search (default: yes when the collection has a model).")
 
 
 class DocumentIn(BaseModel):
@@ -67,8 +69,22 @@ class IdsIn(BaseModel):
     ids: list[str]
 
 
+class FusionIn(BaseModel):
+    """How a hybrid search fuses its dense and lexical lists (omitted fields: the
+    collection's fusion, as tuned by ``tiervec tune``)."""
+
+    model_config = Strict
+    method: Literal["rrf", "minmax", "dbsf"] | None = None
+    weight: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="The dense side's weight.")
+    rrf_k: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    dense_depth: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    lexical_depth: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+
 class SearchIn(BaseModel):
-    """Exactly one of ``query``, ``queries``, ``vector`` and ``vectors``."""
+    """Exactly one of ``query``, ``queries``, ``vector`` and ``vectors``; lexical and hybrid
+    searches take texts."""
 
     model_config = Strict
     query: str | None = None
@@ -81,6 +97,12 @@ class SearchIn(BaseModel):
         None, description="Candidates each passing tier hands on, as a multiple of k: one "
         "factor, or one per such tier.")
     include_documents: bool = Field(True, description="Return title, text and metadata.")
+    mode: Literal["dense", "lexical", "hybrid"] = Field(
+        "dense", description="dense (the tier chain), lexical (BM25) or hybrid (both fused).")
+    fusion: FusionIn | None = None
+    min_relevance: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="Only results whose calibrated probability of relevance is at "
+        "least this (the collection needs a calibration: `tiervec tune --apply`).")
 
 
 class FilterRequest(BaseModel):
@@ -180,6 +202,9 @@ class CollectionOut(BaseModel):
     chain: str
     fields: dict[str, FieldOut]
     has_plan: bool
+    lexical: bool
+    fusion: dict[str, Any]
+    calibrated: list[str]
 
 
 class CollectionsOut(BaseModel):

@@ -13,6 +13,7 @@ from time import perf_counter
 from typing import Any
 
 import anyio.to_thread
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -26,7 +27,7 @@ from tiervec.errors import (
     PlanNotFound,
     Unauthorized,
 )
-from tiervec.search import Query, SearchOptions
+from tiervec.search import FusionConfig, Query, SearchMode, SearchOptions
 from tiervec.serve import models as m
 from tiervec.serve.config import Limits, ServerConfig
 from tiervec.serve.documents import results_json
@@ -93,7 +94,9 @@ def _describe(served: Served) -> dict[str, Any]:
             "chain": str(col.chain),
             "fields": {k: {"type": str(f.type), "indexed": f.indexed}
                        for k, f in col.fields.items()},
-            "has_plan": col.has_plan()}
+            "has_plan": col.has_plan(), "lexical": col.has_lexical,
+            "fusion": col.fusion.to_dict(),
+            "calibrated": [k for k in ("dense", "lexical", "hybrid") if col.calibration(k)]}
 
 
 @read.get("/collections", response_model=m.CollectionsOut)
@@ -253,30 +256,40 @@ async def compact(name: str, request: Request) -> Response:
 
 
 # -- searching ------------------------------------------------------------------------------------
-def _query(body: m.SearchIn, dim: int, limits: Limits) -> Query:
+def _query(body: m.SearchIn, dim: int, limits: Limits, default_fusion: FusionConfig) -> Query:
     given = [f for f in ("query", "queries", "vector", "vectors") if getattr(body, f) is not None]
-    if len(given) != 1:
+    paired = body.mode == "hybrid" and len(given) == 2 and given[0] in ("query", "queries") \
+        and given[1] in ("vector", "vectors")  # texts with their precomputed vectors
+    if len(given) != 1 and not paired:
         raise InvalidRequest("give exactly one of 'query' (a text), 'queries' (texts), "
-                             f"'vector' or 'vectors'; got {given or 'none'}")
+                             f"'vector' or 'vectors' (a hybrid search may pair texts with "
+                             f"their vectors); got {given or 'none'}")
     if body.k > limits.max_k:
         raise LimitExceeded(f"k={body.k} is over the server's limit of {limits.max_k}")
     _check_filter(body.filter, limits)
+    fusion = None
+    if body.fusion is not None:
+        asked = body.fusion.model_dump(exclude_none=True)
+        fusion = {**default_fusion.to_dict(), **asked} if asked else None
     options = SearchOptions(oversample=tuple(body.oversample) if isinstance(
-        body.oversample, list) else body.oversample)
+        body.oversample, list) else body.oversample, fusion=fusion)
     texts = [body.query] if body.query is not None else body.queries
-    vectors = None
     if texts is not None:
         _check_texts(texts, limits)
-    elif body.vector is not None:
-        vectors = decode_vectors(body.vector, dim, "vector")
-    else:
-        raw = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
-            body.vectors
-        if not 0 < count_vectors(raw) <= limits.max_queries:
-            raise LimitExceeded(f"send 1 to {limits.max_queries} query vectors per request")
-        vectors = decode_vectors(raw, dim, "vectors")
+    vectors = _query_vectors(body, dim, limits) if texts is None or paired else None
     return Query(texts=None if texts is None else tuple(texts), vectors=vectors, k=body.k,
-                 filter=body.filter, options=options)
+                 filter=body.filter, options=options, mode=SearchMode(body.mode),
+                 min_relevance=body.min_relevance)
+
+
+def _query_vectors(body: m.SearchIn, dim: int, limits: Limits) -> np.ndarray:
+    if body.vector is not None:
+        return decode_vectors(body.vector, dim, "vector")
+    raw = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
+        body.vectors
+    if not 0 < count_vectors(raw) <= limits.max_queries:
+        raise LimitExceeded(f"send 1 to {limits.max_queries} query vectors per request")
+    return decode_vectors(raw, dim, "vectors")
 
 
 def _check_filter(filt: Any, limits: Limits) -> None:
@@ -321,7 +334,7 @@ async def search(name: str, request: Request) -> Response:
     start = perf_counter()
     body = await _search_body(request)
     served = _served(request, name)
-    query = _query(body, served.collection.dim, _limits(request))
+    query = _query(body, served.collection.dim, _limits(request), served.collection.fusion)
     cache = served.documents if body.include_documents else None
     results = await served.batcher.search(query, lambda r: results_json(r, cache))
     took = round(1000 * (perf_counter() - start), 3)

@@ -363,6 +363,17 @@ class DocStore:
         return rows, [v for _, v in found]
 
     @_locked
+    def texts_for_rows(self, start: int, stop: int) -> list[tuple[str, str]]:
+        """``(title, text)`` of the rows ``start .. stop - 1`` in row order (deleted ones
+        included: a segment's rows are all there until a compaction purges them)."""
+        found = self._db.execute("SELECT title, text FROM docs WHERE row >= ? AND row < ? "
+                                 "ORDER BY row", (start, stop)).fetchall()
+        if len(found) != stop - start:
+            raise RuntimeError(f"rows {start}..{stop - 1}: {len(found)} documents found; "
+                               "the database does not match the manifest")
+        return found
+
+    @_locked
     def count(self) -> int:
         """Number of documents in the snapshot."""
         where, params = self._visible()

@@ -8,6 +8,7 @@
     codecs/<key>.<array>.npy      fitted codec state (e.g. int8 ranges)
     segments/<name>/vectors.npy   float32 vectors of one immutable segment
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
+    segments/<name>/<lex>.*.npy   that segment's postings (the lexical index; see lexical.postings)
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
     plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
 """
@@ -25,6 +26,7 @@ import numpy as np
 
 from tiervec.codecs import Codec, make_codec
 from tiervec.errors import CollectionError, NotACollection, ReadOnlyLocation
+from tiervec.lexical.postings import Postings, file_names, merge
 from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.files import (
@@ -162,10 +164,12 @@ class CollectionFiles:
                             start=start)
 
     def write_segment(
-        self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray]
+        self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray],
+        postings: tuple[str, Postings] | None = None,
     ) -> None:
-        """Write a segment folder (``codes`` by codec key) in a temporary place, fsync it, and
-        rename it into place. Not committed until the manifest lists it."""
+        """Write a segment folder (``codes`` by codec key; ``postings`` under their key) in a
+        temporary place, fsync it, and rename it into place. Not committed until the manifest
+        lists it."""
         final = self.segment_dir(segment)
         tmp = final.with_name(f".tmp-{segment.name}")
         remove_tree(tmp)
@@ -174,6 +178,8 @@ class CollectionFiles:
             save_npy(tmp / VECTORS, vectors)
             for key, array in codes.items():
                 save_npy(tmp / f"{key}.npy", array)
+            if postings is not None:
+                self.save_postings(tmp, *postings)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
@@ -204,10 +210,34 @@ class CollectionFiles:
                 out.flush()
                 del out
                 fsync_file(tmp / name)
+            if manifest.lexical:
+                key = manifest.lexical["key"]
+                self.save_postings(tmp, key, self.merged_postings(manifest, key, positions))
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
             raise
+
+    def save_postings(self, folder: Path, key: str, postings: Postings) -> None:
+        """Write a segment's postings into ``folder`` (its folder, or a temporary one)."""
+        for name, file in file_names(key).items():
+            save_npy(folder / file, getattr(postings, name))
+
+    def postings(self, segment: SegmentEntry, key: str) -> Postings:
+        """A segment's postings, memory-mapped."""
+        folder = self.segment_dir(segment)
+        return Postings(**{name: load_npy(folder / file, mmap=True)
+                           for name, file in file_names(key).items()})
+
+    def merged_postings(self, manifest: Manifest, key: str, positions: np.ndarray) -> Postings:
+        """The postings of the documents at (sorted) ``positions`` of ``manifest``'s segments,
+        renumbered in that order (a compaction)."""
+        parts, start = [], 0
+        for segment in manifest.segments:
+            lo, hi = np.searchsorted(positions, [start, start + segment.rows])
+            parts.append((self.postings(segment, key), positions[lo:hi] - start))
+            start += segment.rows
+        return merge(parts)
 
     def write_codes(self, segment: SegmentEntry, key: str, codes: np.ndarray) -> None:
         """Add codes of a new codec generation to an existing segment (uncommitted until the
@@ -230,6 +260,12 @@ class CollectionFiles:
             )
         return entries
 
+    def remove_postings(self, key: str, segments: Sequence[SegmentEntry]) -> None:
+        """Delete the postings saved under ``key`` (a lexical index replaced or not committed)."""
+        for segment in segments:
+            for file in file_names(key).values():
+                (self.segment_dir(segment) / file).unlink(missing_ok=True)
+
     def remove_segment(self, segment: SegmentEntry) -> None:
         remove_tree(self.segment_dir(segment))
 
@@ -248,6 +284,8 @@ class CollectionFiles:
         """Delete what an interrupted write left: uncommitted segments, files and rows."""
         keep = {s.name for s in manifest.segments}
         live_codes = {f"{e.key}.npy" for e in manifest.codecs.values()} | {VECTORS}
+        if manifest.lexical:
+            live_codes |= set(file_names(manifest.lexical["key"]).values())
         segments_dir = self.root / "segments"
         for child in segments_dir.iterdir() if segments_dir.is_dir() else ():
             if child.name not in keep:

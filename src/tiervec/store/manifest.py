@@ -16,8 +16,9 @@ from tiervec.errors import NotACollection, UnsupportedFormatVersion
 from tiervec.store.files import atomic_write_text
 
 FORMAT = "tiervec.collection"
-#: 2 added row numbers per segment, tombstones (``epoch``/``deleted``) and metadata fields.
-FORMAT_VERSION = 2
+#: 2 added row numbers per segment, tombstones (``epoch``/``deleted``) and metadata fields;
+#: 3 the lexical index (per-segment postings) and the search settings.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 
 
@@ -66,6 +67,11 @@ class Manifest:
     graph: dict[str, Any] | None = None
     #: Metadata fields ``name -> {"type": ..., "indexed": ...}``.
     fields: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The lexical index: ``{"key": file key of every segment's postings, "config": {...}}``.
+    lexical: dict[str, Any] | None = None
+    #: Search defaults set by ``tiervec tune --apply``: ``{"fusion": {...}, "calibration":
+    #: {score kind: {...}}}``.
+    search: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     @property
@@ -137,6 +143,8 @@ class Manifest:
             fields=dict(data.get("fields", {})),
             row_floor=int(data.get("row_floor", 0)),
             graph=data.get("graph"),
+            lexical=data.get("lexical"),
+            search=dict(data.get("search") or {}),
             format_version=version,
         )
 

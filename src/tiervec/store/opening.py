@@ -9,6 +9,7 @@ from typing import Any
 from tiervec.codecs import make_codec
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.errors import CollectionError, CollectionMismatch, NotACollection
+from tiervec.lexical import LexicalConfig
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_to_manifest
 from tiervec.store.layout import CollectionFiles
@@ -26,10 +27,12 @@ def new_folder(
     encoder: Encoder | None,
     fields: Mapping[str, Any] | None,
     indexes: Sequence[str],
+    lexical: LexicalConfig | None = None,
 ) -> tuple[Manifest, Encoder | None, WriterLock]:
     """Check the options, write an empty collection in ``path`` and hold its writer lock;
     returns its manifest, its encoder (loaded unless given) and the lock. ``chain`` is a
-    canonical chain spec and ``codec_names`` its tiers' codecs."""
+    canonical chain spec and ``codec_names`` its tiers' codecs; ``lexical``: the lexical
+    index's config (``None``: no lexical index)."""
     declared = declared_fields(fields, indexes)
     CollectionFiles(path).check_new_folder()
     config = EncoderConfig(model=model) if isinstance(model, str) else model
@@ -50,6 +53,7 @@ def new_folder(
     manifest = Manifest(
         dim=int(dim), chain=chain, encoder=config.to_dict() if config else None,
         fields=fields_to_manifest(declared),
+        lexical=None if lexical is None else {"key": "lex-0", "config": lexical.to_dict()},
     )
     CollectionFiles(path).make_dirs()
     lock = WriterLock(path)

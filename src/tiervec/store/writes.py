@@ -32,9 +32,12 @@ from tiervec.codecs import Codec, make_codec
 from tiervec.corpus import Document
 from tiervec.filters import Field
 from tiervec.filters.compile import unknown_field
+from tiervec.lexical import Analyzer, LexicalConfig, Postings
+from tiervec.lexical.analyze import document_text
 from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
+from tiervec.store.files import fsync_dir
 from tiervec.store.layout import EXACT_CODEC, CollectionFiles
 from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
 from tiervec.store.rows import RowMap
@@ -64,6 +67,7 @@ class Appended:
     segment: SegmentEntry
     vectors: np.ndarray
     codes: dict[str, np.ndarray]
+    postings: Postings | None = None
 
 
 def copy_manifest(manifest: Manifest) -> Manifest:
@@ -106,8 +110,12 @@ def commit_segment(
     docs: Sequence[Document],
     vectors: np.ndarray,
     replaced: Sequence[int] = (),
+    postings: Postings | None = None,
 ) -> tuple[Manifest, Appended]:
-    """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it."""
+    """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it;
+    ``postings``: the documents' lexical index (required when the collection has one)."""
+    if (postings is None) != (manifest.lexical is None):
+        raise ValueError("a collection with a lexical index needs the segment's postings")
     new = copy_manifest(manifest)
     fields, columns = typed_columns(fields_from_manifest(manifest.fields), docs)  # may raise
     first_fit = not manifest.codecs
@@ -126,8 +134,11 @@ def commit_segment(
         # the segment's files and its database rows are independent until the commit: write
         # them at once (file writes and SQLite both release the GIL)
         with ThreadPoolExecutor(1) as pool:
-            written = pool.submit(files.write_segment, segment, vectors,
-                                  {new.codecs[n].key: c for n, c in codes.items()})
+            written = pool.submit(
+                files.write_segment, segment, vectors,
+                {new.codecs[n].key: c for n, c in codes.items()},
+                None if postings is None or manifest.lexical is None
+                else (manifest.lexical["key"], postings))
             try:
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
@@ -140,7 +151,47 @@ def commit_segment(
     except BaseException:
         _undo(files, docs_db, manifest, segment, new.codecs if first_fit else {})
         raise
-    return new, Appended(segment=segment, vectors=vectors, codes=codes)
+    return new, Appended(segment=segment, vectors=vectors, codes=codes, postings=postings)
+
+
+def segment_postings(analyzer: Analyzer, docs: Sequence[Document]) -> Postings:
+    """The lexical index of documents about to become a segment (titles and texts)."""
+    return Postings.build(analyzer.terms_of(document_text(d.title, d.text) for d in docs))
+
+
+def commit_lexical(
+    files: CollectionFiles, manifest: Manifest, docs_db: DocStore, config: LexicalConfig
+) -> Manifest:
+    """Build the lexical index of every stored segment from the texts in the database (deleted
+    documents' too: the live mask hides them) under a new key, and commit it. The postings of
+    a replaced lexical index are removed after the commit."""
+    old = manifest.lexical
+    number = int(old["key"].rsplit("-", 1)[1]) + 1 if old else 0
+    key = f"lex-{number}"
+    analyzer = Analyzer(config)
+    try:
+        for segment in manifest.segments:
+            texts = docs_db.texts_for_rows(segment.start, segment.start + segment.rows)
+            postings = Postings.build(analyzer.terms_of(document_text(t, x) for t, x in texts))
+            files.save_postings(files.segment_dir(segment), key, postings)
+            fsync_dir(files.segment_dir(segment))
+        new = copy_manifest(manifest)
+        new.lexical = {"key": key, "config": config.to_dict()}
+        new.write(files.root)
+    except BaseException:
+        files.remove_postings(key, manifest.segments)
+        raise
+    if old:
+        files.remove_postings(old["key"], manifest.segments)
+    return new
+
+
+def commit_settings(files: CollectionFiles, manifest: Manifest, search: dict) -> Manifest:
+    """Store the collection's search defaults (fusion, calibrations) and commit."""
+    new = copy_manifest(manifest)
+    new.search = copy.deepcopy(search)
+    new.write(files.root)
+    return new
 
 
 def commit_delete(

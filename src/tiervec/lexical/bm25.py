@@ -1,0 +1,136 @@
+"""BM25 over the segments of a snapshot, with statistics of the live documents only.
+
+Scores are Lucene's BM25: for each query term ``t`` (counted as often as the query repeats it)
+in document ``d``::
+
+    idf(t) * tf / (tf + k1 * (1 - b + b * len(d) / avg_len))
+    idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
+
+``N``, ``avg_len`` and ``df`` count the documents the snapshot holds (its live mask), so after
+any sequence of writes the scores are those of an index built afresh over the live documents.
+``N`` and ``avg_len`` are computed once per live mask; ``df`` per query from the postings it
+reads anyway. Documents that match no query term are not results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tiervec.lexical.analyze import Analyzer, LexicalConfig
+from tiervec.lexical.postings import Postings, term_hashes
+
+#: Below this many documents (or when the postings read are many), scores are summed in a dense
+#: array rather than by sorting the postings' positions.
+_DENSE = 1 << 20
+
+
+class LexicalIndex:
+    """The postings of every segment of a snapshot, in position order, searched with BM25."""
+
+    def __init__(self, config: LexicalConfig, segments: Sequence[Postings] = ()) -> None:
+        self.config = config
+        self.analyzer = Analyzer(config)
+        self.segments: list[Postings] = []
+        self.starts: list[int] = []
+        self.count = 0
+        self._stats: tuple[object, int, float] | None = None
+        for postings in segments:
+            self.append(postings)
+
+    def append(self, postings: Postings) -> None:
+        """Add the next segment (positions ``count ..``)."""
+        self.segments.append(postings)
+        self.starts.append(self.count)
+        self.count += postings.n_docs
+        self._stats = None
+
+    def live_stats(self, alive: np.ndarray | None) -> tuple[int, float]:
+        """``(N, total length)`` of the live documents (cached for the same mask)."""
+        cached = self._stats
+        if cached is not None and cached[0] is alive and (alive is not None or cached[1]):
+            return cached[1], cached[2]
+        n, total = 0, 0.0
+        for postings, start in zip(self.segments, self.starts, strict=True):
+            lengths = np.asarray(postings.lengths)
+            if alive is None:
+                n, total = n + len(lengths), total + float(lengths.sum(dtype=np.float64))
+            else:
+                live = alive[start : start + len(lengths)]
+                n += int(np.count_nonzero(live))
+                total += float(lengths.sum(where=live, dtype=np.float64))
+        self._stats = (alive, n, total)
+        return n, total
+
+    def search(
+        self, texts: Sequence[str], m: int, allowed: np.ndarray | None = None,
+        alive: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``m`` positions per text among the ``allowed`` ones (a boolean mask; ``None``:
+        all), scored with the statistics of the ``alive`` documents: ``(scores, positions)``,
+        each ``(len(texts), m)``, float32 / int64, ``-inf`` / ``-1`` padding lists shorter than
+        ``m`` (only documents matching a term are listed)."""
+        scores = np.full((len(texts), m), -np.inf, dtype=np.float32)
+        rows = np.full((len(texts), m), -1, dtype=np.int64)
+        n_live, total = self.live_stats(alive)
+        if not n_live or m == 0:
+            return scores, rows
+        avg_len = total / n_live
+        for i, text in enumerate(texts):
+            found, weights = self.score(text, allowed, alive, n_live, avg_len)
+            if len(found) > m:
+                top = np.argpartition(-weights, m - 1)[:m]
+                found, weights = found[top], weights[top]
+            order = np.lexsort((found, -weights))  # best first; ties by position
+            scores[i, : len(order)], rows[i, : len(order)] = weights[order], found[order]
+        return scores, rows
+
+    def score(
+        self, text: str, allowed: np.ndarray | None, alive: np.ndarray | None, n_live: int,
+        avg_len: float,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The positions matching ``text`` among ``allowed`` and their BM25 scores."""
+        terms = self.analyzer.terms(text)
+        if not terms:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        hashes, query_tf = np.unique(term_hashes(terms), return_counts=True)
+        positions, tf, lengths, term = self._postings(hashes)
+        if alive is not None and len(positions):
+            live = alive[positions]
+            positions, tf, lengths, term = positions[live], tf[live], lengths[live], term[live]
+        df = np.bincount(term, minlength=len(hashes)).astype(np.float64)
+        idf = np.log1p((n_live - df + 0.5) / (df + 0.5)) * query_tf
+        k1, b = self.config.k1, self.config.b
+        weights = idf[term] * tf / (tf + k1 * (1.0 - b + b * lengths / avg_len))
+        if allowed is not None and len(positions):
+            keep = allowed[positions]
+            positions, weights = positions[keep], weights[keep]
+        if self.count <= _DENSE or len(positions) * 4 >= self.count:
+            dense = np.bincount(positions, weights=weights, minlength=self.count)
+            found = np.flatnonzero(dense)
+            return found, dense[found]
+        found, inverse = np.unique(positions, return_inverse=True)
+        return found, np.bincount(inverse, weights=weights, minlength=len(found))
+
+    def _postings(
+        self, hashes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every posting of the query terms ``hashes``: positions, tf, document lengths (all
+        float64 but positions) and the index of the query term."""
+        positions, tfs, lengths, terms = [], [], [], []
+        for postings, start in zip(self.segments, self.starts, strict=True):
+            found, at = postings.lookup(hashes)
+            for j in np.flatnonzero(found):
+                lo, hi = int(postings.ptr[at[j]]), int(postings.ptr[at[j] + 1])
+                docs = np.asarray(postings.docs[lo:hi])
+                positions.append(docs + start)
+                tfs.append(postings.tf[lo:hi])
+                lengths.append(postings.lengths[docs])
+                terms.append(np.full(hi - lo, j, dtype=np.int64))
+        if not positions:
+            empty = np.empty(0, np.float64)
+            return np.empty(0, np.int64), empty, empty, np.empty(0, np.int64)
+        return (np.concatenate(positions).astype(np.int64),
+                np.concatenate(tfs).astype(np.float64),
+                np.concatenate(lengths).astype(np.float64), np.concatenate(terms))
