@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema serve bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid serve bench clean
 
 install: $(VENV)/.installed
 
@@ -67,10 +67,14 @@ bench-server: install $(PEERS)/.installed
 bench-schema: install
 	$(PY) bench/schema_fuzz.py
 
+# LanceDB and Milvus Lite (the hybrid peers) live in the peers' virtual environment too.
+bench-hybrid: install $(PEERS)/.installed
+	$(PY) bench/hybrid.py
+
 serve: install
 	$(VENV)/bin/tiervec serve collections
 
-bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema
+bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid
 
 clean:
 	rm -rf $(VENV) collections bench/.cache

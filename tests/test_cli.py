@@ -631,7 +631,7 @@ def test_tune_reports_and_applies(indexed, beir, tmp_path):
                  "--apply")
     assert result.exit_code == 0, result.output
     text = flat(result.stdout)
-    assert "fusions tried on" in text and "hybrid tuned" in text and "P@R0.8" in text
+    assert "fusions tried on" in text and "hybrid tuned" in text and "P@0.8" in text
     report = json.loads((out / "tune.json").read_text())
     assert "dense" in report["calibration"]  # (lexical: too few labelled queries here)
     assert (out / "cutoff.png").stat().st_size > 1000

@@ -118,6 +118,14 @@ def test_search_filter_stats_and_plan_in_chromium(served: LiveServer, browser,
     flt.clear()
     flt.send_keys(Keys.ENTER)
     wait.until(lambda d: len(shown()) == 10 and not d.find_element(By.ID, "error").is_displayed())
+    from selenium.webdriver.support.ui import Select
+
+    mode = Select(browser.find_element(By.ID, "mode"))  # the collection has a lexical index
+    assert [o.is_enabled() for o in mode.options] == [True, True, True]
+    mode.select_by_value("hybrid")
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda d: shown() == api_ids(served.url, {"query": query, "k": 10,
+                                                         "mode": "hybrid"}))
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys("j")
     assert "active" in browser.find_elements(By.CSS_SELECTOR, "#results li")[0].get_attribute(

@@ -117,12 +117,15 @@ def _cutoff_table(curves: dict[str, list[Any]], name: str) -> Table:
     from tiervec.plan.tune import RECALL_LEVELS
 
     table = Table(title=f"relevance cut-off on {escape(name)}: precision of the returned sets "
-                  "at each recall", title_justify="left")
-    for column in ("mode", "cut-off", "best F1", *(f"P@R{r:g}" for r in RECALL_LEVELS)):
+                  "at each recall (as a share of the recall the top lists reach)",
+                  title_justify="left")
+    for column in ("mode", "cut-off", "best F1", "max recall",
+                   *(f"P@{r:g}" for r in RECALL_LEVELS)):
         table.add_column(column, justify="left" if column in ("mode", "cut-off") else "right")
     for mode, mode_curves in curves.items():
         for curve in mode_curves:
             table.add_row(mode, curve.name, f"{curve.best_f1()[0]:.3f}",
-                          *(f"{curve.precision_at(r):.3f}" for r in RECALL_LEVELS),
+                          f"{curve.max_recall:.3f}",
+                          *(f"{curve.precision_at(r):.3f}" for r in curve.levels()),
                           style="bold" if curve.name == "calibrated" else None)
     return table

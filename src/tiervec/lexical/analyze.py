@@ -77,15 +77,21 @@ class LexicalConfig:
         return cls(**data)
 
 
+#: Tokens whose term hash an :class:`Analyzer` remembers (then it starts afresh).
+CACHE_TOKENS = 1 << 20
+
+
 class Analyzer:
-    """Turns texts into terms under a :class:`LexicalConfig` (thread-safe: no shared state
-    but PyStemmer's cache, which it guards itself)."""
+    """Turns texts into terms under a :class:`LexicalConfig`, or straight into the terms'
+    hashes (:meth:`hashes`, what the index stores), remembering each distinct token's hash
+    (a dict shared by threads: its operations are atomic)."""
 
     def __init__(self, config: LexicalConfig) -> None:
         self.config = config
         self._split = re.compile(config.token_pattern).findall
         words = config.stopwords
         self._stop = STOP_WORD_LISTS[words] if isinstance(words, str) else frozenset(words or ())
+        self._hash_of: dict[str, int | None] = {}  # token -> its term's hash (None: stop word)
 
     @cached_property
     def _stem(self) -> Any:
@@ -100,6 +106,23 @@ class Analyzer:
 
     def terms_of(self, texts: Iterable[str]) -> list[list[str]]:
         return [self.terms(t) for t in texts]
+
+    def hashes(self, text: str) -> list[int]:
+        """The hashes of :meth:`terms` (see :func:`tiervec.lexical.postings.term_hashes`),
+        each distinct token analysed once."""
+        from tiervec.lexical.postings import term_hashes
+
+        tokens = self._split(text.lower() if self.config.lowercase else text)
+        known = self._hash_of
+        new = [t for t in dict.fromkeys(tokens) if t not in known]
+        if new:
+            if len(known) > CACHE_TOKENS:
+                known.clear()
+            kept = [t for t in new if t not in self._stop]
+            terms = self._stem(kept) if self._stem is not None and kept else kept
+            known.update(dict.fromkeys(new))
+            known.update(zip(kept, term_hashes(terms).tolist(), strict=True))
+        return [h for h in map(known.__getitem__, tokens) if h is not None]
 
 
 def _stemmer(name: str) -> Any:

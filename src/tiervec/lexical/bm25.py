@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tiervec.lexical.analyze import Analyzer, LexicalConfig
-from tiervec.lexical.postings import Postings, term_hashes
+from tiervec.lexical.postings import Postings
 
 #: Below this many documents (or when the postings read are many), scores are summed in a dense
 #: array rather than by sorting the postings' positions.
@@ -91,10 +91,10 @@ class LexicalIndex:
         avg_len: float,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The positions matching ``text`` among ``allowed`` and their BM25 scores."""
-        terms = self.analyzer.terms(text)
+        terms = self.analyzer.hashes(text)
         if not terms:
             return np.empty(0, np.int64), np.empty(0, np.float64)
-        hashes, query_tf = np.unique(term_hashes(terms), return_counts=True)
+        hashes, query_tf = np.unique(np.array(terms, dtype=np.uint64), return_counts=True)
         positions, tf, lengths, term = self._postings(hashes)
         if alive is not None and len(positions):
             live = alive[positions]
@@ -121,13 +121,18 @@ class LexicalIndex:
         positions, tfs, lengths, terms = [], [], [], []
         for postings, start in zip(self.segments, self.starts, strict=True):
             found, at = postings.lookup(hashes)
-            for j in np.flatnonzero(found):
-                lo, hi = int(postings.ptr[at[j]]), int(postings.ptr[at[j] + 1])
-                docs = np.asarray(postings.docs[lo:hi])
-                positions.append(docs + start)
-                tfs.append(postings.tf[lo:hi])
-                lengths.append(postings.lengths[docs])
-                terms.append(np.full(hi - lo, j, dtype=np.int64))
+            which = np.flatnonzero(found)
+            if not len(which):
+                continue
+            lo, hi = postings.ptr[at[which]], postings.ptr[at[which] + 1]
+            sizes = hi - lo
+            # the postings of every query term at once: ranges lo..hi concatenated
+            index = np.arange(int(sizes.sum())) + np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
+            docs = postings.docs[index]
+            positions.append(docs.astype(np.int64) + start)
+            tfs.append(postings.tf[index])
+            lengths.append(postings.lengths[docs])
+            terms.append(np.repeat(which, sizes))
         if not positions:
             empty = np.empty(0, np.float64)
             return np.empty(0, np.int64), empty, empty, np.empty(0, np.int64)

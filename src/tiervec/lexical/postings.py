@@ -58,6 +58,16 @@ class Postings:
         return cls.from_pairs(term_hashes(list(vocab))[flat], docs, None, lengths)
 
     @classmethod
+    def from_hashes(cls, hash_lists: Sequence[Sequence[int]]) -> Postings:
+        """The postings of documents given as their terms' hashes (:meth:`Analyzer.hashes`)."""
+        lengths = np.fromiter((len(h) for h in hash_lists), dtype=np.uint32,
+                              count=len(hash_lists))
+        flat = np.fromiter((h for hashes in hash_lists for h in hashes), dtype=np.uint64,
+                           count=int(lengths.sum()))
+        docs = np.repeat(np.arange(len(hash_lists), dtype=np.int64), lengths)
+        return cls.from_pairs(flat, docs, None, lengths)
+
+    @classmethod
     def from_pairs(cls, hashes: np.ndarray, docs: np.ndarray, tf: np.ndarray | None,
                    lengths: np.ndarray) -> Postings:
         """Postings from ``(term hash, document)`` pairs in any order, each pair counting

@@ -226,8 +226,8 @@ class CollectionFiles:
     def postings(self, segment: SegmentEntry, key: str) -> Postings:
         """A segment's postings, memory-mapped."""
         folder = self.segment_dir(segment)
-        return Postings(**{name: load_npy(folder / file, mmap=True)
-                           for name, file in file_names(key).items()})
+        return Postings(**{name: np.asarray(load_npy(folder / file, mmap=True))  # plain views:
+                           for name, file in file_names(key).items()})  # slicing stays cheap
 
     def merged_postings(self, manifest: Manifest, key: str, positions: np.ndarray) -> Postings:
         """The postings of the documents at (sorted) ``positions`` of ``manifest``'s segments,

@@ -156,7 +156,7 @@ def commit_segment(
 
 def segment_postings(analyzer: Analyzer, docs: Sequence[Document]) -> Postings:
     """The lexical index of documents about to become a segment (titles and texts)."""
-    return Postings.build(analyzer.terms_of(document_text(d.title, d.text) for d in docs))
+    return Postings.from_hashes([analyzer.hashes(document_text(d.title, d.text)) for d in docs])
 
 
 def commit_lexical(
@@ -172,7 +172,8 @@ def commit_lexical(
     try:
         for segment in manifest.segments:
             texts = docs_db.texts_for_rows(segment.start, segment.start + segment.rows)
-            postings = Postings.build(analyzer.terms_of(document_text(t, x) for t, x in texts))
+            postings = Postings.from_hashes([analyzer.hashes(document_text(title, text))
+                                             for title, text in texts])
             files.save_postings(files.segment_dir(segment), key, postings)
             fsync_dir(files.segment_dir(segment))
         new = copy_manifest(manifest)

@@ -73,6 +73,10 @@ async function selectCollection(name) {
   $("summary").textContent = `${stats.documents.toLocaleString()} documents · ${stats.dim}-d · `
     + `${stats.model || "vectors only"} · ${stats.chain}`;
   renderStats(stats, info);
+  for (const option of $("mode").options) {  // lexical and hybrid need the lexical index
+    option.disabled = option.value !== "dense" && !info.lexical;
+  }
+  if ($("mode").selectedOptions[0].disabled) $("mode").value = "dense";
   renderPlan(info.has_plan ? await api("GET", `/v1/collections/${encodeURIComponent(name)}/plan`)
     .catch(() => null) : null, stats.chain);
 }
@@ -188,7 +192,7 @@ function normalise(spec) { return String(spec).replace(/\s+/g, ""); }
 async function search() {
   const q = $("query").value.trim();
   if (!q || !state.collection) return;
-  const body = { query: q, k: Number($("k").value) };
+  const body = { query: q, k: Number($("k").value), mode: $("mode").value };
   const f = $("filter").value.trim();
   if (f) body.filter = f;
   const seq = ++state.seq;
