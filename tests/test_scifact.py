@@ -78,3 +78,23 @@ def test_reopened_collection_searches_by_text_without_reencoding(scifact):
         assert len(again) == 5183
     finally:
         again.close()
+
+
+def test_bm25_and_hybrid_on_the_full_collection(scifact):
+    """BM25 (stemmed, Lucene stop words, k1=1.5) reaches bm25s's published 0.686 on SciFact,
+    and hybrid search beats both of its sides (measured: 0.6863, 0.7169 RRF, 0.7283 min-max)."""
+    from tiervec.eval import judge, labelled_set
+    from tiervec.eval.measure import searched
+    from tiervec.search import FusionConfig, SearchMode
+
+    col, data = scifact
+    queries = labelled_set(col, data)
+
+    def ndcg(mode, fusion=None):
+        found = searched(col, queries, 10, mode, fusion)
+        return judge(queries, found.ids, found.scores, ["ndcg@10"])["ndcg@10"].mean()
+
+    dense, lexical = ndcg(SearchMode.DENSE), ndcg(SearchMode.LEXICAL)
+    assert lexical >= 0.68
+    assert ndcg(SearchMode.HYBRID) >= max(dense, lexical) + 0.02
+    assert ndcg(SearchMode.HYBRID, FusionConfig(method="minmax")) >= 0.72

@@ -192,6 +192,8 @@ class CutoffCurve:
     def best_f1(self) -> tuple[float, float]:
         """``(F1, threshold)`` of the best point."""
         f1 = self.f1
+        if not f1:
+            return 0.0, 0.0
         i = int(np.argmax(f1))
         return f1[i], self.thresholds[i]
 
@@ -207,14 +209,17 @@ class CutoffCurve:
 
 def _curve(name: str, keep: Callable[[float], np.ndarray], thresholds: Sequence[float],
            relevant: np.ndarray, total: int) -> CutoffCurve:
-    precision, recall = [], []
+    points, precision, recall = [], [], []
     for t in thresholds:
         kept = keep(t)
         returned = int(kept.sum())
+        if not returned:
+            continue  # nothing returned: no point of the curve
         hits = int((kept & relevant).sum())
-        precision.append(hits / returned if returned else 1.0)
+        points.append(float(t))
+        precision.append(hits / returned)
         recall.append(hits / total if total else 0.0)
-    return CutoffCurve(name, [float(t) for t in thresholds], precision, recall)
+    return CutoffCurve(name, points, precision, recall)
 
 
 def cutoff_report(
