@@ -222,6 +222,14 @@ def _curve(name: str, keep: Callable[[float], np.ndarray], thresholds: Sequence[
     return CutoffCurve(name, points, precision, recall)
 
 
+def _thresholds(values: np.ndarray, most: int = 2000) -> list[float]:
+    """Every distinct value as a threshold, or ``most`` of them evenly by rank."""
+    distinct = np.unique(values)
+    if len(distinct) > most:
+        distinct = distinct[np.linspace(0, len(distinct) - 1, most).round().astype(int)]
+    return distinct.tolist()
+
+
 def cutoff_report(
     searchable: Searchable, queries: QuerySet, model: RelevanceModel, mode: SearchMode,
     fusion: FusionConfig | None = None,
@@ -235,11 +243,7 @@ def cutoff_report(
     probabilities = model.probabilities(result.scores)
     scores = result.scores
     valid = np.isfinite(scores)
-    grid = np.linspace(0, 1, 201)
-    raw: list[float] = np.unique(np.quantile(scores[valid], grid)).tolist() \
-        if valid.any() else []
-    calibrated: list[float] = np.unique(np.quantile(probabilities[valid], grid)).tolist() \
-        if valid.any() else []
+    raw, calibrated = _thresholds(scores[valid]), _thresholds(probabilities[valid])
     ranks = np.broadcast_to(np.arange(1, scores.shape[1] + 1), scores.shape)
     return [
         _curve("calibrated", lambda t: valid & (probabilities >= t), calibrated, relevant,
