@@ -129,13 +129,16 @@ class LexicalIndex:
             # the postings of every query term at once: ranges lo..hi concatenated
             index = np.arange(int(sizes.sum())) + np.repeat(lo - np.cumsum(sizes) + sizes, sizes)
             docs = postings.docs[index]
-            positions.append(docs.astype(np.int64) + start)
+            positions.append(docs + np.int64(start))
             tfs.append(postings.tf[index])
             lengths.append(postings.lengths[docs])
             terms.append(np.repeat(which, sizes))
         if not positions:
             empty = np.empty(0, np.float64)
             return np.empty(0, np.int64), empty, empty, np.empty(0, np.int64)
-        return (np.concatenate(positions).astype(np.int64),
-                np.concatenate(tfs).astype(np.float64),
-                np.concatenate(lengths).astype(np.float64), np.concatenate(terms))
+
+        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return (parts[0] if len(parts) == 1 else np.concatenate(parts)).astype(dtype)
+
+        return (joined(positions, np.int64), joined(tfs, np.float64),
+                joined(lengths, np.float64), joined(terms, np.int64))

@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from tiervec.codecs.base import empty_top, top_m
+from tiervec.codecs.base import empty_top
 from tiervec.search.filtered import FilterPolicy, FilterStrategy
 from tiervec.search.query import Query
 
@@ -167,14 +167,20 @@ class MaxCollapse:
 
 
 def _sum_by_row(rows: np.ndarray, gains: np.ndarray, m: int) -> Candidates:
-    """Per query, the sum of ``gains`` of each distinct row; the best ``m`` rows."""
+    """Per query, the sum of ``gains`` of each distinct row; the best ``m`` rows (ties by
+    row). One pass over the whole batch: ``(query, row)`` keys summed, then ranked."""
     out = Candidates.empty(len(rows), m)
-    for i, (r, g) in enumerate(zip(rows, gains, strict=True)):
-        valid = r >= 0
-        unique, inverse = np.unique(r[valid], return_inverse=True)
-        totals = np.bincount(inverse, weights=g[valid], minlength=len(unique))
-        best, cols = top_m(totals[None].astype(np.float32), m)
-        keep = cols[0] >= 0
-        out.scores[i, : keep.sum()] = best[0][keep]
-        out.rows[i, : keep.sum()] = unique[cols[0][keep]]
+    query, col = np.nonzero(rows >= 0)
+    if not len(query):
+        return out
+    keys = query * (int(rows.max()) + 1) + rows[query, col]
+    unique, inverse = np.unique(keys, return_inverse=True)
+    totals = np.bincount(inverse, weights=gains[query, col], minlength=len(unique))
+    owner, row = np.divmod(unique, int(rows.max()) + 1)
+    order = np.lexsort((row, -totals, owner))  # by query, best first, then by row
+    owner, row, totals = owner[order], row[order], totals[order]
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner)  # place within its query
+    keep = rank < m
+    out.scores[owner[keep], rank[keep]] = totals[keep]
+    out.rows[owner[keep], rank[keep]] = row[keep]
     return out
