@@ -203,8 +203,16 @@ class CutoffCurve:
                 "max_recall": round(self.max_recall, 5),
                 "precision_at_recall": {str(r): round(self.precision_at(r), 5)
                                         for r in (*self.levels(), 0.8)},
-                "thresholds": self.thresholds, "precision": self.precision,
-                "recall": self.recall}
+                **self._sampled(200)}
+
+    def _sampled(self, most: int) -> dict[str, list[float]]:
+        """The curve's points, at most ``most`` of them (evenly by threshold rank)."""
+        n = len(self.thresholds)
+        keep: list[int] = np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)
+                                    ).tolist() if n else []
+        return {"thresholds": [round(self.thresholds[i], 6) for i in keep],
+                "precision": [round(self.precision[i], 5) for i in keep],
+                "recall": [round(self.recall[i], 5) for i in keep]}
 
 
 def _curve(name: str, keep: Callable[[float], np.ndarray], thresholds: Sequence[float],
