@@ -88,7 +88,8 @@ class Writing(Reading):
                                      rows=len(docs))
             postings = None
             if self._manifest.lexical is not None:
-                postings = writes.segment_postings(self._lexical_for(self._snap).analyzer, docs)
+                postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
+                                                   ((d.title, d.text) for d in docs))
             manifest, appended = writes.commit_segment(
                 self._files, self._manifest, self._docs, self._stored_codecs(), docs, vectors,
                 replaced=sorted(existing.values()), postings=postings,

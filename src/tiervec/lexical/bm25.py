@@ -49,7 +49,7 @@ class LexicalIndex:
     def live_stats(self, alive: np.ndarray | None) -> tuple[int, float]:
         """``(N, total length)`` of the live documents (cached for the same mask)."""
         cached = self._stats
-        if cached is not None and cached[0] is alive and (alive is not None or cached[1]):
+        if cached is not None and cached[0] is alive:  # appending a segment clears it
             return cached[1], cached[2]
         n, total = 0, 0.0
         for postings, start in zip(self.segments, self.starts, strict=True):

@@ -49,13 +49,9 @@ class Postings:
     @classmethod
     def build(cls, term_lists: Sequence[Sequence[str]]) -> Postings:
         """The postings of documents given as their terms (in document order)."""
-        vocab: dict[str, int] = {}
-        flat = np.fromiter((vocab.setdefault(t, len(vocab)) for terms in term_lists
-                            for t in terms), dtype=np.int64)
-        lengths = np.fromiter((len(t) for t in term_lists), dtype=np.uint32,
-                              count=len(term_lists))
-        docs = np.repeat(np.arange(len(term_lists), dtype=np.int64), lengths)
-        return cls.from_pairs(term_hashes(list(vocab))[flat], docs, None, lengths)
+        vocab = list(dict.fromkeys(t for terms in term_lists for t in terms))
+        hash_of = dict(zip(vocab, term_hashes(vocab).tolist(), strict=True))
+        return cls.from_hashes([[hash_of[t] for t in terms] for terms in term_lists])
 
     @classmethod
     def from_hashes(cls, hash_lists: Sequence[Sequence[int]]) -> Postings:

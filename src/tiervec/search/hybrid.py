@@ -62,10 +62,9 @@ class LexicalRetriever:
     def retrieve(
         self, query: Query, m: int, allowed: np.ndarray | None, policy: FilterPolicy
     ) -> tuple[Candidates, FilterStrategy]:
-        texts = query.texts or ()
-        n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
-        found = self.index.search(texts, max(m, self.depth), allowed, self.alive)
-        return Candidates(*found), self.strategy(n_allowed, policy)
+        found = self.index.search(query.texts or (), max(m, self.depth), allowed, self.alive)
+        return Candidates(*found), FilterStrategy.SCAN if allowed is None else \
+            FilterStrategy.BITMAP
 
 
 def make_fusion(config: FusionConfig) -> Fusion:

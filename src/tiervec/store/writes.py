@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +67,6 @@ class Appended:
     segment: SegmentEntry
     vectors: np.ndarray
     codes: dict[str, np.ndarray]
-    postings: Postings | None = None
 
 
 def copy_manifest(manifest: Manifest) -> Manifest:
@@ -114,7 +113,8 @@ def commit_segment(
 ) -> tuple[Manifest, Appended]:
     """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it;
     ``postings``: the documents' lexical index (required when the collection has one)."""
-    if (postings is None) != (manifest.lexical is None):
+    lexical = manifest.lexical
+    if (postings is None) != (lexical is None):
         raise ValueError("a collection with a lexical index needs the segment's postings")
     new = copy_manifest(manifest)
     fields, columns = typed_columns(fields_from_manifest(manifest.fields), docs)  # may raise
@@ -137,8 +137,7 @@ def commit_segment(
             written = pool.submit(
                 files.write_segment, segment, vectors,
                 {new.codecs[n].key: c for n, c in codes.items()},
-                None if postings is None or manifest.lexical is None
-                else (manifest.lexical["key"], postings))
+                None if postings is None or lexical is None else (lexical["key"], postings))
             try:
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
@@ -151,12 +150,13 @@ def commit_segment(
     except BaseException:
         _undo(files, docs_db, manifest, segment, new.codecs if first_fit else {})
         raise
-    return new, Appended(segment=segment, vectors=vectors, codes=codes, postings=postings)
+    return new, Appended(segment=segment, vectors=vectors, codes=codes)
 
 
-def segment_postings(analyzer: Analyzer, docs: Sequence[Document]) -> Postings:
-    """The lexical index of documents about to become a segment (titles and texts)."""
-    return Postings.from_hashes([analyzer.hashes(document_text(d.title, d.text)) for d in docs])
+def segment_postings(analyzer: Analyzer, texts: Iterable[tuple[str, str]]) -> Postings:
+    """The lexical index of a segment's documents, given as ``(title, text)`` in row order."""
+    return Postings.from_hashes([analyzer.hashes(document_text(title, text))
+                                 for title, text in texts])
 
 
 def commit_lexical(
@@ -172,8 +172,7 @@ def commit_lexical(
     try:
         for segment in manifest.segments:
             texts = docs_db.texts_for_rows(segment.start, segment.start + segment.rows)
-            postings = Postings.from_hashes([analyzer.hashes(document_text(title, text))
-                                             for title, text in texts])
+            postings = segment_postings(analyzer, texts)
             files.save_postings(files.segment_dir(segment), key, postings)
             fsync_dir(files.segment_dir(segment))
         new = copy_manifest(manifest)
