@@ -174,7 +174,7 @@ def test_create_vectors_only_collection(tmp_path):
     names = {p.name for p in col.path.iterdir()}
     assert {"manifest.json", "docs.sqlite", "segments"} <= names
     manifest = json.loads((col.path / "manifest.json").read_text())
-    assert manifest["format"] == "tiervec.collection" and manifest["format_version"] == 3
+    assert manifest["format"] == "tiervec.collection" and manifest["format_version"] == 4
     assert manifest["dim"] == DIM and manifest["count"] == 0 and manifest["encoder"] is None
     result = col.search_vectors(np.ones(DIM), k=3)
     assert result.ids.tolist() == [["", "", ""]]

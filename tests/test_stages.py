@@ -21,7 +21,7 @@ from tiervec.search import (
     TierRuntime,
 )
 from tiervec.search.retrieve import TierRetriever
-from tiervec.search.stages import MaxCollapse, ReciprocalRankFusion
+from tiervec.search.stages import ChunkCollapse, ReciprocalRankFusion
 from tiervec.search.tiers import SCANNERS
 
 
@@ -48,11 +48,32 @@ def test_rrf_pads_short_lists():
 
 
 def test_max_collapse_keeps_each_owners_best_part():
-    owner = np.array([0, 0, 1, 1, 2, 2])  # parts 0-1 are document 0, 2-3 document 1 ...
+    owner = np.array([0, 0, 2, 2, 4, 4])  # parts 0-1 are document 0, 2-3 document 2 ...
     hits = cands([[3, 0, 2, 1, 5], [-1, -1, -1, -1, -1]], [[0.9, 0.8, 0.7, 0.6, 0.5], [0] * 5])
-    out = MaxCollapse(owner).collapse(hits, 2)
-    assert out.rows.tolist() == [[1, 0], [-1, -1]]
+    out = ChunkCollapse(owner).collapse(hits, 2)
+    assert out.rows.tolist() == [[2, 0], [-1, -1]]
+    assert out.parts is not None and out.parts.tolist() == [[3, 0], [-1, -1]]
     np.testing.assert_allclose(out.scores[0], [0.9, 0.8])
+
+
+@pytest.mark.parametrize("aggregate", ["max", "top3", "sum"])
+def test_chunk_collapse_equals_a_loop_over_owners(aggregate):
+    rng = np.random.default_rng(3)
+    owner = np.repeat(np.arange(0, 40, 4), 4)  # 10 documents of 4 chunks
+    rows = np.stack([rng.permutation(40)[:25] for _ in range(3)])
+    rows[2, 20:] = -1
+    scores = -np.sort(-rng.random(rows.shape), axis=1).astype(np.float32)
+    out = ChunkCollapse(owner, aggregate).collapse(cands(rows.tolist(), scores.tolist()), 4)
+    for q in range(3):
+        by_owner: dict[int, list[float]] = {}
+        for r, s in zip(rows[q], scores[q], strict=True):
+            if r >= 0:
+                by_owner.setdefault(int(owner[r]), []).append(float(s))
+        agg = {"max": max, "sum": sum, "top3": lambda v: sum(sorted(v)[-3:]) / min(len(v), 3)}
+        want = sorted(((agg[aggregate](v), o) for o, v in by_owner.items()),
+                      key=lambda t: (-t[0], t[1]))[:4]
+        assert out.rows[q].tolist() == [o for _, o in want]
+        np.testing.assert_allclose(out.scores[q], [s for s, _ in want], rtol=1e-5)
 
 
 def test_query_checks_its_fields():

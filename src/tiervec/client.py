@@ -78,10 +78,15 @@ class Client:
     def create(self, name: str, *, model: str | None = "all-MiniLM-L6-v2",
                dim: int | None = None, tiers: str | None = None,
                fields: Mapping[str, str] | None = None,
-               indexes: Sequence[str] = ()) -> RemoteCollection:
-        """A new collection on the server (options as :meth:`tiervec.Collection.create`)."""
+               indexes: Sequence[str] = (),
+               chunking: str | Mapping[str, Any] | None = None) -> RemoteCollection:
+        """A new collection on the server (options as :meth:`tiervec.Collection.create`;
+        ``chunking``: ``"late"``, ``"naive"`` or the fields of a ``ChunkingConfig``)."""
         body: dict[str, Any] = {"name": name, "model": model, "dim": dim,
                                 "fields": dict(fields or {}), "indexes": list(indexes)}
+        if chunking is not None:
+            body["chunking"] = {"method": chunking} if isinstance(chunking, str) else \
+                dict(chunking)
         if tiers is not None:
             body["tiers"] = str(tiers)
         return RemoteCollection(self, name, self.request("POST", "/v1/collections", body))
@@ -226,10 +231,15 @@ class RemoteCollection:
         rows = self.client.request("POST", f"{self._base}/search", body)["results"]
         ids = np.full((len(rows), k), "", dtype=object)
         scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        spans = np.full((len(rows), k, 2), -1, dtype=np.int64)
         for i, hits in enumerate(rows):
             ids[i, :len(hits)] = [h["id"] for h in hits]
             scores[i, :len(hits)] = [h["score"] for h in hits]
-        return SearchResult(ids=ids, scores=scores)
+            for j, hit in enumerate(hits):
+                if "span" in hit:
+                    spans[i, j] = hit["span"]
+        chunked = self._info.get("chunking") is not None
+        return SearchResult(ids=ids, scores=scores, spans=spans if chunked else None)
 
     def count(self, filter: Filter = None) -> int:
         return int(self.client.request("POST", f"{self._base}/count", {"filter": filter})["count"])

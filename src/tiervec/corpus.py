@@ -40,6 +40,14 @@ class Document:
         """The text the encoder sees: ``title + " " + text`` (BEIR's convention)."""
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
+    def text_start(self) -> int:
+        """Where :attr:`text` begins in :meth:`embedding_text` (a chunk's span is shifted by
+        it into the text)."""
+        if not self.title:
+            return 0
+        full = f"{self.title} {self.text}"
+        return len(self.title) + 1 - (len(full) - len(full.lstrip()))
+
 
 def document_from_record(record: Mapping[str, Any], where: str,
                          allow_empty: bool = False) -> Document:

@@ -35,6 +35,7 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── BudgetTooSmall
     │   └── PlanNotFound(LookupError)
     ├── InvalidSearchOptions(ValueError)      (a fusion weight, depth or min_relevance out of range)
+    ├── InvalidChunking(ValueError)           (chunk size, overlap or chunking method out of range)
     ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
     │   └── LimitExceeded                     (a request over one of the server's limits)
     ├── Unauthorized(PermissionError)         (no or a wrong API key)
@@ -217,3 +218,8 @@ class CalibrationMissing(CollectionError, LookupError):
 
 class InvalidSearchOptions(TiervecError, ValueError):
     """A search option (mode, fusion, weight, depth, min_relevance) is out of range."""
+
+
+class InvalidChunking(TiervecError, ValueError):
+    """A chunking option (method, chunk size, overlap, window) is out of range, or chunking
+    was asked of a collection that cannot chunk (no model, vectors given)."""

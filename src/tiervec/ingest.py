@@ -22,6 +22,7 @@ from typing import TypeVar
 from tiervec.collection import Collection
 from tiervec.corpus import read_corpus
 from tiervec.encode.base import ProgressFn
+from tiervec.encode.chunking import ChunkingConfig
 from tiervec.errors import CollectionMismatch, DuplicateIds
 from tiervec.search import DEFAULT_CHAIN, Chain
 from tiervec.store.manifest import MANIFEST
@@ -48,11 +49,12 @@ class IndexStats:
 
 def open_or_create(
     folder: str | Path, model: str | None = None, tiers: str | Chain | None = None,
-    lexical: bool = True,
+    lexical: bool = True, chunking: ChunkingConfig | None = None,
 ) -> tuple[Collection, bool]:
-    """The collection in ``folder`` (checked against ``model`` and ``tiers`` where given), or a
-    new one with them (defaults: all-MiniLM-L6-v2, :data:`~tiervec.search.DEFAULT_CHAIN`, a
-    lexical index unless ``lexical`` is false); ``True`` when it was created."""
+    """The collection in ``folder`` (checked against ``model``, ``tiers`` and ``chunking``
+    where given), or a new one with them (defaults: all-MiniLM-L6-v2,
+    :data:`~tiervec.search.DEFAULT_CHAIN`, a lexical index unless ``lexical`` is false, no
+    chunking); ``True`` when it was created."""
     from tiervec.encode import DEFAULT_MODEL
     from tiervec.encode.models import same_model
 
@@ -60,7 +62,7 @@ def open_or_create(
     chain = Chain.parse(tiers) if tiers is not None else None
     if not (folder / MANIFEST).exists():
         col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN,
-                                lexical=lexical)
+                                lexical=lexical, chunking=chunking)
         return col, True
     col = Collection.open(folder)
     problem = None
@@ -70,6 +72,12 @@ def open_or_create(
     elif chain is not None and str(chain) != str(col.chain):
         problem = (f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not {str(chain)!r}; "
                    "use another folder, or drop --tiers")
+    elif chunking is not None and (col.chunking is None or
+                                   col.chunking.method != chunking.method):
+        have = col.chunking.describe() if col.chunking else "no chunking"
+        problem = (f"{str(folder)!r} holds a collection built with {have}; chunking is fixed "
+                   "when a collection is created: index into another --collection folder, or "
+                   "drop --chunking")
     if problem:
         col.close()
         raise CollectionMismatch(problem)

@@ -19,6 +19,7 @@ from tiervec.cli._app import (
     _run,
     app,
     console,
+    err_console,
     index_with_progress,
 )
 
@@ -35,28 +36,57 @@ def index(
     lexical: Annotated[bool, typer.Option(
         "--lexical/--no-lexical", help="Keep a BM25 index of titles and texts (lexical and "
         "hybrid search) in a new collection.")] = True,
+    chunking: Annotated[str | None, typer.Option(
+        "--chunking", help="Cut long documents into chunks of the model's tokens, a vector "
+        "each: 'late' (the model reads the whole document, then each chunk is pooled) or "
+        "'naive' (each chunk read alone). Default: none (a vector per document; the model "
+        "reads its first max_length tokens).", show_default=False)] = None,
+    chunk_tokens: Annotated[int, typer.Option(
+        "--chunk-tokens", help="Word pieces per chunk (at most the model's window).")] = 128,
+    overlap: Annotated[int, typer.Option(
+        "--overlap", help="Word pieces consecutive chunks share (below --chunk-tokens).")] = 16,
+    sentences: Annotated[bool, typer.Option(
+        "--sentences", help="End chunks at sentence boundaries where one is near.")] = False,
+    window: Annotated[int | None, typer.Option(
+        "--window", help="Late chunking: tokens the model reads at once (default its "
+        "max_length; at most its position table).", show_default=False)] = None,
+    aggregate: Annotated[str, typer.Option(
+        "--aggregate", help="A document's score from its chunks': max, top3 or sum.")] = "max",
 ) -> None:
     """Encode a corpus into a collection (documents already in it are skipped).
 
     Documents with neither title nor text are skipped with one warning (--strict: an error).
-    An interrupted run resumes where it stopped.
+    An interrupted run resumes where it stopped. Without --chunking, documents longer than
+    the model reads are embedded by their start only (a warning counts them).
 
-    Example: tiervec index ../shared/data/beir/scifact --collection scifact.tv
+    Example: tiervec index ../shared/data/long/qmsum --collection qmsum.tv --chunking late
     """
 
     def go() -> None:
         from tiervec.corpus import corpus_file
+        from tiervec.encode.chunking import ChunkingConfig
         from tiervec.ingest import open_or_create
 
         corpus_file(corpus)  # a missing corpus fails before a collection is created
-        col, _ = open_or_create(collection, model, tiers, lexical=lexical)
+        config = None if chunking is None else ChunkingConfig(
+            method=chunking, tokens=chunk_tokens, overlap=overlap,  # type: ignore[arg-type]
+            sentences=sentences, window=window, aggregate=aggregate)  # type: ignore[arg-type]
+        col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config)
         with col:
             stats = index_with_progress(col, corpus, strict)
+            rows = f", {col.stats().rows:,} chunks" if col.chunking else ""
             console.print(
-                f"[green]{collection}[/]: {len(col):,} documents ({stats.added:,} added, "
-                f"{stats.skipped:,} already there); tiers [bold]{col.chain}[/], "
+                f"[green]{collection}[/]: {len(col):,} documents{rows} ({stats.added:,} "
+                f"added, {stats.skipped:,} already there); tiers [bold]{col.chain}[/], "
                 f"{col.chain.ram_bytes_per_vector(col.dim)} RAM bytes/vector"
             )
+            if col.truncated:
+                reads = getattr(col.encoder, "max_length", "?")
+                err_console.print(
+                    f"[yellow]{col.truncated:,} documents are longer than the model reads "
+                    f"({reads} word pieces)[/]: only their start is embedded (their whole "
+                    "text is stored and BM25-indexed). Index them with --chunking late into a "
+                    "new collection to embed all of it.", highlight=False)
 
     _run(go)
 
@@ -117,7 +147,9 @@ def search(
             table.add_column(name, **kw)  # type: ignore[arg-type]
         for hit in hits:
             title = f"[bold]{escape(hit['title'])}[/] " if hit["title"] else ""
-            snippet = title + escape(_clip(hit["text"], 160))
+            span = hit.get("span")
+            text = hit["text"] if span is None else "…" + hit["text"][span[0]:span[1]] + "…"
+            snippet = title + escape(_clip(text, 160 if span is None else 320))
             table.add_row(str(hit["rank"]), escape(hit["id"]), f"{hit['score']:.4f}", snippet)
         console.print(table)
 
@@ -174,6 +206,8 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                 ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
                 ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
                     " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
+                ("chunking", col.chunking.describe() + f" ({col.stats().rows:,} chunks)"
+                 if col.chunking else "none (a vector per document)"),
                 ("lexical index", _describe_lexical(col)),
                 ("hybrid fusion", col.fusion.describe() + (
                     " (tuned)" if col.fusion_tuned else " (default; `tiervec tune` tunes it)")),

@@ -17,6 +17,7 @@ from typing import Any
 
 from tiervec.collection.writing import Writing
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
+from tiervec.encode.chunking import ChunkingConfig
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FilterPolicy
 from tiervec.search.spec import DEFAULT_CHAIN
@@ -69,6 +70,7 @@ class Collection(Writing):
         fields: Mapping[str, Any] | None = None,
         indexes: Sequence[str] = (),
         lexical: bool | LexicalConfig | None = None,
+        chunking: ChunkingConfig | str | None = None,
     ) -> Collection:
         """A new, empty collection in ``path`` (a new or empty folder).
 
@@ -79,16 +81,21 @@ class Collection(Writing):
         index in SQLite. ``lexical`` keeps a BM25 index of the titles and texts for lexical and
         hybrid search: ``True`` or a :class:`~tiervec.lexical.LexicalConfig`, ``False`` for
         none; by default collections with a model have one and vectors-only ones do not.
+        ``chunking`` cuts each document into chunks of the model's tokens, a vector per chunk
+        (``"late"``, ``"naive"`` or a :class:`~tiervec.encode.chunking.ChunkingConfig`);
+        searches still return documents, each with its best chunk's span as evidence.
         """
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
         if lexical is None:
             lexical = model is not None
         config = LexicalConfig() if lexical is True else (lexical or None)
+        if isinstance(chunking, str):
+            chunking = ChunkingConfig(method=chunking)  # type: ignore[arg-type]
         manifest, encoder, lock = opening.new_folder(
             path, model=model, dim=dim, chain=str(chain),
             codec_names=[t.codec for t in chain.tiers], encoder=encoder, fields=fields,
-            indexes=indexes, lexical=config)
+            indexes=indexes, lexical=config, chunking=chunking)
         return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod

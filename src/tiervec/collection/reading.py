@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ import numpy as np
 
 from tiervec._validate import as_vectors
 from tiervec.codecs import Codec, make_codec
+from tiervec.collection.chunks import evidence
 from tiervec.collection.snapshot import Snapshot
 from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.encode.chunking import ChunkingConfig
 from tiervec.errors import CalibrationMissing, EncoderRequired, LexicalIndexMissing
 from tiervec.filters import Field, Filter
 from tiervec.lexical import LexicalConfig, LexicalIndex
@@ -36,6 +39,7 @@ from tiervec.search.assemble import build_pipeline
 from tiervec.search.cutoff import RelevanceModel, cut
 from tiervec.search.hybrid import mode_pipeline
 from tiervec.search.searchable import SearchMethods, tier_stats
+from tiervec.search.stages import ChunkCollapse
 from tiervec.store import writes
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest
@@ -63,7 +67,12 @@ class Reading(SearchMethods):
         """Adopt ``manifest`` (a newly committed or re-read one): rows, tombstones, codecs."""
         self._manifest = manifest
         self._docs.next_row, self._docs.epoch = manifest.next_row, manifest.epoch
-        self._snap = Snapshot(manifest, self._docs)
+        parts = None
+        if manifest.chunking is not None:
+            tables = self._files.chunks(manifest.segments)
+            parts = np.concatenate([np.asarray(t[:, 0], dtype=np.int32) for t in tables]) \
+                if tables else np.empty(0, np.int32)
+        self._snap = Snapshot(manifest, self._docs, parts)
         self._codecs: dict[str, Codec] | None = None
         self._pipeline: Pipeline | None = None
         self._lexical: LexicalIndex | None = None
@@ -91,7 +100,7 @@ class Reading(SearchMethods):
 
     # -- properties -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self._manifest.live
+        return self._snap.documents
 
     @property
     def dim(self) -> int:
@@ -131,6 +140,12 @@ class Reading(SearchMethods):
                 )
             self._encoder = load_encoder(config)
         return self._encoder
+
+    @property
+    def chunking(self) -> ChunkingConfig | None:
+        """How documents are cut into chunks (``None``: one vector per document)."""
+        stored = self._manifest.chunking
+        return ChunkingConfig.from_dict(stored) if stored else None
 
     @property
     def has_lexical(self) -> bool:
@@ -207,7 +222,11 @@ class Reading(SearchMethods):
         model = None if query.min_relevance is None else self._relevance_model(query)
         fusion = self._fusion(query)
         lexical = self._lexical_for(snap) if query.mode.needs_texts else None
-        stages = mode_pipeline(query.mode, pipeline, lexical, snap.alive, fusion)
+        chunking = snap.manifest.chunking
+        if chunking is not None and query.mode.needs_vectors:
+            pipeline = replace(pipeline, collapse=ChunkCollapse(
+                snap.owners(), chunking.get("aggregate", "max")))
+        stages = mode_pipeline(query.mode, pipeline, lexical, snap.documents_alive, fusion)
         inner = query if model is None else query.with_k(max(query.k, model.depth))
         candidates, _ = stages.run(inner, allowed, self.filter_policy)
         scores, rows = candidates.scores, candidates.rows
@@ -216,7 +235,10 @@ class Reading(SearchMethods):
             scores, rows = cut(scores, rows, model.probabilities(scores), query.min_relevance)
             scores, rows = scores[:, : query.k], rows[:, : query.k]
         ids = snap.ids(self._docs, rows)
-        return SearchResult(ids=ids, scores=scores), rows
+        spans = None
+        if chunking is not None:
+            spans = evidence(self._files, snap, query.vectors, rows, candidates.parts)
+        return SearchResult(ids=ids, scores=scores, spans=spans), rows
 
     def _relevance_model(self, query: Query) -> RelevanceModel:
         """The calibration ``query``'s mode was fitted with (its fusion, for hybrid)."""
@@ -361,7 +383,7 @@ class Reading(SearchMethods):
         tiers = tier_stats(chain, dim, rows)
         full = all((self._files.segment_dir(s) / VECTORS).is_file() for s in manifest.segments)
         return CollectionStats(
-            documents=manifest.live, rows=rows, deleted=manifest.deleted,
+            documents=self._snap.documents, rows=rows, deleted=manifest.deleted,
             segments=len(manifest.segments), dim=dim, model=self.model, chain=str(chain),
             tiers=tiers, ram_bytes=sum(t.ram_bytes for t in tiers),
             disk_bytes=sum(t.disk_bytes for t in tiers),

@@ -16,13 +16,36 @@ class Snapshot:
     ``None`` when no position holds a deleted (or replaced) document.
     """
 
-    def __init__(self, manifest: Manifest, docs: DocStore) -> None:
+    def __init__(self, manifest: Manifest, docs: DocStore,
+                 parts: np.ndarray | None = None) -> None:
         self.manifest = manifest
         self.rows = RowMap(manifest.segments)
         self.alive: np.ndarray | None = None
         if manifest.deleted:
             self.alive = np.ones(manifest.count, dtype=bool)
             self.alive[self.rows.positions(docs.deleted_rows())] = False
+        #: a chunked collection's place of each position in its document (0: its first chunk)
+        self.parts = parts
+        self.heads: np.ndarray | None = None if parts is None else parts == 0
+        if self.heads is None:
+            self.documents_alive = self.alive
+        else:
+            self.documents_alive = self.heads if self.alive is None else self.heads & self.alive
+        #: documents in the snapshot
+        self.documents = manifest.live if self.documents_alive is None else \
+            int(np.count_nonzero(self.documents_alive))
+
+    def owners(self) -> np.ndarray:
+        """A chunked collection's position of each position's document (its first chunk)."""
+        assert self.parts is not None
+        return np.arange(self.count, dtype=np.int64) - self.parts
+
+    def chunk_ends(self, heads: np.ndarray) -> np.ndarray:
+        """One past the last chunk position of the documents at positions ``heads``."""
+        assert self.heads is not None
+        starts = np.flatnonzero(self.heads)
+        at = np.searchsorted(starts, heads, side="right")
+        return np.where(at < len(starts), starts[np.minimum(at, len(starts) - 1)], self.count)
 
     @property
     def count(self) -> int:
@@ -30,10 +53,10 @@ class Snapshot:
         return self.manifest.count
 
     def live_positions(self) -> np.ndarray:
-        """The positions of live documents, ascending."""
-        if self.alive is None:
+        """The positions of live documents (a chunked document's first chunk), ascending."""
+        if self.documents_alive is None:
             return np.arange(self.count)
-        return np.flatnonzero(self.alive)
+        return np.flatnonzero(self.documents_alive)
 
     def ids(self, docs: DocStore, positions: np.ndarray) -> np.ndarray:
         """User ids at ``positions`` (any shape; ``""`` for ``-1`` and purged rows)."""

@@ -3,6 +3,7 @@ moves the in-memory state (snapshot, pipeline) to the committed manifest."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -11,10 +12,12 @@ import numpy as np
 
 from tiervec._validate import as_vectors, documents_to_write
 from tiervec.codecs import make_codec
+from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.reading import Reading
 from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn
-from tiervec.errors import CollectionError, DuplicateIds
+from tiervec.encode.chunking import embed_chunks
+from tiervec.errors import CollectionError, DuplicateIds, InvalidChunking
 from tiervec.index import ANNScanner
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FusionConfig
@@ -24,6 +27,8 @@ from tiervec.store import writes
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
 from tiervec.store.writes import WriteStats
+
+log = logging.getLogger(__name__)
 
 #: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
 FIT_SAMPLE = writes.FIT_SAMPLE
@@ -38,6 +43,8 @@ class Writing(Reading):
 
     _lock: WriterLock | None
     _write_mutex: threading.Lock
+    #: Documents written by this object that the model read only the start of (not chunked).
+    truncated: int = 0
 
     def add(
         self,
@@ -73,8 +80,13 @@ class Writing(Reading):
         docs, vectors = documents_to_write(documents, vectors, self.dim)
         if not docs:
             return WriteStats()
+        chunking = self.chunking
+        if chunking is not None and vectors is not None:
+            raise InvalidChunking(
+                "this collection cuts documents into chunks and embeds each chunk itself; "
+                "pass the documents without vectors")
         with self._write_mutex:
-            existing = self._docs.live_rows([d.id for d in docs])
+            existing = self._docs.rows_of([d.id for d in docs])
             if existing and not replace:
                 found = list(existing)
                 raise DuplicateIds(
@@ -82,31 +94,43 @@ class Writing(Reading):
                     "skip them (see Collection.missing), replace them with upsert(), or give "
                     "the documents new ids"
                 )
-            if vectors is None:
+            rows, chunks, truncated = docs, None, 0
+            if chunking is not None:
+                chunked = embed_chunks(self.encoder, [d.embedding_text() for d in docs],  # type: ignore[arg-type]
+                                       chunking, progress)
+                rows, chunks = chunk_rows(docs, chunked)
+                vectors = chunked.vectors
+            elif vectors is None:
                 texts = [d.embedding_text() for d in docs]
+                truncated = _truncated(self.encoder, texts)
+                if truncated and not self.truncated:
+                    log.warning(TRUNCATED, truncated, len(texts), self.encoder.max_length)  # type: ignore[attr-defined]
+                self.truncated += truncated
                 vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
                                      rows=len(docs))
             postings = None
             if self._manifest.lexical is not None:
                 postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
-                                                   ((d.title, d.text) for d in docs))
+                                                   ((d.title, d.text) for d in rows))
             manifest, appended = writes.commit_segment(
-                self._files, self._manifest, self._docs, self._stored_codecs(), docs, vectors,
-                replaced=sorted(existing.values()), postings=postings,
+                self._files, self._manifest, self._docs, self._stored_codecs(), rows, vectors,
+                replaced=sorted(r for found in existing.values() for r in found),
+                postings=postings, chunks=chunks,
             )
             self._adopt(manifest, appended)
-        return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
+        return WriteStats(added=len(docs) - len(existing), replaced=len(existing),
+                          truncated=truncated)
 
     def delete(self, ids: Iterable[str] | str) -> WriteStats:
         """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
         self._require_writable()
         ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
         with self._write_mutex:
-            rows = self._docs.live_rows(ids)
+            rows = self._docs.rows_of(ids)
             missing = [i for i in ids if i not in rows]
             if rows:
                 manifest = writes.commit_delete(self._files, self._manifest, self._docs,
-                                                sorted(rows.values()))
+                                                sorted(r for found in rows.values() for r in found))
                 self._adopt(manifest, None)
         return WriteStats(deleted=len(rows), missing=missing)
 
@@ -262,3 +286,19 @@ class Writing(Reading):
                     segment_codes(self._files, self._manifest, self.chain, appended),
                     appended.segment.rows, self._files.vectors([appended.segment])[0])
             self._pipeline = pipeline
+
+
+
+#: The warning given the first time a collection embeds only the start of documents.
+TRUNCATED = (
+    "%d of %d documents are longer than the model reads (%d word pieces): only their start is "
+    "embedded. Their whole text is stored (and indexed for BM25 when the collection has a "
+    "lexical index); to embed all of it, index them into a chunked collection (`tiervec index "
+    "--chunking late`, or create(chunking=...)). Further such documents are counted in "
+    "Collection.truncated, not warned of again")
+
+
+def _truncated(encoder: Any, texts: list[str]) -> int:
+    """How many ``texts`` the model reads only the start of."""
+    counter = getattr(encoder, "truncated", None)
+    return int(counter(texts)) if counter is not None else 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -9,8 +10,11 @@ from typing import Any
 import numpy as np
 
 from tiervec._extras import require
+from tiervec.encode import tokens
 from tiervec.encode.base import EncoderConfig, ProgressFn
 from tiervec.encode.models import resolve_model
+
+log = logging.getLogger(__name__)
 
 #: Texts encoded per call to the model; progress is reported after each chunk.
 CHUNK = 256
@@ -47,6 +51,44 @@ class SentenceTransformerEncoder:
     def max_length(self) -> int:
         """Tokens per text the model reads; longer texts are truncated."""
         return int(self.model.max_seq_length)
+
+    @property
+    def max_window(self) -> int:
+        """The longest input the model can read at all (its position table)."""
+        config = getattr(self.model[0].auto_model, "config", None)
+        return int(getattr(config, "max_position_embeddings", None) or self.max_length)
+
+    @property
+    def normalize(self) -> bool:
+        """Whether vectors are normalised to unit length."""
+        return self.config.normalize
+
+    def token_offsets(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's word pieces as character ranges ``(n, 2)`` (no special tokens, no
+        truncation), from the model's own tokenizer."""
+        return tokens.offsets(self.model.tokenizer, texts)
+
+    def truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the model reads (their end is not embedded)."""
+        limit = self.max_length - self.model.tokenizer.num_special_tokens_to_add()
+        ids = tokens.ids(self.model.tokenizer, [self.config.document_prefix + t for t in texts])
+        return sum(len(i) > limit for i in ids)
+
+    def token_vectors(
+        self, texts: Sequence[str], window: int | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[np.ndarray]:
+        """The model's output for every word piece of each text ``(n_i, dim)`` (before
+        pooling), read in overlapping windows of ``window`` tokens (default ``max_length``)
+        when a text is longer (see :func:`tiervec.encode.tokens.windows`)."""
+        window = window or self.max_length
+        if window > self.max_window:
+            log.warning("window %d is above the model's %d positions; using %d", window,
+                        self.max_window, self.max_window)
+            window = self.max_window
+        return tokens.token_outputs(self.model[0].auto_model, self.model.tokenizer, texts,
+                                    self.config.document_prefix, window,
+                                    self.config.batch_size, progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.config.query_prefix + t for t in texts])

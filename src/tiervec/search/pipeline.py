@@ -98,8 +98,7 @@ class Pipeline:
     def depths(self, k: int, options: SearchOptions | None = None) -> list[int]:
         """Candidates each stage hands on for a top-``k`` search, the last stage's ``k``."""
         factors = (options or SearchOptions()).factors(self.oversample)
-        last = k * (self.collapse.oversample if self.collapse is not None else 1)
-        return [k * f for f in factors] + [last]
+        return [k * f for f in factors] + [k]
 
     def strategy(self, n_allowed: int, policy: FilterPolicy | None = None) -> FilterStrategy:
         """How a search restricted to ``n_allowed`` rows runs (its first retriever's way)."""
@@ -110,14 +109,35 @@ class Pipeline:
     ) -> tuple[Candidates, FilterStrategy]:
         """Top ``query.k`` rows per query among the ``allowed`` ones (a boolean mask over rows,
         ``None``: all), and the filter strategy that ran. Exact results of few allowed rows
-        are final: the later stages are skipped."""
+        are final: the later stages are skipped.
+
+        With a collapse, the stages find ``k * oversample`` parts (chunks) and the collapse
+        turns them into owners (documents); a query left with fewer than ``k`` owners while
+        more parts exist is searched again 4x deeper (so ``k`` documents always come back)."""
         policy = policy or FilterPolicy()
-        k, depths = query.k, self.depths(query.k, query.options)
+        k = query.k
         n_allowed = self.count if allowed is None else int(np.count_nonzero(allowed))
         if self.count == 0 or len(query) == 0 or n_allowed == 0:
             strategy = FilterStrategy.SCAN if self.count == 0 or len(query) == 0 else \
                 self.strategy(0, policy)
             return Candidates.empty(len(query), k), strategy
+        if self.collapse is None:
+            return self._stages(query, allowed, policy, n_allowed)
+        depth = k * self.collapse.oversample
+        while True:
+            parts, strategy = self._stages(query.with_k(min(depth, n_allowed)), allowed,
+                                           policy, n_allowed)
+            found = self.collapse.collapse(parts, k)
+            found = Candidates(found.scores.astype(np.float32), found.rows, found.parts)
+            short = (found.rows[:, -1] < 0) & (parts.rows[:, -1] >= 0)
+            if not short.any() or depth >= n_allowed:
+                return found, strategy
+            depth *= 4
+
+    def _stages(
+        self, query: Query, allowed: np.ndarray | None, policy: FilterPolicy, n_allowed: int
+    ) -> tuple[Candidates, FilterStrategy]:
+        k, depths = query.k, self.depths(query.k, query.options)
         final = len(self.retrievers) == 1 and \
             self.retrievers[0].strategy(n_allowed, policy) is FilterStrategy.EXACT
         found = [r.retrieve(query, k if final else depths[0], allowed, policy)
@@ -129,8 +149,6 @@ class Pipeline:
             [c for c, _ in found], depths[0])
         for rescorer, m in zip(self.rescorers, depths[1:], strict=True):
             candidates = rescorer.rescore(query, candidates, m)
-        if self.collapse is not None:
-            candidates = self.collapse.collapse(candidates, k)
         out = candidates.padded(k)
         return Candidates(out.scores.astype(np.float32), out.rows.astype(np.int64)), strategy
 

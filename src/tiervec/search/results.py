@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 
-class SearchResult(NamedTuple):
-    """Top-``k`` results of ``n_queries`` queries, best first.
+class _Top(NamedTuple):
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class SearchResult(_Top):
+    """Top-``k`` results of ``n_queries`` queries, best first; unpacks as ``ids, scores``.
 
     - ``ids``: ``(n_queries, k)`` object array of document ids (``""`` where fewer than ``k``
       documents exist).
     - ``scores``: ``(n_queries, k)`` float32 scores of the chain's last tier (``-inf`` padding);
       for a float32 last tier ``scores[i, j] = <q_i, d_j>``.
+    - ``spans``: a chunked collection's evidence, ``(n_queries, k, 2)`` int64: the character
+      range ``[start, end)`` in each document's text of its best chunk (``-1`` where there is
+      none: padding, or a document found by BM25 alone); ``None`` for other collections.
     """
 
-    ids: np.ndarray
-    scores: np.ndarray
+    spans: np.ndarray | None
+
+    def __new__(cls, ids: np.ndarray, scores: np.ndarray,
+                spans: np.ndarray | None = None) -> SearchResult:
+        self = super().__new__(cls, ids, scores)
+        self.spans = spans
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # pickling keeps the spans
+        return self.ids, self.scores, self.spans

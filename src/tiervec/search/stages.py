@@ -24,13 +24,18 @@ from tiervec.codecs.base import empty_top
 from tiervec.search.filtered import FilterPolicy, FilterStrategy
 from tiervec.search.query import Query
 
+#: How a chunked document's score is made from its chunks' (see :class:`ChunkCollapse`).
+AGGREGATES = ("max", "top3", "sum")
+
 
 class Candidates(NamedTuple):
     """Top lists of a batch: ``scores`` float32 and ``rows`` int64, each ``(n_queries, m)``,
-    best first; ``-inf`` / ``-1`` pad lists shorter than ``m``."""
+    best first; ``-inf`` / ``-1`` pad lists shorter than ``m``. After a collapse, ``parts``
+    holds each document's best chunk row (else ``None``)."""
 
     scores: np.ndarray
     rows: np.ndarray
+    parts: np.ndarray | None = None
 
     @classmethod
     def empty(cls, n_queries: int, m: int) -> Candidates:
@@ -40,10 +45,13 @@ class Candidates(NamedTuple):
         """Exactly ``m`` columns: cut, or padded with ``-inf`` / ``-1``."""
         have = self.scores.shape[1]
         if have >= m:
-            return Candidates(self.scores[:, :m], self.rows[:, :m])
+            return Candidates(self.scores[:, :m], self.rows[:, :m],
+                              None if self.parts is None else self.parts[:, :m])
         pad = ((0, 0), (0, m - have))
         return Candidates(np.pad(self.scores, pad, constant_values=-np.inf),
-                          np.pad(self.rows, pad, constant_values=-1))
+                          np.pad(self.rows, pad, constant_values=-1),
+                          None if self.parts is None else
+                          np.pad(self.parts, pad, constant_values=-1))
 
 
 class Retriever(Protocol):
@@ -146,24 +154,53 @@ class ScoreFusion:
         return _sum_by_row(rows, gains, m)
 
 
-class MaxCollapse:
-    """Each owner's best part: ``score(doc) = max over its hits``; ``owner[row]`` is the row of
-    the document (or any key) that part ``row`` belongs to."""
+class ChunkCollapse:
+    """Hits on chunks to hits on documents: ``owner[row]`` is the row of the document (its
+    first chunk) that chunk ``row`` belongs to. A document's score is its chunks' scores among
+    the hits aggregated (``max``: its best chunk; ``top3``: the mean of its best three;
+    ``sum``); ``parts`` of the result is each document's best chunk (the evidence)."""
 
-    def __init__(self, owner: np.ndarray, oversample: int = 4) -> None:
+    def __init__(self, owner: np.ndarray, aggregate: str = "max", oversample: int = 4) -> None:
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {AGGREGATES}")
         self.owner = np.asarray(owner, dtype=np.int64)
+        self.aggregate = aggregate
         self.oversample = oversample
 
     def collapse(self, candidates: Candidates, m: int) -> Candidates:
-        owners = np.where(candidates.rows >= 0, self.owner[np.maximum(candidates.rows, 0)], -1)
-        out = Candidates.empty(len(owners), m)
-        for i, (keys, scores) in enumerate(zip(owners, candidates.scores, strict=True)):
-            valid = keys >= 0
-            unique, first = np.unique(keys[valid], return_index=True)  # hits are best first
-            best = scores[valid][first]
-            order = np.argsort(-best, kind="stable")[:m]
-            out.scores[i, : len(order)], out.rows[i, : len(order)] = best[order], unique[order]
-        return out
+        rows = candidates.rows
+        out = Candidates.empty(len(rows), m)
+        parts = np.full(out.rows.shape, -1, np.int64)
+        query, col = np.nonzero(rows >= 0)
+        if not len(query):
+            return Candidates(out.scores, out.rows, parts)
+        part = rows[query, col]
+        owner = self.owner[part]
+        scores = candidates.scores[query, col].astype(np.float64)
+        width = int(self.owner.max()) + 1
+        # group by (query, owner), best chunk first within each group
+        order = np.lexsort((-scores, query * width + owner))
+        keys = (query * width + owner)[order]
+        scores, part = scores[order], part[order]
+        first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        size = np.diff(np.r_[first, len(keys)])
+        if self.aggregate == "max":
+            totals = scores[first]
+        elif self.aggregate == "sum":
+            totals = np.add.reduceat(scores, first)
+        else:  # top3: the mean of each group's best three
+            rank = np.arange(len(keys)) - np.repeat(first, size)
+            totals = np.add.reduceat(np.where(rank < 3, scores, 0.0), first) / np.minimum(size, 3)
+        group_query, group_owner = np.divmod(keys[first], width)
+        best = part[first]
+        ranked = np.lexsort((group_owner, -totals, group_query))
+        group_query, group_owner = group_query[ranked], group_owner[ranked]
+        totals, best = totals[ranked], best[ranked]
+        place = np.arange(len(ranked)) - np.searchsorted(group_query, group_query)
+        keep = place < m
+        q, c = group_query[keep], place[keep]
+        out.scores[q, c], out.rows[q, c], parts[q, c] = totals[keep], group_owner[keep], best[keep]
+        return Candidates(out.scores, out.rows, parts)
 
 
 def _sum_by_row(rows: np.ndarray, gains: np.ndarray, m: int) -> Candidates:

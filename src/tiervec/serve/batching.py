@@ -173,8 +173,9 @@ def _search_group(searchable: Searchable, group: list[Query], members: list[int]
             start = 0
             for i, q in zip(members, group, strict=True):
                 n = len(q)
-                outcomes[i] = SearchResult(result.ids[start:start + n],
-                                           result.scores[start:start + n])
+                outcomes[i] = SearchResult(
+                    result.ids[start:start + n], result.scores[start:start + n],
+                    None if result.spans is None else result.spans[start:start + n])
                 start += n
             return
     for i, q in zip(members, group, strict=True):

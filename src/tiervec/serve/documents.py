@@ -88,18 +88,27 @@ def results_json(result: SearchResult, cache: DocumentCache | None) -> bytes:
     """The JSON of ``result`` as the search response's ``results``: a list per query of hits,
     each its id and score, and with ``cache`` its title, text and metadata."""
     rows = []
-    for ids, scores in zip(result.ids, result.scores, strict=True):
+    for q, (ids, scores) in enumerate(zip(result.ids, result.scores, strict=True)):
         # a score overflowing float32 (unnormalised vectors) is not JSON: such hits are dropped
-        keep = [(str(i), float(s)) for i, s in zip(ids, scores, strict=True)
+        keep = [(str(i), float(s), _span(result, q, j))
+                for j, (i, s) in enumerate(zip(ids, scores, strict=True))
                 if i != "" and math.isfinite(s)]
         if cache is None:
-            hits = [b'{"id":%s,"score":%s}' % (json.dumps(i).encode(), repr(s).encode())
-                    for i, s in keep]
+            hits = [b'{"id":%s,"score":%s%s}' % (json.dumps(i).encode(), repr(s).encode(), span)
+                    for i, s, span in keep]
         else:
-            frags = cache.fragments([i for i, _ in keep])
-            hits = [b'{"score":%s,%s}' % (repr(s).encode(), frag) if frag is not None else
-                    b'{"id":%s,"score":%s,"title":"","text":"","metadata":{}}' % (
-                        json.dumps(i).encode(), repr(s).encode())
-                    for (i, s), frag in zip(keep, frags, strict=True)]
+            frags = cache.fragments([i for i, _, _ in keep])
+            hits = [b'{"score":%s%s,%s}' % (repr(s).encode(), span, frag) if frag is not None
+                    else b'{"id":%s,"score":%s%s,"title":"","text":"","metadata":{}}' % (
+                        json.dumps(i).encode(), repr(s).encode(), span)
+                    for (i, s, span), frag in zip(keep, frags, strict=True)]
         rows.append(b"[" + b",".join(hits) + b"]")
     return b"[" + b",".join(rows) + b"]"
+
+
+def _span(result: SearchResult, query: int, rank: int) -> bytes:
+    """``,"span":[start,end]`` of a chunked collection's hit (else nothing)."""
+    if result.spans is None or result.spans[query, rank, 0] < 0:
+        return b""
+    start, end = result.spans[query, rank]
+    return b',"span":[%d,%d]' % (start, end)

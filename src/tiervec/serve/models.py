@@ -32,6 +32,20 @@ class BinaryVectors(BaseModel):
 VectorsIn = list[list[float]] | BinaryVectors
 
 
+class ChunkingIn(BaseModel):
+    """How a new collection cuts documents into chunks of the model's tokens."""
+
+    model_config = Strict
+    method: Literal["late", "naive"] = Field("late", description="late: the model reads the "
+                                             "whole document, each chunk is pooled; naive: "
+                                             "each chunk is read alone.")
+    tokens: Annotated[int, Field(ge=8, le=8192)] = 128
+    overlap: Annotated[int, Field(ge=0, le=8191)] = 16
+    sentences: bool = False
+    window: Annotated[int, Field(ge=16, le=8192)] | None = None
+    aggregate: Literal["max", "top3", "sum"] = "max"
+
+
 class CreateCollection(BaseModel):
     model_config = Strict
     name: str = Field(description="1-64 letters, digits, '_' or '-'.", examples=["scifact"])
@@ -45,6 +59,8 @@ class CreateCollection(BaseModel):
     indexes: list[str] = Field(default_factory=list, description="Fields to index in SQLite.")
     lexical: bool | None = Field(None, description="Keep a BM25 index for lexical and hybrid "
                                  "search (default: yes when the collection has a model).")
+    chunking: ChunkingIn | None = Field(None, description="Cut documents into chunks, a "
+                                        "vector each (default: a vector per document).")
 
 
 class DocumentIn(BaseModel):
@@ -137,6 +153,8 @@ class HitOut(BaseModel):
     title: str | None = None
     text: str | None = None
     metadata: dict[str, Any] | None = None
+    span: list[int] | None = Field(None, description="A chunked collection: the character "
+                                   "range [start, end) of the best chunk in text.")
 
 
 class SearchOut(BaseModel):
@@ -205,6 +223,7 @@ class CollectionOut(BaseModel):
     lexical: bool
     fusion: dict[str, Any]
     calibrated: list[str]
+    chunking: dict[str, Any] | None = None
 
 
 class CollectionsOut(BaseModel):

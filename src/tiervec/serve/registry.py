@@ -61,6 +61,12 @@ class SharedEncoder:
                          progress: ProgressFn | None = None) -> np.ndarray:
         return self._loaded().encode_documents(texts, progress)
 
+    def __getattr__(self, name: str) -> Any:
+        """The rest (tokens and windows for chunking, max_length) from the loaded model."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._loaded(), name)
+
 
 @dataclass
 class Served:

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
+from tiervec.encode.chunking import ChunkingConfig
 from tiervec.errors import (
     DocumentNotFound,
     Forbidden,
@@ -96,7 +97,8 @@ def _describe(served: Served) -> dict[str, Any]:
                        for k, f in col.fields.items()},
             "has_plan": col.has_plan(), "lexical": col.has_lexical,
             "fusion": col.fusion.to_dict(),
-            "calibrated": [k for k in ("dense", "lexical", "hybrid") if col.calibration(k)]}
+            "calibrated": [k for k in ("dense", "lexical", "hybrid") if col.calibration(k)],
+            "chunking": col.chunking.to_dict() if col.chunking else None}
 
 
 @read.get("/collections", response_model=m.CollectionsOut)
@@ -111,6 +113,8 @@ async def create_collection(body: m.CreateCollection, request: Request) -> Respo
         raise LimitExceeded(f"dim {body.dim} is over the server's limit of "
                             f"{_limits(request).max_dim}")
     options = body.model_dump(exclude={"name"})
+    if body.chunking is not None:
+        options["chunking"] = ChunkingConfig.from_dict(options["chunking"])
     served = await _registry(request).create(body.name, options)
     return _json(_describe(served), 201)
 

@@ -269,22 +269,24 @@ class DocStore:
 
     # -- reads --------------------------------------------------------------------------------
     @_locked
-    def live_rows(self, ids: Iterable[str]) -> dict[str, int]:
-        """``id -> row`` for the ids among ``ids`` that the snapshot holds."""
-        found: dict[str, int] = {}
+    def rows_of(self, ids: Iterable[str]) -> dict[str, list[int]]:
+        """``id -> rows`` (ascending) for the ids among ``ids`` the snapshot holds: a chunked
+        document has a row per chunk."""
+        found: dict[str, list[int]] = {}
         ids = list(ids)
         where, params = self._visible()
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            found.update(self._db.execute(
-                f"SELECT id, row FROM docs WHERE {where} AND id IN ({marks})", (*params, *chunk)
-            ))
+            for doc_id, row in self._db.execute(
+                    f"SELECT id, row FROM docs WHERE {where} AND id IN ({marks}) ORDER BY row",
+                    (*params, *chunk)):
+                found.setdefault(doc_id, []).append(row)
         return found
 
     def existing_ids(self, ids: Iterable[str]) -> list[str]:
         """The ids among ``ids`` that the collection already holds."""
-        return list(self.live_rows(ids))
+        return list(self.rows_of(ids))
 
     @_locked
     def deleted_rows(self) -> np.ndarray:
@@ -323,9 +325,9 @@ class DocStore:
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
             marks = ",".join("?" * len(chunk))
-            for doc_id, title, text, meta in self._db.execute(
-                f"SELECT id, title, text, metadata FROM docs WHERE {where} AND id IN ({marks})",
-                (*params, *chunk),
+            for doc_id, title, text, meta in self._db.execute(  # a chunked document's lowest
+                f"SELECT id, title, text, metadata FROM docs WHERE {where} AND id IN ({marks}) "
+                "ORDER BY row DESC", (*params, *chunk),  # row holds it: read last, kept
             ):
                 found[doc_id] = Document(id=doc_id, text=text, title=title,
                                          metadata=json.loads(meta))

@@ -9,6 +9,7 @@
     segments/<name>/vectors.npy   float32 vectors of one immutable segment
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
     segments/<name>/<lex>.*.npy   that segment's postings (the lexical index; see lexical.postings)
+    segments/<name>/chunks.npy    a chunked collection's (part, char start, char end) per row
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
     plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
 """
@@ -42,6 +43,9 @@ from tiervec.store.manifest import MANIFEST, CodecEntry, Manifest, SegmentEntry
 log = logging.getLogger(__name__)
 
 VECTORS = "vectors.npy"
+#: A chunked collection's ``(rows, 3)`` int32 per segment: each row's place in its document
+#: (0: the document's first chunk, whose row holds the document) and its character span.
+CHUNKS = "chunks.npy"
 PLAN = "plan.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
@@ -141,6 +145,10 @@ class CollectionFiles:
         """Each segment's float32 vectors, memory-mapped read-only."""
         return [load_npy(self.segment_dir(s) / VECTORS, mmap=True) for s in segments]
 
+    def chunks(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
+        """Each segment's chunk table of a chunked collection (see :data:`CHUNKS`)."""
+        return [load_npy(self.segment_dir(s) / CHUNKS, mmap=True) for s in segments]
+
     def codes(self, segments: Sequence[SegmentEntry], entry: CodecEntry, mmap: bool) -> list:
         """Each segment's codes of ``entry`` (memory-mapped, or loaded into RAM)."""
         return [load_npy(self.codes_path(s, entry), mmap=mmap) for s in segments]
@@ -165,11 +173,11 @@ class CollectionFiles:
 
     def write_segment(
         self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray],
-        postings: tuple[str, Postings] | None = None,
+        postings: tuple[str, Postings] | None = None, chunks: np.ndarray | None = None,
     ) -> None:
-        """Write a segment folder (``codes`` by codec key; ``postings`` under their key) in a
-        temporary place, fsync it, and rename it into place. Not committed until the manifest
-        lists it."""
+        """Write a segment folder (``codes`` by codec key; ``postings`` under their key;
+        ``chunks`` of a chunked collection) in a temporary place, fsync it, and rename it into
+        place. Not committed until the manifest lists it."""
         final = self.segment_dir(segment)
         tmp = final.with_name(f".tmp-{segment.name}")
         remove_tree(tmp)
@@ -180,6 +188,8 @@ class CollectionFiles:
                 save_npy(tmp / f"{key}.npy", array)
             if postings is not None:
                 self.save_postings(tmp, *postings)
+            if chunks is not None:
+                save_npy(tmp / CHUNKS, chunks)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
@@ -196,6 +206,8 @@ class CollectionFiles:
         remove_tree(tmp)
         tmp.mkdir(parents=True)
         sources = {VECTORS: CodeSource(self.vectors(manifest.segments))}
+        if manifest.chunking:
+            sources[CHUNKS] = CodeSource(self.chunks(manifest.segments))
         for entry in manifest.codecs.values():
             if entry.codec != EXACT_CODEC:
                 sources[f"{entry.key}.npy"] = CodeSource(
@@ -284,6 +296,8 @@ class CollectionFiles:
         """Delete what an interrupted write left: uncommitted segments, files and rows."""
         keep = {s.name for s in manifest.segments}
         live_codes = {f"{e.key}.npy" for e in manifest.codecs.values()} | {VECTORS}
+        if manifest.chunking:
+            live_codes.add(CHUNKS)
         if manifest.lexical:
             live_codes |= set(file_names(manifest.lexical["key"]).values())
         segments_dir = self.root / "segments"

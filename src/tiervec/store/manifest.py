@@ -17,8 +17,9 @@ from tiervec.store.files import atomic_write_text
 
 FORMAT = "tiervec.collection"
 #: 2 added row numbers per segment, tombstones (``epoch``/``deleted``) and metadata fields;
-#: 3 the lexical index (per-segment postings) and the search settings.
-FORMAT_VERSION = 3
+#: 3 the lexical index (per-segment postings) and the search settings; 4 chunked documents
+#: (several rows per document, ``chunks.npy`` per segment).
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 
 
@@ -72,6 +73,9 @@ class Manifest:
     #: Search defaults set by ``tiervec tune --apply``: ``{"fusion": {...}, "calibration":
     #: {score kind: {...}}}``.
     search: dict[str, Any] = field(default_factory=dict)
+    #: How documents are cut into chunks (``None``: one row per document); see
+    #: :class:`tiervec.encode.chunking.ChunkingConfig`.
+    chunking: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -145,6 +149,7 @@ class Manifest:
             graph=data.get("graph"),
             lexical=data.get("lexical"),
             search=dict(data.get("search") or {}),
+            chunking=data.get("chunking"),
             format_version=version,
         )
 

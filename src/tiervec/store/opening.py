@@ -8,7 +8,8 @@ from typing import Any
 
 from tiervec.codecs import make_codec
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
-from tiervec.errors import CollectionError, CollectionMismatch, NotACollection
+from tiervec.encode.chunking import ChunkingConfig, fit_chunking
+from tiervec.errors import CollectionError, CollectionMismatch, InvalidChunking, NotACollection
 from tiervec.lexical import LexicalConfig
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_to_manifest
@@ -28,12 +29,18 @@ def new_folder(
     fields: Mapping[str, Any] | None,
     indexes: Sequence[str],
     lexical: LexicalConfig | None = None,
+    chunking: ChunkingConfig | None = None,
 ) -> tuple[Manifest, Encoder | None, WriterLock]:
     """Check the options, write an empty collection in ``path`` and hold its writer lock;
     returns its manifest, its encoder (loaded unless given) and the lock. ``chain`` is a
     canonical chain spec and ``codec_names`` its tiers' codecs; ``lexical``: the lexical
-    index's config (``None``: no lexical index)."""
+    index's config (``None``: no lexical index); ``chunking``: how documents are cut into
+    chunks (``None``: a vector per document)."""
     declared = declared_fields(fields, indexes)
+    if chunking is not None and model is None:
+        raise InvalidChunking(
+            "a collection without a model cannot cut documents into chunks (it embeds "
+            "nothing); give it a model, or add one vector per document without chunking")
     CollectionFiles(path).check_new_folder()
     config = EncoderConfig(model=model) if isinstance(model, str) else model
     if config is not None:
@@ -44,6 +51,8 @@ def new_folder(
                 "vectors; drop dim (it is taken from the model)"
             )
         dim = encoder.dim
+        if chunking is not None:
+            chunking = fit_chunking(chunking, encoder)
     elif dim is None or dim <= 0:
         raise CollectionError(
             "a collection without a model needs dim=<vector dimension>; or pass model=..."
@@ -54,6 +63,7 @@ def new_folder(
         dim=int(dim), chain=chain, encoder=config.to_dict() if config else None,
         fields=fields_to_manifest(declared),
         lexical=None if lexical is None else {"key": "lex-0", "config": lexical.to_dict()},
+        chunking=None if chunking is None else chunking.to_dict(),
     )
     CollectionFiles(path).make_dirs()
     lock = WriterLock(path)

@@ -52,12 +52,14 @@ MIN_FIT = 1_000
 
 @dataclass(frozen=True)
 class WriteStats:
-    """What a write did: documents added, replaced (upsert), deleted, and ids not found."""
+    """What a write did: documents added, replaced (upsert), deleted, ids not found, and
+    documents longer than the model reads (only their start embedded; not chunked)."""
 
     added: int = 0
     replaced: int = 0
     deleted: int = 0
     missing: list[str] = field(default_factory=list)
+    truncated: int = 0
 
 
 @dataclass
@@ -110,12 +112,16 @@ def commit_segment(
     vectors: np.ndarray,
     replaced: Sequence[int] = (),
     postings: Postings | None = None,
+    chunks: np.ndarray | None = None,
 ) -> tuple[Manifest, Appended]:
     """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it;
-    ``postings``: the documents' lexical index (required when the collection has one)."""
+    ``postings``: the documents' lexical index (required when the collection has one);
+    ``chunks``: a chunked collection's chunk table (``docs`` are then its chunk rows)."""
     lexical = manifest.lexical
     if (postings is None) != (lexical is None):
         raise ValueError("a collection with a lexical index needs the segment's postings")
+    if (chunks is None) != (manifest.chunking is None):
+        raise ValueError("a chunked collection needs the segment's chunk table")
     new = copy_manifest(manifest)
     fields, columns = typed_columns(fields_from_manifest(manifest.fields), docs)  # may raise
     first_fit = not manifest.codecs
@@ -137,7 +143,8 @@ def commit_segment(
             written = pool.submit(
                 files.write_segment, segment, vectors,
                 {new.codecs[n].key: c for n, c in codes.items()},
-                None if postings is None or lexical is None else (lexical["key"], postings))
+                None if postings is None or lexical is None else (lexical["key"], postings),
+                chunks)
             try:
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
