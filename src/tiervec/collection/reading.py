@@ -224,8 +224,8 @@ class Reading(SearchMethods):
         lexical = self._lexical_for(snap) if query.mode.needs_texts else None
         chunking = snap.manifest.chunking
         if chunking is not None and query.mode.needs_vectors:
-            pipeline = replace(pipeline, collapse=ChunkCollapse(
-                snap.owners(), chunking.get("aggregate", "max")))
+            aggregate = query.options.aggregate or chunking.get("aggregate", "max")
+            pipeline = replace(pipeline, collapse=ChunkCollapse(snap.owners(), aggregate))
         stages = mode_pipeline(query.mode, pipeline, lexical, snap.documents_alive, fusion)
         inner = query if model is None else query.with_k(max(query.k, model.depth))
         candidates, _ = stages.run(inner, allowed, self.filter_policy)
@@ -284,8 +284,11 @@ class Reading(SearchMethods):
         if filter is None:
             return len(self)
         with self._rw.read():
-            mask = self._allowed(filter, self._snap)
-            return len(self) if mask is None else int(np.count_nonzero(mask))
+            snap = self._snap
+            mask = self._allowed(filter, snap)
+            if mask is None:
+                return len(self)
+            return int(np.count_nonzero(mask if snap.heads is None else mask & snap.heads))
 
     def explain(self, filter: Filter = None) -> FilterPlan:
         """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""

@@ -110,6 +110,11 @@ class FusionConfig:
         return f"{how} w={self.weight:g} {self.dense_depth}+{self.lexical_depth}"
 
 
+#: How a chunked document's score is made from its retrieved chunks' scores: its best chunk's,
+#: the mean of its best three, or their sum.
+AGGREGATES = ("max", "top3", "sum")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchOptions:
     """Per-request settings that override the collection's.
@@ -122,8 +127,13 @@ class SearchOptions:
     oversample: int | tuple[int, ...] | None = None
     #: A hybrid search's fusion (``None``: the collection's default, see ``tiervec tune``).
     fusion: FusionConfig | Mapping[str, Any] | None = None
+    #: A chunked collection's chunk aggregate, one of :data:`AGGREGATES` (``None``: its own).
+    aggregate: str | None = None
 
     def __post_init__(self) -> None:
+        if self.aggregate is not None and self.aggregate not in AGGREGATES:
+            raise InvalidSearchOptions(f"unknown aggregate {self.aggregate!r}; choose one of "
+                                       f"{', '.join(AGGREGATES)}")
         if self.fusion is not None:
             object.__setattr__(self, "fusion", FusionConfig.from_dict(self.fusion))
         factors = self.oversample

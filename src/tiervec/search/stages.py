@@ -22,10 +22,7 @@ import numpy as np
 
 from tiervec.codecs.base import empty_top
 from tiervec.search.filtered import FilterPolicy, FilterStrategy
-from tiervec.search.query import Query
-
-#: How a chunked document's score is made from its chunks' (see :class:`ChunkCollapse`).
-AGGREGATES = ("max", "top3", "sum")
+from tiervec.search.query import AGGREGATES, Query
 
 
 class Candidates(NamedTuple):
