@@ -23,6 +23,7 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── CollectionLocked
     │   ├── ReadOnlyLocation(PermissionError)
     │   ├── LexicalIndexMissing(LookupError)  (lexical/hybrid search without a lexical index)
+    │   ├── TokenVectorsMissing(LookupError)  (multi-vector search without token vectors)
     │   └── CalibrationMissing(LookupError)   (min_relevance without a fitted calibration)
     ├── FilterError(ValueError)
     │   ├── FilterSyntaxError
@@ -36,6 +37,7 @@ inherits the built-in exception a caller would naturally catch::
     │   └── PlanNotFound(LookupError)
     ├── InvalidSearchOptions(ValueError)      (a fusion weight, depth or min_relevance out of range)
     ├── InvalidChunking(ValueError)           (chunk size, overlap or chunking method out of range)
+    ├── InvalidMultiVector(ValueError)        (MUVERA or token-vector options out of range)
     ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
     │   └── LimitExceeded                     (a request over one of the server's limits)
     ├── Unauthorized(PermissionError)         (no or a wrong API key)
@@ -223,3 +225,13 @@ class InvalidSearchOptions(TiervecError, ValueError):
 class InvalidChunking(TiervecError, ValueError):
     """A chunking option (method, chunk size, overlap, window) is out of range, or chunking
     was asked of a collection that cannot chunk (no model, vectors given)."""
+
+
+class InvalidMultiVector(TiervecError, ValueError):
+    """A multi-vector option (MUVERA partitions, projections, repetitions, re-ranking depth,
+    token codec) is out of range, or multi-vector storage was asked of a collection that
+    cannot have it (no model, chunked, vectors given)."""
+
+
+class TokenVectorsMissing(CollectionError, LookupError):
+    """A multi-vector search on a collection built without token vectors."""

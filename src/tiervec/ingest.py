@@ -23,6 +23,7 @@ from tiervec.collection import Collection
 from tiervec.corpus import read_corpus
 from tiervec.encode.base import ProgressFn
 from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import CollectionMismatch, DuplicateIds
 from tiervec.search import DEFAULT_CHAIN, Chain
 from tiervec.store.manifest import MANIFEST
@@ -50,6 +51,7 @@ class IndexStats:
 def open_or_create(
     folder: str | Path, model: str | None = None, tiers: str | Chain | None = None,
     lexical: bool = True, chunking: ChunkingConfig | None = None,
+    multivector: MultiVectorConfig | None = None,
 ) -> tuple[Collection, bool]:
     """The collection in ``folder`` (checked against ``model``, ``tiers`` and ``chunking``
     where given), or a new one with them (defaults: all-MiniLM-L6-v2,
@@ -62,7 +64,7 @@ def open_or_create(
     chain = Chain.parse(tiers) if tiers is not None else None
     if not (folder / MANIFEST).exists():
         col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN,
-                                lexical=lexical, chunking=chunking)
+                                lexical=lexical, chunking=chunking, multivector=multivector)
         return col, True
     col = Collection.open(folder)
     problem = None
@@ -72,6 +74,10 @@ def open_or_create(
     elif chain is not None and str(chain) != str(col.chain):
         problem = (f"{str(folder)!r} searches with tiers {str(col.chain)!r}, not {str(chain)!r}; "
                    "use another folder, or drop --tiers")
+    elif multivector is not None and col.multivector is None:
+        problem = (f"{str(folder)!r} holds a collection without token vectors; multi-vector "
+                   "storage is fixed when a collection is created: index into another "
+                   "--collection folder, or drop --multivector")
     elif chunking is not None and (col.chunking is None or
                                    col.chunking.method != chunking.method):
         have = col.chunking.describe() if col.chunking else "no chunking"

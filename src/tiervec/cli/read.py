@@ -52,6 +52,16 @@ def index(
         "max_length; at most its position table).", show_default=False)] = None,
     aggregate: Annotated[str, typer.Option(
         "--aggregate", help="A document's score from its chunks': max, top3 or sum.")] = "max",
+    multivector: Annotated[bool, typer.Option(
+        "--multivector", help="Keep every token's vector; search MUVERA FDEs (compressed by "
+        "--tiers) and re-rank by exact MaxSim over the tokens.")] = False,
+    fde: Annotated[str, typer.Option(
+        "--fde", help="MUVERA: repetitions x SimHash bits x projection dims.")] = "20x4x16",
+    candidates: Annotated[int, typer.Option(
+        "--candidates", help="Multi-vector: FDE candidates MaxSim re-ranks.", min=1)] = 100,
+    token_codec: Annotated[str, typer.Option(
+        "--token-codec", help="Multi-vector: a compressed copy of every token: int8, binary "
+        "or none.")] = "int8",
 ) -> None:
     """Encode a corpus into a collection (documents already in it are skipped).
 
@@ -71,7 +81,9 @@ def index(
         config = None if chunking is None else ChunkingConfig(
             method=chunking, tokens=chunk_tokens, overlap=overlap,  # type: ignore[arg-type]
             sentences=sentences, window=window, aggregate=aggregate)  # type: ignore[arg-type]
-        col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config)
+        mv = _multivector_config(fde, candidates, token_codec) if multivector else None
+        col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config,
+                                multivector=mv)
         with col:
             stats = index_with_progress(col, corpus, strict)
             rows = f", {col.stats().rows:,} chunks" if col.chunking else ""
@@ -101,7 +113,8 @@ def search(
         "lang in [\"en\", \"fr\"]' (`tiervec info` lists the fields).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     mode: Annotated[str, typer.Option(
-        "--mode", help="dense (the tier chain), lexical (BM25) or hybrid (both, fused).")
+        "--mode", help="dense (the tier chain), lexical (BM25), hybrid (both, fused) or "
+        "multivector (FDE candidates re-ranked by MaxSim; a multi-vector collection's dense).")
     ] = "dense",
     hybrid: Annotated[bool, typer.Option("--hybrid", help="Same as --mode hybrid.")] = False,
     lexical: Annotated[bool, typer.Option("--lexical", help="Same as --mode lexical.")] = False,
@@ -156,6 +169,20 @@ def search(
     _run(go)
 
 
+def _multivector_config(fde: str, candidates: int, token_codec: str) -> Any:
+    """The ``MultiVectorConfig`` of ``--fde RxBxD``, ``--candidates`` and ``--token-codec``."""
+    from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig
+
+    parts = fde.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise typer.BadParameter(f"{fde!r} is not REPSxBITSxDIMS (e.g. 20x4x16)",
+                                 param_hint="--fde")
+    reps, bits, dims = map(int, parts)
+    return MultiVectorConfig(muvera=MuveraConfig(reps=reps, k_sim=bits, dim_proj=dims),
+                             candidates=candidates,
+                             token_codec=None if token_codec == "none" else token_codec)
+
+
 def _fusion_options(col: Any, method: str | None, weight: float | None) -> Any:
     """The fusion ``--fusion``/``--weight`` ask for, over the collection's default."""
     if method is None and weight is None:
@@ -208,6 +235,7 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                     " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
                 ("chunking", col.chunking.describe() + f" ({col.stats().rows:,} chunks)"
                  if col.chunking else "none (a vector per document)"),
+                ("multi-vector", col.multivector.describe() if col.multivector else "no"),
                 ("lexical index", _describe_lexical(col)),
                 ("hybrid fusion", col.fusion.describe() + (
                     " (tuned)" if col.fusion_tuned else " (default; `tiervec tune` tunes it)")),

@@ -18,6 +18,7 @@ from typing import Any
 from tiervec.collection.writing import Writing
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FilterPolicy
 from tiervec.search.spec import DEFAULT_CHAIN
@@ -71,6 +72,7 @@ class Collection(Writing):
         indexes: Sequence[str] = (),
         lexical: bool | LexicalConfig | None = None,
         chunking: ChunkingConfig | str | None = None,
+        multivector: MultiVectorConfig | bool | None = None,
     ) -> Collection:
         """A new, empty collection in ``path`` (a new or empty folder).
 
@@ -84,6 +86,10 @@ class Collection(Writing):
         ``chunking`` cuts each document into chunks of the model's tokens, a vector per chunk
         (``"late"``, ``"naive"`` or a :class:`~tiervec.encode.chunking.ChunkingConfig`);
         searches still return documents, each with its best chunk's span as evidence.
+        ``multivector`` (``True`` or a :class:`~tiervec.encode.muvera.MultiVectorConfig`)
+        keeps every document's token vectors; its MUVERA FDE is the vector the chain
+        compresses and searches, and MaxSim over the tokens re-ranks the candidates (``tiers``
+        then applies to FDEs).
         """
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
@@ -92,10 +98,11 @@ class Collection(Writing):
         config = LexicalConfig() if lexical is True else (lexical or None)
         if isinstance(chunking, str):
             chunking = ChunkingConfig(method=chunking)  # type: ignore[arg-type]
+        mv = MultiVectorConfig() if multivector is True else (multivector or None)
         manifest, encoder, lock = opening.new_folder(
             path, model=model, dim=dim, chain=str(chain),
             codec_names=[t.codec for t in chain.tiers], encoder=encoder, fields=fields,
-            indexes=indexes, lexical=config, chunking=chunking)
+            indexes=indexes, lexical=config, chunking=chunking, multivector=mv)
         return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod

@@ -12,13 +12,21 @@ import numpy as np
 
 from tiervec._validate import as_vectors
 from tiervec.codecs import Codec, make_codec
+from tiervec.collection import multivector
 from tiervec.collection.chunks import evidence
 from tiervec.collection.snapshot import Snapshot
 from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
-from tiervec.errors import CalibrationMissing, EncoderRequired, LexicalIndexMissing
+from tiervec.encode.muvera import MultiVectorConfig, Muvera, unit_tokens
+from tiervec.errors import (
+    CalibrationMissing,
+    EncoderRequired,
+    InvalidMultiVector,
+    LexicalIndexMissing,
+    TokenVectorsMissing,
+)
 from tiervec.filters import Field, Filter
 from tiervec.lexical import LexicalConfig, LexicalIndex
 from tiervec.search import (
@@ -38,6 +46,7 @@ from tiervec.search import (
 from tiervec.search.assemble import build_pipeline
 from tiervec.search.cutoff import RelevanceModel, cut
 from tiervec.search.hybrid import mode_pipeline
+from tiervec.search.maxsim import MaxSimRescorer
 from tiervec.search.searchable import SearchMethods, tier_stats
 from tiervec.search.stages import ChunkCollapse
 from tiervec.store import writes
@@ -47,6 +56,7 @@ from tiervec.store.filtering import FilterRunner
 from tiervec.store.layout import VECTORS, CollectionFiles
 from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
+from tiervec.store.tokens import TokenStore
 
 
 class Reading(SearchMethods):
@@ -76,6 +86,7 @@ class Reading(SearchMethods):
         self._codecs: dict[str, Codec] | None = None
         self._pipeline: Pipeline | None = None
         self._lexical: LexicalIndex | None = None
+        self._tokens: TokenStore | None = None
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed."""
@@ -148,6 +159,41 @@ class Reading(SearchMethods):
         return ChunkingConfig.from_dict(stored) if stored else None
 
     @property
+    def multivector(self) -> MultiVectorConfig | None:
+        """A multi-vector collection's settings (``None``: a vector per document)."""
+        stored = self._manifest.multivector
+        return MultiVectorConfig.from_dict(stored["config"]) if stored else None
+
+    def _muvera(self) -> Muvera:
+        stored = self._manifest.multivector
+        assert stored is not None
+        muvera = getattr(self, "_muvera_maps", None)
+        if muvera is None:
+            muvera = Muvera(MultiVectorConfig.from_dict(stored["config"]).muvera,
+                            int(stored["token_dim"]))
+            self._muvera_maps = muvera
+        return muvera
+
+    def _token_store(self, snap: Snapshot) -> TokenStore:
+        """The token vectors of ``snap`` (the current one's kept)."""
+        stored = snap.manifest.multivector
+        assert stored is not None
+        config = MultiVectorConfig.from_dict(stored["config"])
+        with self._build_lock:
+            if snap is self._snap and self._tokens is not None:
+                return self._tokens
+            entry = stored.get("token_codec")
+            codec = None if entry is None else (
+                entry["key"], writes.load_token_codec(self._files, entry,
+                                                      int(stored["token_dim"])))
+            codes = config.rerank_from == "codes"
+            found = TokenStore(self._files, snap.manifest.segments, codec, in_ram=codes,
+                               from_codes=codes)
+            if snap is self._snap:
+                self._tokens = found
+            return found
+
+    @property
     def has_lexical(self) -> bool:
         """Whether the collection keeps a lexical (BM25) index for lexical and hybrid search."""
         return self._manifest.lexical is not None
@@ -202,12 +248,35 @@ class Reading(SearchMethods):
                 "Collection.create_lexical_index()), or search in dense mode")
         if query.min_relevance is not None:
             self._relevance_model(query)  # fail before encoding
+        if self._manifest.multivector is not None and query.mode.needs_vectors:
+            return self._prepare_tokens(query)
+        if query.mode is SearchMode.MULTIVECTOR:
+            raise TokenVectorsMissing(
+                f"collection {str(self.path)!r} was built without token vectors, so it cannot "
+                "run a multi-vector search; index its corpus into a multi-vector collection "
+                "(`tiervec index CORPUS --collection NEW --multivector`, or "
+                "create(multivector=True)), or search in dense mode")
         vectors = query.vectors
         if vectors is None:
             if not query.mode.needs_vectors:
                 return query
             vectors = self.encode_queries(list(query.texts or ()))
         return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
+
+    def _prepare_tokens(self, query: Query) -> Query:
+        """A multi-vector collection's query: token vectors and FDEs from the texts."""
+        if query.tokens is not None:
+            if query.vectors is None:
+                stacked, ptr = unit_tokens(list(query.tokens))
+                return replace(query, vectors=self._muvera().queries(stacked, ptr))
+            return query
+        if query.texts is None:
+            raise InvalidMultiVector(
+                "a multi-vector collection is searched with query texts (their token vectors "
+                "are re-scored by MaxSim); pass texts, not vectors")
+        vectors, sets = multivector.encode_queries(self.encoder, self._muvera(),
+                                                   list(query.texts))
+        return replace(query, vectors=vectors, tokens=sets)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors ``(n, dim)`` of ``texts`` from the collection's model."""
@@ -226,7 +295,13 @@ class Reading(SearchMethods):
         if chunking is not None and query.mode.needs_vectors:
             aggregate = query.options.aggregate or chunking.get("aggregate", "max")
             pipeline = replace(pipeline, collapse=ChunkCollapse(snap.owners(), aggregate))
-        stages = mode_pipeline(query.mode, pipeline, lexical, snap.documents_alive, fusion)
+        mv = snap.manifest.multivector
+        if mv is not None and query.mode.needs_vectors:
+            depth = query.options.candidates or int(mv["config"].get("candidates", 100))
+            pipeline = replace(pipeline, rerank=MaxSimRescorer(self._token_store(snap)),
+                               rerank_depth=depth)
+        mode = SearchMode.DENSE if query.mode is SearchMode.MULTIVECTOR else query.mode
+        stages = mode_pipeline(mode, pipeline, lexical, snap.documents_alive, fusion)
         inner = query if model is None else query.with_k(max(query.k, model.depth))
         candidates, _ = stages.run(inner, allowed, self.filter_policy)
         scores, rows = candidates.scores, candidates.rows

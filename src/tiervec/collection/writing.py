@@ -11,13 +11,15 @@ from typing import Any
 import numpy as np
 
 from tiervec._validate import as_vectors, documents_to_write
-from tiervec.codecs import make_codec
+from tiervec.codecs import Codec, make_codec
+from tiervec.collection import multivector
 from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.reading import Reading
 from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn
 from tiervec.encode.chunking import embed_chunks
-from tiervec.errors import CollectionError, DuplicateIds, InvalidChunking
+from tiervec.encode.muvera import MultiVectorConfig
+from tiervec.errors import CollectionError, DuplicateIds, InvalidChunking, InvalidMultiVector
 from tiervec.index import ANNScanner
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FusionConfig
@@ -85,6 +87,11 @@ class Writing(Reading):
             raise InvalidChunking(
                 "this collection cuts documents into chunks and embeds each chunk itself; "
                 "pass the documents without vectors")
+        mv = self.multivector
+        if mv is not None and vectors is not None:
+            raise InvalidMultiVector(
+                "a multi-vector collection embeds every token of its documents itself; pass "
+                "the documents without vectors")
         with self._write_mutex:
             existing = self._docs.rows_of([d.id for d in docs])
             if existing and not replace:
@@ -94,8 +101,13 @@ class Writing(Reading):
                     "skip them (see Collection.missing), replace them with upsert(), or give "
                     "the documents new ids"
                 )
-            rows, chunks, truncated = docs, None, 0
-            if chunking is not None:
+            rows, chunks, truncated, tokens, codec = docs, None, 0, None, None
+            if mv is not None:
+                vectors, stacked, ptr = multivector.encode_documents(
+                    self.encoder, self._muvera(), [d.embedding_text() for d in docs], progress)
+                codec = self._token_codec(mv, stacked)
+                tokens = multivector.segment_tokens(stacked, ptr, codec)
+            elif chunking is not None:
                 chunked = embed_chunks(self.encoder, [d.embedding_text() for d in docs],  # type: ignore[arg-type]
                                        chunking, progress)
                 rows, chunks = chunk_rows(docs, chunked)
@@ -115,7 +127,7 @@ class Writing(Reading):
             manifest, appended = writes.commit_segment(
                 self._files, self._manifest, self._docs, self._stored_codecs(), rows, vectors,
                 replaced=sorted(r for found in existing.values() for r in found),
-                postings=postings, chunks=chunks,
+                postings=postings, chunks=chunks, tokens=tokens, token_codec=codec,
             )
             self._adopt(manifest, appended)
         return WriteStats(added=len(docs) - len(existing), replaced=len(existing),
@@ -257,6 +269,15 @@ class Writing(Reading):
         self.set_tiers(self.chain)
 
     # -- internals ------------------------------------------------------------------------------
+    def _token_codec(self, config: MultiVectorConfig, tokens: np.ndarray) -> Codec | None:
+        """The collection's fitted token codec (fitted on these tokens if none is yet)."""
+        stored = self._manifest.multivector
+        assert stored is not None
+        entry = stored.get("token_codec")
+        if entry is not None:
+            return writes.load_token_codec(self._files, entry, int(stored["token_dim"]))
+        return multivector.fit_token_codec(config, tokens)
+
     def _require_writable(self) -> None:
         if self.read_only:
             raise CollectionError(

@@ -76,19 +76,20 @@ class SentenceTransformerEncoder:
 
     def token_vectors(
         self, texts: Sequence[str], window: int | None = None,
-        progress: ProgressFn | None = None,
+        progress: ProgressFn | None = None, query: bool = False,
     ) -> list[np.ndarray]:
         """The model's output for every word piece of each text ``(n_i, dim)`` (before
         pooling), read in overlapping windows of ``window`` tokens (default ``max_length``)
-        when a text is longer (see :func:`tiervec.encode.tokens.windows`)."""
+        when a text is longer (see :func:`tiervec.encode.tokens.windows`); ``query``: the
+        texts are queries (the query prefix is read before them)."""
         window = window or self.max_length
         if window > self.max_window:
             log.warning("window %d is above the model's %d positions; using %d", window,
                         self.max_window, self.max_window)
             window = self.max_window
+        prefix = self.config.query_prefix if query else self.config.document_prefix
         return tokens.token_outputs(self.model[0].auto_model, self.model.tokenizer, texts,
-                                    self.config.document_prefix, window,
-                                    self.config.batch_size, progress)
+                                    prefix, window, self.config.batch_size, progress)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode([self.config.query_prefix + t for t in texts])

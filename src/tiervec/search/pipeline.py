@@ -38,6 +38,9 @@ class Pipeline:
     oversample: Sequence[int] = ()
     fusion: Fusion | None = None
     collapse: Collapse | None = None
+    #: a last stage over the top ``rerank_depth`` of the others (MaxSim over token vectors)
+    rerank: Rescorer | None = None
+    rerank_depth: int = 0
     chain: Chain | None = None
     tiers: list[TierRuntime] = field(default_factory=list)
 
@@ -68,7 +71,8 @@ class Pipeline:
         if self.chain is None or chain.shape() != self.chain.shape():
             raise ValueError(f"{chain} differs from {self.chain} in more than oversampling")
         return Pipeline(self.retrievers, self.rescorers, [t.oversample for t in chain.tiers[:-1]],
-                        self.fusion, self.collapse, chain, self.tiers)
+                        self.fusion, self.collapse, self.rerank, self.rerank_depth, chain,
+                        self.tiers)
 
     @property
     def first(self) -> TierRetriever:
@@ -135,6 +139,18 @@ class Pipeline:
             depth *= 4
 
     def _stages(
+        self, query: Query, allowed: np.ndarray | None, policy: FilterPolicy, n_allowed: int
+    ) -> tuple[Candidates, FilterStrategy]:
+        if self.rerank is not None:
+            k = query.k
+            found, strategy = self._first_stages(query.with_k(max(k, self.rerank_depth)),
+                                                 allowed, policy, n_allowed)
+            out = self.rerank.rescore(query, found, k).padded(k)
+            return Candidates(out.scores.astype(np.float32), out.rows.astype(np.int64)), \
+                strategy
+        return self._first_stages(query, allowed, policy, n_allowed)
+
+    def _first_stages(
         self, query: Query, allowed: np.ndarray | None, policy: FilterPolicy, n_allowed: int
     ) -> tuple[Candidates, FilterStrategy]:
         k, depths = query.k, self.depths(query.k, query.options)

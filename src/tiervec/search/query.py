@@ -26,6 +26,9 @@ class SearchMode(StrEnum):
     DENSE = "dense"
     LEXICAL = "lexical"
     HYBRID = "hybrid"
+    #: a multi-vector collection's FDE candidates re-ranked by MaxSim (what ``dense`` means on
+    #: such a collection)
+    MULTIVECTOR = "multivector"
 
     @property
     def needs_vectors(self) -> bool:
@@ -33,7 +36,7 @@ class SearchMode(StrEnum):
 
     @property
     def needs_texts(self) -> bool:
-        return self is not SearchMode.DENSE
+        return self in (SearchMode.LEXICAL, SearchMode.HYBRID)
 
 
 class FusionMethod(StrEnum):
@@ -129,8 +132,15 @@ class SearchOptions:
     fusion: FusionConfig | Mapping[str, Any] | None = None
     #: A chunked collection's chunk aggregate, one of :data:`AGGREGATES` (``None``: its own).
     aggregate: str | None = None
+    #: A multi-vector collection's FDE candidates MaxSim re-ranks (``None``: its own).
+    candidates: int | None = None
 
     def __post_init__(self) -> None:
+        if self.candidates is not None and (
+                isinstance(self.candidates, bool) or not isinstance(self.candidates, int)
+                or not 1 <= self.candidates <= 100_000):
+            raise InvalidSearchOptions(f"candidates must be a whole number in [1, 100000], "
+                                       f"got {self.candidates!r}")
         if self.aggregate is not None and self.aggregate not in AGGREGATES:
             raise InvalidSearchOptions(f"unknown aggregate {self.aggregate!r}; choose one of "
                                        f"{', '.join(AGGREGATES)}")
@@ -177,6 +187,8 @@ class Query:
     mode: SearchMode = SearchMode.DENSE
     options: SearchOptions = field(default_factory=SearchOptions)
     min_relevance: float | None = None
+    #: A multi-vector search's token vectors, one ``(n_tokens, d)`` array per query.
+    tokens: tuple[np.ndarray, ...] | None = None
 
     def __post_init__(self) -> None:
         k = self.k

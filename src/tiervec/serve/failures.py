@@ -32,6 +32,7 @@ STATUS: dict[type[Exception], int] = {
     errors.CollectionLocked: 409,
     errors.DuplicateIds: 409,
     errors.LexicalIndexMissing: 409,
+    errors.TokenVectorsMissing: 409,
     errors.CalibrationMissing: 409,
     errors.EncoderRequired: 422,
     errors.MissingDependency: 501,

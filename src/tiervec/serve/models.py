@@ -46,6 +46,19 @@ class ChunkingIn(BaseModel):
     aggregate: Literal["max", "top3", "sum"] = "max"
 
 
+class MultiVectorIn(BaseModel):
+    """A new multi-vector collection: token vectors kept, MUVERA FDEs searched by the chain,
+    MaxSim re-ranking the top ``candidates``."""
+
+    model_config = Strict
+    reps: Annotated[int, Field(ge=1, le=64)] = 20
+    k_sim: Annotated[int, Field(ge=1, le=8)] = 4
+    dim_proj: Annotated[int, Field(ge=1, le=64)] = 16
+    final_dim: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    token_codec: Literal["int8", "binary"] | None = "int8"
+    candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+
 class CreateCollection(BaseModel):
     model_config = Strict
     name: str = Field(description="1-64 letters, digits, '_' or '-'.", examples=["scifact"])
@@ -61,6 +74,8 @@ class CreateCollection(BaseModel):
                                  "search (default: yes when the collection has a model).")
     chunking: ChunkingIn | None = Field(None, description="Cut documents into chunks, a "
                                         "vector each (default: a vector per document).")
+    multivector: MultiVectorIn | None = Field(None, description="Keep every token's vector "
+                                              "(MUVERA + MaxSim search).")
 
 
 class DocumentIn(BaseModel):
@@ -113,8 +128,9 @@ class SearchIn(BaseModel):
         None, description="Candidates each passing tier hands on, as a multiple of k: one "
         "factor, or one per such tier.")
     include_documents: bool = Field(True, description="Return title, text and metadata.")
-    mode: Literal["dense", "lexical", "hybrid"] = Field(
-        "dense", description="dense (the tier chain), lexical (BM25) or hybrid (both fused).")
+    mode: Literal["dense", "lexical", "hybrid", "multivector"] = Field(
+        "dense", description="dense (the tier chain), lexical (BM25), hybrid (both fused) or "
+        "multivector (FDE candidates re-ranked by MaxSim over token vectors).")
     fusion: FusionIn | None = None
     min_relevance: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="Only results whose calibrated probability of relevance is at "
@@ -224,6 +240,7 @@ class CollectionOut(BaseModel):
     fusion: dict[str, Any]
     calibrated: list[str]
     chunking: dict[str, Any] | None = None
+    multivector: dict[str, Any] | None = None
 
 
 class CollectionsOut(BaseModel):

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
 from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig
 from tiervec.errors import (
     DocumentNotFound,
     Forbidden,
@@ -98,7 +99,8 @@ def _describe(served: Served) -> dict[str, Any]:
             "has_plan": col.has_plan(), "lexical": col.has_lexical,
             "fusion": col.fusion.to_dict(),
             "calibrated": [k for k in ("dense", "lexical", "hybrid") if col.calibration(k)],
-            "chunking": col.chunking.to_dict() if col.chunking else None}
+            "chunking": col.chunking.to_dict() if col.chunking else None,
+            "multivector": col.multivector.to_dict() if col.multivector else None}
 
 
 @read.get("/collections", response_model=m.CollectionsOut)
@@ -115,6 +117,11 @@ async def create_collection(body: m.CreateCollection, request: Request) -> Respo
     options = body.model_dump(exclude={"name"})
     if body.chunking is not None:
         options["chunking"] = ChunkingConfig.from_dict(options["chunking"])
+    if body.multivector is not None:
+        given = dict(options["multivector"])
+        muvera = MuveraConfig(**{k: given.pop(k) for k in ("reps", "k_sim", "dim_proj",
+                                                          "final_dim")})
+        options["multivector"] = MultiVectorConfig(muvera=muvera, **given)
     served = await _registry(request).create(body.name, options)
     return _json(_describe(served), 201)
 

@@ -10,6 +10,7 @@
     segments/<name>/<key>.npy     that segment's codes for each non-float32 codec of the chain
     segments/<name>/<lex>.*.npy   that segment's postings (the lexical index; see lexical.postings)
     segments/<name>/chunks.npy    a chunked collection's (part, char start, char end) per row
+    segments/<name>/tokens*.npy   a multi-vector collection's token vectors (see store.tokens)
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
     plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
 """
@@ -21,7 +22,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,10 +47,26 @@ VECTORS = "vectors.npy"
 #: A chunked collection's ``(rows, 3)`` int32 per segment: each row's place in its document
 #: (0: the document's first chunk, whose row holds the document) and its character span.
 CHUNKS = "chunks.npy"
+#: A multi-vector collection's token vectors (float32), each row's first token, their codes.
+TOKENS = "tokens.npy"
+TOKEN_PTR = "tokens.ptr.npy"
+
+
+def token_codes_name(key: str) -> str:
+    return f"tokens.{key}.npy"
 PLAN = "plan.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")
+
+
+class Tokens(NamedTuple):
+    """A new segment's token vectors: every token ``(n_tokens, d)`` float32, each row's first
+    token ``ptr`` (``rows + 1``), and ``codes`` ``(key, array)`` of the token codec, if any."""
+
+    vectors: np.ndarray
+    ptr: np.ndarray
+    codes: tuple[str, np.ndarray] | None = None
 
 
 class CollectionFiles:
@@ -174,6 +191,7 @@ class CollectionFiles:
     def write_segment(
         self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray],
         postings: tuple[str, Postings] | None = None, chunks: np.ndarray | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         """Write a segment folder (``codes`` by codec key; ``postings`` under their key;
         ``chunks`` of a chunked collection) in a temporary place, fsync it, and rename it into
@@ -190,6 +208,11 @@ class CollectionFiles:
                 self.save_postings(tmp, *postings)
             if chunks is not None:
                 save_npy(tmp / CHUNKS, chunks)
+            if tokens is not None:
+                save_npy(tmp / TOKENS, tokens.vectors)
+                save_npy(tmp / TOKEN_PTR, tokens.ptr)
+                if tokens.codes is not None:
+                    save_npy(tmp / token_codes_name(tokens.codes[0]), tokens.codes[1])
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
@@ -225,10 +248,58 @@ class CollectionFiles:
             if manifest.lexical:
                 key = manifest.lexical["key"]
                 self.save_postings(tmp, key, self.merged_postings(manifest, key, positions))
+            if manifest.multivector:
+                self._copy_tokens(tmp, manifest, positions, chunk)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
             raise
+
+    def _copy_tokens(self, folder: Path, manifest: Manifest, positions: np.ndarray,
+                     chunk: int) -> None:
+        """The token vectors (and codes) of the documents at ``positions``, renumbered."""
+        segments = manifest.segments
+        ptrs = self.token_ptrs(segments)
+        counts = np.array([p[-1] for p in ptrs], dtype=np.int64)
+        offsets = np.cumsum(counts) - counts
+        starts = np.concatenate([np.asarray(p[:-1], np.int64) + o
+                                 for p, o in zip(ptrs, offsets, strict=True)])
+        sizes = np.concatenate([np.diff(np.asarray(p, np.int64)) for p in ptrs])
+        sizes, starts = sizes[positions], starts[positions]
+        save_npy(folder / TOKEN_PTR, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+        sources = {TOKENS: CodeSource(self.tokens(segments))}
+        key = manifest.multivector.get("token_codec", {}).get("key") \
+            if manifest.multivector else None
+        if key:
+            sources[token_codes_name(key)] = CodeSource(self.token_codes(segments, key, True))
+        total = int(sizes.sum())
+        for name, source in sources.items():
+            first = source.arrays[0]
+            out = np.lib.format.open_memmap(folder / name, mode="w+", dtype=first.dtype,
+                                            shape=(total, *first.shape[1:]))
+            at = 0
+            for lo in range(0, len(positions), chunk):
+                size, start = sizes[lo : lo + chunk], starts[lo : lo + chunk]
+                index = np.repeat(start - (np.cumsum(size) - size), size) + \
+                    np.arange(int(size.sum()))
+                out[at : at + len(index)] = source.take(index)
+                at += len(index)
+            out.flush()
+            del out
+            fsync_file(folder / name)
+
+    def tokens(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
+        """Each segment's token vectors, memory-mapped."""
+        return [load_npy(self.segment_dir(s) / TOKENS, mmap=True) for s in segments]
+
+    def token_ptrs(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
+        """Each segment's token offsets (``rows + 1``)."""
+        return [load_npy(self.segment_dir(s) / TOKEN_PTR, mmap=False) for s in segments]
+
+    def token_codes(self, segments: Sequence[SegmentEntry], key: str, mmap: bool) -> list:
+        """Each segment's token codes of codec ``key``."""
+        return [load_npy(self.segment_dir(s) / token_codes_name(key), mmap=mmap)
+                for s in segments]
 
     def save_postings(self, folder: Path, key: str, postings: Postings) -> None:
         """Write a segment's postings into ``folder`` (its folder, or a temporary one)."""
@@ -298,6 +369,12 @@ class CollectionFiles:
         live_codes = {f"{e.key}.npy" for e in manifest.codecs.values()} | {VECTORS}
         if manifest.chunking:
             live_codes.add(CHUNKS)
+        token_key = None
+        if manifest.multivector:
+            live_codes |= {TOKENS, TOKEN_PTR}
+            token_key = manifest.multivector.get("token_codec", {}).get("key")
+            if token_key:
+                live_codes.add(token_codes_name(token_key))
         if manifest.lexical:
             live_codes |= set(file_names(manifest.lexical["key"]).values())
         segments_dir = self.root / "segments"
@@ -312,6 +389,9 @@ class CollectionFiles:
         self.remove_stale_graphs(manifest)
         (self.root / f".{MANIFEST}.tmp").unlink(missing_ok=True)
         live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
+        if token_key and manifest.multivector:
+            live_state |= {f"{token_key}.{a}.npy"
+                           for a in manifest.multivector["token_codec"]["state"]}
         codecs_dir = self.root / "codecs"
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
             if file.name not in live_state:

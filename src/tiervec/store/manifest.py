@@ -18,7 +18,8 @@ from tiervec.store.files import atomic_write_text
 FORMAT = "tiervec.collection"
 #: 2 added row numbers per segment, tombstones (``epoch``/``deleted``) and metadata fields;
 #: 3 the lexical index (per-segment postings) and the search settings; 4 chunked documents
-#: (several rows per document, ``chunks.npy`` per segment).
+#: (several rows per document, ``chunks.npy`` per segment) and multi-vector collections (token
+#: vectors per segment).
 FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 
@@ -76,6 +77,9 @@ class Manifest:
     #: How documents are cut into chunks (``None``: one row per document); see
     #: :class:`tiervec.encode.chunking.ChunkingConfig`.
     chunking: dict[str, Any] | None = None
+    #: A multi-vector collection's settings: ``{"config": MultiVectorConfig, "token_codec":
+    #: {"codec", "key", "params", "state"} once fitted}``; its vectors are documents' FDEs.
+    multivector: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -150,6 +154,7 @@ class Manifest:
             lexical=data.get("lexical"),
             search=dict(data.get("search") or {}),
             chunking=data.get("chunking"),
+            multivector=data.get("multivector"),
             format_version=version,
         )
 

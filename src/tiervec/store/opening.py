@@ -9,7 +9,14 @@ from typing import Any
 from tiervec.codecs import make_codec
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig, fit_chunking
-from tiervec.errors import CollectionError, CollectionMismatch, InvalidChunking, NotACollection
+from tiervec.encode.muvera import MultiVectorConfig
+from tiervec.errors import (
+    CollectionError,
+    CollectionMismatch,
+    InvalidChunking,
+    InvalidMultiVector,
+    NotACollection,
+)
 from tiervec.lexical import LexicalConfig
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_to_manifest
@@ -30,13 +37,19 @@ def new_folder(
     indexes: Sequence[str],
     lexical: LexicalConfig | None = None,
     chunking: ChunkingConfig | None = None,
+    multivector: MultiVectorConfig | None = None,
 ) -> tuple[Manifest, Encoder | None, WriterLock]:
     """Check the options, write an empty collection in ``path`` and hold its writer lock;
     returns its manifest, its encoder (loaded unless given) and the lock. ``chain`` is a
     canonical chain spec and ``codec_names`` its tiers' codecs; ``lexical``: the lexical
     index's config (``None``: no lexical index); ``chunking``: how documents are cut into
-    chunks (``None``: a vector per document)."""
+    chunks (``None``: a vector per document); ``multivector``: keep token vectors, the FDEs
+    being the collection's vectors."""
     declared = declared_fields(fields, indexes)
+    if multivector is not None and (model is None or chunking is not None):
+        raise InvalidMultiVector(
+            "a multi-vector collection needs a model (it embeds every token) and takes no "
+            "chunking (its token vectors already cover whole documents)")
     if chunking is not None and model is None:
         raise InvalidChunking(
             "a collection without a model cannot cut documents into chunks (it embeds "
@@ -53,6 +66,7 @@ def new_folder(
         dim = encoder.dim
         if chunking is not None:
             chunking = fit_chunking(chunking, encoder)
+        token_dim, dim = dim, dim if multivector is None else multivector.muvera.dim
     elif dim is None or dim <= 0:
         raise CollectionError(
             "a collection without a model needs dim=<vector dimension>; or pass model=..."
@@ -64,6 +78,8 @@ def new_folder(
         fields=fields_to_manifest(declared),
         lexical=None if lexical is None else {"key": "lex-0", "config": lexical.to_dict()},
         chunking=None if chunking is None else chunking.to_dict(),
+        multivector=None if multivector is None else {"config": multivector.to_dict(),
+                                                      "token_dim": token_dim},
     )
     CollectionFiles(path).make_dirs()
     lock = WriterLock(path)

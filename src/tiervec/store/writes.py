@@ -37,8 +37,8 @@ from tiervec.lexical.analyze import document_text
 from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
-from tiervec.store.files import fsync_dir
-from tiervec.store.layout import EXACT_CODEC, CollectionFiles
+from tiervec.store.files import fsync_dir, load_npy, save_npy
+from tiervec.store.layout import EXACT_CODEC, CollectionFiles, Tokens
 from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
 from tiervec.store.rows import RowMap
 
@@ -113,15 +113,21 @@ def commit_segment(
     replaced: Sequence[int] = (),
     postings: Postings | None = None,
     chunks: np.ndarray | None = None,
+    tokens: Tokens | None = None,
+    token_codec: Codec | None = None,
 ) -> tuple[Manifest, Appended]:
     """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it;
     ``postings``: the documents' lexical index (required when the collection has one);
-    ``chunks``: a chunked collection's chunk table (``docs`` are then its chunk rows)."""
+    ``chunks``: a chunked collection's chunk table (``docs`` are then its chunk rows);
+    ``tokens``: a multi-vector collection's token vectors (and codes of ``token_codec``, whose
+    state is saved with the first segment)."""
     lexical = manifest.lexical
     if (postings is None) != (lexical is None):
         raise ValueError("a collection with a lexical index needs the segment's postings")
     if (chunks is None) != (manifest.chunking is None):
         raise ValueError("a chunked collection needs the segment's chunk table")
+    if (tokens is None) != (manifest.multivector is None):
+        raise ValueError("a multi-vector collection needs the segment's token vectors")
     new = copy_manifest(manifest)
     fields, columns = typed_columns(fields_from_manifest(manifest.fields), docs)  # may raise
     first_fit = not manifest.codecs
@@ -137,6 +143,9 @@ def commit_segment(
     try:
         if first_fit:
             new.codecs = files.save_codecs(codecs, manifest.generation, len(docs))
+        if token_codec is not None and new.multivector is not None and \
+                "token_codec" not in new.multivector:
+            new.multivector["token_codec"] = save_token_codec(files, token_codec)
         # the segment's files and its database rows are independent until the commit: write
         # them at once (file writes and SQLite both release the GIL)
         with ThreadPoolExecutor(1) as pool:
@@ -144,7 +153,7 @@ def commit_segment(
                 files.write_segment, segment, vectors,
                 {new.codecs[n].key: c for n, c in codes.items()},
                 None if postings is None or lexical is None else (lexical["key"], postings),
-                chunks)
+                chunks, tokens)
             try:
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
@@ -158,6 +167,23 @@ def commit_segment(
         _undo(files, docs_db, manifest, segment, new.codecs if first_fit else {})
         raise
     return new, Appended(segment=segment, vectors=vectors, codes=codes)
+
+
+def save_token_codec(files: CollectionFiles, codec: Codec) -> dict:
+    """Write a fitted token codec's state; its manifest entry."""
+    key = f"tokens-{codec.name}"
+    state = codec.state()
+    for name, array in state.items():
+        save_npy(files.state_path(key, name), array)
+    return {"codec": codec.name, "key": key, "params": codec.params(), "state": sorted(state)}
+
+
+def load_token_codec(files: CollectionFiles, entry: dict, dim: int) -> Codec:
+    """The token codec of a manifest entry, state restored."""
+    codec = make_codec(entry["codec"], dim)
+    codec.load_state(entry["params"], {a: load_npy(files.state_path(entry["key"], a),
+                                                   mmap=False) for a in entry["state"]})
+    return codec
 
 
 def segment_postings(analyzer: Analyzer, texts: Iterable[tuple[str, str]]) -> Postings:

@@ -1,0 +1,60 @@
+"""A multi-vector collection: each document's token vectors stored, its MUVERA FDE as the
+collection's vector, MaxSim over the tokens re-ranking the chain's candidates.
+
+::
+
+    texts -> token vectors (unit length) ─┬─> FDE (documents: partition means, filled)
+                                          │     └─> the collection's tier chain (binary, PQ...)
+                                          └─> tokens.npy (float32, disk) + token codes
+
+    query text -> tokens -> FDE (partition sums) -> chain top `candidates` -> MaxSim -> top k
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from tiervec.codecs import Codec, make_codec
+from tiervec.encode.base import ProgressFn
+from tiervec.encode.muvera import MultiVectorConfig, Muvera, unit_tokens
+from tiervec.store.layout import Tokens
+from tiervec.store.writes import FIT_SAMPLE
+
+
+def encode_documents(
+    encoder: Any, muvera: Muvera, texts: Sequence[str], progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Documents' FDEs ``(n, D)``, their unit token vectors stacked, and the offsets."""
+    tokens, ptr = unit_tokens(encoder.token_vectors(list(texts), progress=progress))
+    return muvera.documents(tokens, ptr), tokens, ptr
+
+
+def encode_queries(encoder: Any, muvera: Muvera,
+                   texts: Sequence[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """Queries' FDEs and each query's unit token vectors."""
+    tokens, ptr = unit_tokens(encoder.token_vectors(list(texts), query=True))
+    sets = tuple(tokens[a:b] for a, b in pairwise(ptr))
+    return muvera.queries(tokens, ptr), sets
+
+
+def segment_tokens(tokens: np.ndarray, ptr: np.ndarray, codec: Codec | None) -> Tokens:
+    """A new segment's token files (with the codec's codes)."""
+    codes = None if codec is None else (f"tokens-{codec.name}", codec.encode(tokens))
+    return Tokens(vectors=tokens, ptr=ptr, codes=codes)
+
+
+def fit_token_codec(config: MultiVectorConfig, tokens: np.ndarray) -> Codec | None:
+    """The token codec of ``config`` fitted on (a sample of) ``tokens``."""
+    if config.token_codec is None:
+        return None
+    codec = make_codec(config.token_codec, tokens.shape[1])
+    if codec.trainable and len(tokens):
+        rows = np.arange(len(tokens))
+        if len(rows) > FIT_SAMPLE:
+            rows = np.sort(np.random.default_rng(0).choice(rows, FIT_SAMPLE, replace=False))
+        codec.fit(tokens[rows])
+    return codec
