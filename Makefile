@@ -55,9 +55,10 @@ bench-filtered: install
 # The peer (Chroma's server) lives in a virtual environment of its own: it is not a tiervec
 # dependency. wrk (the load generator) comes from Debian.
 PEERS := bench/.peers
-$(PEERS)/.installed: bench/peers-requirements.txt bench/peers-constraints.txt
+$(PEERS)/.installed: bench/peers-requirements.txt bench/peers-constraints.txt bench/peers-nodeps.txt
 	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
 	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -r bench/peers-requirements.txt -c bench/peers-constraints.txt
+	$(PEERS)/bin/pip install --quiet --disable-pip-version-check --no-deps -r bench/peers-nodeps.txt
 	touch $@
 
 bench-server: install $(PEERS)/.installed
@@ -71,10 +72,18 @@ bench-schema: install
 bench-hybrid: install $(PEERS)/.installed
 	$(PY) bench/hybrid.py
 
+# Long documents (truncation, naive and late chunking) and multi-vector retrieval (MUVERA +
+# MaxSim; fastembed's MUVERA in the peers' environment).
+bench-longdocs: install
+	$(PY) bench/longdocs.py
+
+bench-multivector: install $(PEERS)/.installed
+	$(PY) bench/multivector.py
+
 serve: install
 	$(VENV)/bin/tiervec serve collections
 
-bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid
+bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-longdocs bench-multivector
 
 clean:
 	rm -rf $(VENV) collections bench/.cache

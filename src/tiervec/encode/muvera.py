@@ -143,6 +143,8 @@ class Muvera:
             self.final = (rng.integers(0, 2, (config.raw_dim, config.final_dim)) * 2 - 1
                           ).astype(np.float32) / np.sqrt(config.final_dim, dtype=np.float32)
         self._powers = (1 << np.arange(config.k_sim)).astype(np.int64)
+        self._maps = np.concatenate([np.concatenate([self.hyperplanes[r], self.projections[r]],
+                                                    axis=1) for r in range(config.reps)], axis=1)
 
     @property
     def dim(self) -> int:
@@ -156,46 +158,68 @@ class Muvera:
         """FDEs ``(n, dim)`` of ``n`` queries (partition sums, no filling)."""
         return self._encode(tokens, ptr, document=False)
 
-    def _encode(self, tokens: np.ndarray, ptr: np.ndarray, document: bool) -> np.ndarray:
+    def _encode(self, tokens: np.ndarray, ptr: np.ndarray, document: bool,
+                block: int = 1 << 16) -> np.ndarray:
         config = self.config
         ptr = np.asarray(ptr, dtype=np.int64)
-        n, parts, width = len(ptr) - 1, 2 ** config.k_sim, config.dim_proj
-        tokens = np.ascontiguousarray(tokens, dtype=np.float32)
-        sizes = np.diff(ptr)
-        owner = np.repeat(np.arange(n, dtype=np.int64), sizes)
-        out = np.zeros((n, config.reps, parts, width), np.float32)
-        for r in range(config.reps):
-            bucket = (tokens @ self.hyperplanes[r] > 0).astype(np.int64) @ self._powers
-            projected = tokens @ self.projections[r]
-            key = owner * parts + bucket
-            sums = np.zeros((n * parts, width), np.float32)
-            np.add.at(sums, key, projected)
+        n, parts, width, reps = len(ptr) - 1, 2 ** config.k_sim, config.dim_proj, config.reps
+        owner = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+        sums = np.zeros((reps, n * parts, width), np.float32)
+        counts = np.zeros((reps, n * parts), np.int64)
+        buckets = np.empty((reps, len(owner)), np.uint16)
+        step = config.k_sim + width
+        for lo in range(0, len(owner), block):  # every repetition's maps in one product
+            z = np.asarray(tokens[lo : lo + block], np.float32) @ self._maps
+            keys = owner[lo : lo + block] * parts
+            for r in range(reps):
+                bits = z[:, r * step : r * step + config.k_sim] > 0
+                bucket = (bits * self._powers).sum(axis=1)
+                buckets[r, lo : lo + block] = bucket
+                key = keys + bucket
+                sums[r] += _sum_by_key(key, z[:, r * step + config.k_sim : (r + 1) * step],
+                                       n * parts)
+                counts[r] += np.bincount(key, minlength=n * parts)
+        out = np.zeros((n, reps, parts, width), np.float32)
+        for r in range(reps):
+            block_sums = sums[r]
             if document:
-                counts = np.bincount(key, minlength=n * parts).astype(np.float32)
-                sums /= np.maximum(counts, 1)[:, None]
+                block_sums /= np.maximum(counts[r], 1)[:, None]
                 if config.fill_empty:
-                    self._fill(sums, counts, bucket, projected, ptr, parts)
-            out[:, r] = sums.reshape(n, parts, width)
+                    self._fill(block_sums, counts[r], buckets[r].astype(np.int64), tokens, r,
+                               ptr, parts)
+            out[:, r] = block_sums.reshape(n, parts, width)
         fde = out.reshape(n, config.raw_dim)
         return fde if self.final is None else fde @ self.final
 
     def _fill(self, sums: np.ndarray, counts: np.ndarray, bucket: np.ndarray,
-              projected: np.ndarray, ptr: np.ndarray, parts: int) -> None:
+              tokens: np.ndarray, rep: int, ptr: np.ndarray, parts: int) -> None:
         """Each non-empty document's empty partitions take its token nearest in Hamming
         distance to the partition (ties: the first such token)."""
-        starts = ptr[:-1]
         present = np.diff(ptr) > 0
-        if not present.any() or not len(bucket):
+        if not present.any():
             return
+        starts = ptr[:-1][present]
         local = np.arange(len(bucket), dtype=np.int64)
+        empty_by_doc = counts.reshape(-1, parts) == 0
         for b in range(parts):
-            empty = (counts.reshape(-1, parts)[:, b] == 0) & present
-            if not empty.any():
+            docs = np.flatnonzero(empty_by_doc[:, b] & present)
+            if not len(docs):
                 continue
             distance = np.bitwise_count(np.bitwise_xor(bucket, b).astype(np.uint64)) \
                 .astype(np.int64)
-            best = np.minimum.reduceat((distance << 40) | local, starts[present])
+            best = np.minimum.reduceat((distance << 40) | local, starts)
             chosen = np.zeros(len(present), np.int64)
             chosen[present] = best & ((1 << 40) - 1)
-            docs = np.flatnonzero(empty)
-            sums[docs * parts + b] = projected[chosen[docs]]
+            picked = np.asarray(tokens[np.sort(chosen[docs])], np.float32)
+            order = np.argsort(np.argsort(chosen[docs], kind="stable"), kind="stable")
+            sums[docs * parts + b] = picked[order] @ self.projections[rep]
+
+
+def _sum_by_key(key: np.ndarray, values: np.ndarray, n_keys: int) -> np.ndarray:
+    """``out[k] = values[key == k].sum(0)`` for ``k < n_keys`` (a sparse 0/1 matrix times
+    ``values``)."""
+    from scipy.sparse import csr_matrix
+
+    ones = np.ones(len(key), np.float32)
+    select = csr_matrix((ones, (key, np.arange(len(key)))), shape=(n_keys, len(key)))
+    return np.asarray(select @ np.ascontiguousarray(values), np.float32)

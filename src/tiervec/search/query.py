@@ -200,7 +200,7 @@ class Query:
         except ValueError:
             raise InvalidSearchOptions(f"unknown search mode {self.mode!r}; use one of "
                                        f"{[m.value for m in SearchMode]}") from None
-        if self.texts is None and self.vectors is None:
+        if self.texts is None and self.vectors is None and self.tokens is None:
             raise CollectionError("a query needs texts or vectors")
         if self.texts is not None:
             object.__setattr__(self, "texts", tuple(self.texts))
@@ -231,6 +231,8 @@ class Query:
     def __len__(self) -> int:
         if self.vectors is not None:
             return len(self.vectors)
+        if self.tokens is not None:
+            return len(self.tokens)
         return len(self.texts or ())
 
     def with_vectors(self, vectors: np.ndarray) -> Query:
