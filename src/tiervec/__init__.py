@@ -24,7 +24,9 @@ from tiervec import errors
 from tiervec._version import __version__
 from tiervec.collection import Collection
 from tiervec.corpus import Document
-from tiervec.search import Chain, SearchResult, Tier
+from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig
+from tiervec.search import Chain, SearchOptions, SearchResult, Tier
 
 
 def create(path: str | Path, **options: object) -> Collection:
@@ -47,9 +49,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Chain",
+    "ChunkingConfig",
     "Client",
     "Collection",
     "Document",
+    "MultiVectorConfig",
+    "MuveraConfig",
+    "SearchOptions",
     "SearchResult",
     "Tier",
     "__version__",
