@@ -203,6 +203,7 @@ def test_filters_upserts_deletes_and_compaction_act_on_whole_documents(tmp_path,
         hit = col.search("rockets reaching orbit", k=12, filter="group == 1")
         assert set(hit.ids[0]) - {""} == {d.id for d in docs if d.metadata["group"] == 1}
         assert col.count("group == 1") == 4 and rows > 12  # documents, not chunks
+        assert col.explain("group == 1").matches == 4
         stats = col.upsert([Document(id="d1", text="Only a short note about ferns now.",
                                      metadata={"group": 1})])
         assert (stats.added, stats.replaced) == (0, 1) and len(col) == 12
@@ -328,3 +329,12 @@ def test_chunked_collections_over_http(tmp_path):
         np.testing.assert_array_equal(found.spans, mine.spans)
         with pytest.raises(InvalidChunking, match="overlap 16 must be smaller"):
             client.create("bad", chunking={"method": "late", "tokens": 16, "overlap": 16})
+
+
+@pytest.mark.parametrize("method", ["late", "naive"])
+def test_progress_counts_every_text_once(encoder, method):
+    seen: list[int] = []
+    texts = [long_doc(i).text for i in range(5)] + ["\u200b", "short text"]
+    embed_chunks(encoder, texts, ChunkingConfig(method=method, tokens=32, overlap=4),
+                 progress=seen.append)
+    assert sum(seen) == len(texts)

@@ -369,11 +369,14 @@ class Reading(SearchMethods):
         """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""
         self.refresh()
         with self._rw.read():
-            count = self._manifest.count
-            mask = self._allowed(filter, self._snap)
+            snap, count = self._snap, self._manifest.count
+            mask = self._allowed(filter, snap)
             n = count if mask is None else int(np.count_nonzero(mask))
             strategy = self.pipeline().strategy(n, self.filter_policy) if count else \
                 FilterStrategy.SCAN
+            if snap.heads is not None:  # a chunked collection: documents, not chunks
+                count = snap.documents
+                n = count if mask is None else int(np.count_nonzero(mask & snap.heads))
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None:

@@ -237,12 +237,14 @@ def embed_chunks(
         pieces = [texts[i][a:b] for i in full for a, b in spans[i].chars]
         where = np.concatenate([starts[i] + np.arange(len(spans[i].tokens)) for i in full]) \
             if full else np.empty(0, np.int64)
-        done = [0]
+        done = [0, 0]  # chunks encoded, texts reported
 
-        def report(n: int) -> None:  # chunks encoded -> texts done, roughly
+        def report(n: int) -> None:  # chunks encoded -> texts done, in proportion
             done[0] += n
-            if progress is not None:
-                progress(n * len(full) // max(len(pieces), 1))
+            texts_done = done[0] * len(full) // max(len(pieces), 1)
+            if progress is not None and texts_done > done[1]:
+                progress(texts_done - done[1])
+                done[1] = texts_done
 
         vectors[where] = encoder.encode_documents(pieces, report if progress else None)
     else:
@@ -253,4 +255,6 @@ def embed_chunks(
                 tokens, spans[i].tokens, encoder.normalize)
     if empty:
         vectors[starts[empty]] = encoder.encode_documents([texts[i] for i in empty])
+        if progress is not None:
+            progress(len(empty))
     return Chunked(owner=owner, part=part, chars=chars, vectors=vectors)

@@ -22,6 +22,10 @@ import numpy as np
 from tiervec.errors import InvalidMultiVector
 
 
+#: The largest FDE (before a final projection) a collection may store per document.
+MAX_FDE_DIM = 65_536
+
+
 @dataclass(frozen=True, kw_only=True)
 class MuveraConfig:
     """How token sets become FDEs (see the module); stored in a collection's manifest."""
@@ -39,10 +43,14 @@ class MuveraConfig:
             if not isinstance(value, int) or not low <= value <= high:
                 raise InvalidMultiVector(f"MUVERA {name} must be a whole number in [{low}, "
                                          f"{high}], got {value!r}")
+        if self.raw_dim > MAX_FDE_DIM:
+            raise InvalidMultiVector(
+                f"an FDE of {self.reps} x 2^{self.k_sim} x {self.dim_proj} = {self.raw_dim:,} "
+                f"dimensions is above {MAX_FDE_DIM:,}; lower reps, k_sim or dim_proj")
         if self.final_dim is not None and (not isinstance(self.final_dim, int)
-                                           or self.final_dim < 1):
-            raise InvalidMultiVector(f"MUVERA final_dim must be a whole number >= 1, got "
-                                  f"{self.final_dim!r}")
+                                           or not 1 <= self.final_dim <= MAX_FDE_DIM):
+            raise InvalidMultiVector(f"MUVERA final_dim must be a whole number in [1, "
+                                     f"{MAX_FDE_DIM:,}], got {self.final_dim!r}")
 
     @property
     def raw_dim(self) -> int:

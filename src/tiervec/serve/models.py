@@ -52,8 +52,8 @@ class MultiVectorIn(BaseModel):
 
     model_config = Strict
     reps: Annotated[int, Field(ge=1, le=64)] = 20
-    k_sim: Annotated[int, Field(ge=1, le=8)] = 4
-    dim_proj: Annotated[int, Field(ge=1, le=64)] = 16
+    k_sim: Annotated[int, Field(ge=1, le=6)] = 4
+    dim_proj: Annotated[int, Field(ge=1, le=32)] = 16
     final_dim: Annotated[int, Field(ge=1, le=65_536)] | None = None
     token_codec: Literal["int8", "binary"] | None = "int8"
     candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
