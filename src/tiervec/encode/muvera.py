@@ -21,7 +21,6 @@ import numpy as np
 
 from tiervec.errors import InvalidMultiVector
 
-
 #: The largest FDE (before a final projection) a collection may store per document.
 MAX_FDE_DIM = 65_536
 
