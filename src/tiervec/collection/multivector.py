@@ -13,6 +13,7 @@ collection's vector, MaxSim over the tokens re-ranking the chain's candidates.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -21,8 +22,12 @@ import numpy as np
 from tiervec.codecs import Codec, make_codec
 from tiervec.encode.base import ProgressFn
 from tiervec.encode.muvera import MultiVectorConfig, Muvera, unit_tokens
-from tiervec.store.layout import Tokens
-from tiervec.store.writes import FIT_SAMPLE
+from tiervec.errors import InvalidMultiVector
+from tiervec.search.query import Query
+from tiervec.store.layout import CollectionFiles, Tokens
+from tiervec.store.manifest import Manifest
+from tiervec.store.tokens import TokenStore
+from tiervec.store.writes import FIT_SAMPLE, load_token_codec
 
 
 def encode_documents(
@@ -39,6 +44,40 @@ def encode_queries(encoder: Any, muvera: Muvera,
     tokens, ptr = unit_tokens(encoder.token_vectors(list(texts), query=True))
     sets = tuple(tokens[a:b] for a, b in pairwise(ptr))
     return muvera.queries(tokens, ptr), sets
+
+
+def prepare(query: Query, encoder: Any, muvera: Muvera) -> Query:
+    """``query`` with its token sets (encoded from its texts unless given) and their FDEs."""
+    if query.tokens is not None:
+        if query.vectors is None:
+            stacked, ptr = unit_tokens(list(query.tokens))
+            return replace(query, vectors=muvera.queries(stacked, ptr))
+        return query
+    if query.texts is None:
+        raise InvalidMultiVector(
+            "a multi-vector collection is searched with query texts (their token vectors are "
+            "re-scored by MaxSim); pass texts, not vectors")
+    vectors, sets = encode_queries(encoder, muvera, list(query.texts))
+    return replace(query, vectors=vectors, tokens=sets)
+
+
+def muvera_of(manifest: Manifest) -> Muvera:
+    """The FDE maps of a multi-vector collection's manifest."""
+    stored = manifest.multivector
+    assert stored is not None
+    return Muvera(MultiVectorConfig.from_dict(stored["config"]).muvera, int(stored["token_dim"]))
+
+
+def token_store(files: CollectionFiles, manifest: Manifest) -> TokenStore:
+    """The token vectors of ``manifest``'s segments (codes in RAM when MaxSim reads them)."""
+    stored = manifest.multivector
+    assert stored is not None
+    config = MultiVectorConfig.from_dict(stored["config"])
+    entry = stored.get("token_codec")
+    codec = None if entry is None else (
+        entry["key"], load_token_codec(files, entry, int(stored["token_dim"])))
+    codes = config.rerank_from == "codes"
+    return TokenStore(files, manifest.segments, codec, in_ram=codes, from_codes=codes)
 
 
 def segment_tokens(tokens: np.ndarray, ptr: np.ndarray, codec: Codec | None) -> Tokens:

@@ -19,11 +19,10 @@ from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
-from tiervec.encode.muvera import MultiVectorConfig, Muvera, unit_tokens
+from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
     CalibrationMissing,
     EncoderRequired,
-    InvalidMultiVector,
     LexicalIndexMissing,
     TokenVectorsMissing,
 )
@@ -165,30 +164,16 @@ class Reading(SearchMethods):
         return MultiVectorConfig.from_dict(stored["config"]) if stored else None
 
     def _muvera(self) -> Muvera:
-        stored = self._manifest.multivector
-        assert stored is not None
-        muvera = getattr(self, "_muvera_maps", None)
-        if muvera is None:
-            muvera = Muvera(MultiVectorConfig.from_dict(stored["config"]).muvera,
-                            int(stored["token_dim"]))
-            self._muvera_maps = muvera
-        return muvera
+        if getattr(self, "_muvera_maps", None) is None:
+            self._muvera_maps = multivector.muvera_of(self._manifest)
+        return self._muvera_maps
 
     def _token_store(self, snap: Snapshot) -> TokenStore:
         """The token vectors of ``snap`` (the current one's kept)."""
-        stored = snap.manifest.multivector
-        assert stored is not None
-        config = MultiVectorConfig.from_dict(stored["config"])
         with self._build_lock:
             if snap is self._snap and self._tokens is not None:
                 return self._tokens
-            entry = stored.get("token_codec")
-            codec = None if entry is None else (
-                entry["key"], writes.load_token_codec(self._files, entry,
-                                                      int(stored["token_dim"])))
-            codes = config.rerank_from == "codes"
-            found = TokenStore(self._files, snap.manifest.segments, codec, in_ram=codes,
-                               from_codes=codes)
+            found = multivector.token_store(self._files, snap.manifest)
             if snap is self._snap:
                 self._tokens = found
             return found
@@ -265,18 +250,8 @@ class Reading(SearchMethods):
 
     def _prepare_tokens(self, query: Query) -> Query:
         """A multi-vector collection's query: token vectors and FDEs from the texts."""
-        if query.tokens is not None:
-            if query.vectors is None:
-                stacked, ptr = unit_tokens(list(query.tokens))
-                return replace(query, vectors=self._muvera().queries(stacked, ptr))
-            return query
-        if query.texts is None:
-            raise InvalidMultiVector(
-                "a multi-vector collection is searched with query texts (their token vectors "
-                "are re-scored by MaxSim); pass texts, not vectors")
-        vectors, sets = multivector.encode_queries(self.encoder, self._muvera(),
-                                                   list(query.texts))
-        return replace(query, vectors=vectors, tokens=sets)
+        encoder = self.encoder if query.tokens is None else None
+        return multivector.prepare(query, encoder, self._muvera())
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors ``(n, dim)`` of ``texts`` from the collection's model."""
