@@ -95,9 +95,10 @@ def run_dataset(name: str, folder: Path) -> dict[str, Any]:
     print_table(f"{name}: {len(data.queries)} test queries, documents (k={K})",
                 ["variant", "nDCG@10", "Recall@100", "vectors/doc", "RAM B/doc", "index s",
                  "docs/s", "QPS"],
-                [[r["name"], r["ndcg@10"], r["recall@100"], r["vectors_per_doc"],
-                  r["ram_bytes_per_doc"], r["index_seconds"], r["docs_per_s"],
-                  qps(r["qps"]) if "qps" in r else "-"] for r in rows])
+                [[r["name"], r["ndcg@10"], r["recall@100"], f"{r['vectors_per_doc']:.2f}",
+                  f"{r['ram_bytes_per_doc']:,.0f}", f"{r['index_seconds']:,.0f}",
+                  f"{r['docs_per_s']:,.1f}", qps(r["qps"]) if "qps" in r else "-"]
+                 for r in rows])
     margins = compare(per_query, name)
     return {"queries": len(data.queries), "rows": rows, "margins": margins}
 

@@ -45,7 +45,7 @@ DATASETS = {"scifact": ("beir/scifact", "train"), "nfcorpus": ("beir/nfcorpus-pp
 PEERS_PYTHON = ROOT / "bench" / ".peers" / "bin" / "python"
 K, DEEP = 10, 100
 METRICS = ["ndcg@10", "recall@100"]
-CANDIDATES = [10, 25, 50, 100, 250]
+CANDIDATES = [10, 25, 50, 100, 150, 250]
 CHAINS = ["float32", "int4", "binary*4 -> float32@disk"]
 #: the sweep: (reps, k_sim, dim_proj)
 SWEEP = [(10, 3, 16), (20, 3, 16), (20, 4, 8), (20, 4, 16), (40, 4, 16), (20, 5, 16),
