@@ -111,3 +111,27 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     console.print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+def indexed_once(path: Path, create: Callable[[], tiervec.Collection], corpus: Path,
+                 what: str, open_: Callable[[], tiervec.Collection] | None = None,
+                 ) -> tuple[tiervec.Collection, dict[str, Any]]:
+    """The collection cached at ``path`` and how long indexing ``corpus`` into it took
+    (encoding included; kept beside it in ``bench-index.json``); built by ``create`` when
+    missing or unfinished."""
+    import shutil
+
+    timing = path / "bench-index.json"
+    if (path / "manifest.json").exists() and timing.exists():
+        col = open_() if open_ is not None else tiervec.open(path)
+        return col, json.loads(timing.read_text())
+    if path.exists():
+        shutil.rmtree(path)
+    col = create()
+    console.print(f"indexing {what} ...")
+    start = time.perf_counter()
+    stats = index_corpus(col, corpus)
+    seconds = time.perf_counter() - start
+    index = {"index_seconds": round(seconds, 1), "docs_per_s": round(stats.added / seconds, 1)}
+    timing.write_text(json.dumps(index))
+    return col, index

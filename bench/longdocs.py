@@ -22,7 +22,6 @@ Results: ``bench/results/longdocs.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -30,13 +29,12 @@ from typing import Any
 import numpy as np
 
 import tiervec
-from _common import CACHE, console, print_table, qps, shared_data, write_json
+from _common import CACHE, indexed_once, print_table, qps, shared_data, write_json
 from tiervec.encode import EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.eval import judge, load_beir, query_vectors
 from tiervec.eval.measure import searched
 from tiervec.eval.queries import QuerySet
-from tiervec.ingest import index_corpus
 from tiervec.search import Query, SearchMode, SearchOptions
 
 DATASETS = {"qmsum": "long/qmsum", "scifact": "beir/scifact", "nfcorpus": "beir/nfcorpus-pp"}
@@ -107,22 +105,10 @@ def collection(name: str, variant: str, folder: Path, max_length: int | None,
                chunking: ChunkingConfig | None) -> tuple[tiervec.Collection, dict[str, Any]]:
     """The variant's collection (cached), and how long indexing it took."""
     path = CACHE / f"longdocs-{name}-{variant.replace(' ', '-').replace('/', '-')}"
-    timing = path / "bench-index.json"
-    if (path / "manifest.json").exists() and timing.exists():
-        return tiervec.open(path), json.loads(timing.read_text())
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    col = tiervec.create(path, model=EncoderConfig(max_length=max_length), chunking=chunking,
-                         lexical=False)
-    console.print(f"indexing {name} as {variant} ...")
-    start = time.perf_counter()
-    stats = index_corpus(col, folder)
-    seconds = time.perf_counter() - start
-    index = {"index_seconds": round(seconds, 1), "docs_per_s": round(stats.added / seconds, 1)}
-    timing.write_text(json.dumps(index))
-    return col, index
+    return indexed_once(
+        path, lambda: tiervec.create(path, model=EncoderConfig(max_length=max_length),
+                                     chunking=chunking, lexical=False),
+        folder, f"{name} as {variant}")
 
 
 def searched_with(col: tiervec.Collection, queries: QuerySet, options: SearchOptions) -> Any:

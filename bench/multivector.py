@@ -31,13 +31,22 @@ from typing import Any
 import numpy as np
 
 import tiervec
-from _common import CACHE, ROOT, beir_collection, console, print_table, qps, shared_data, write_json
+from _common import (
+    CACHE,
+    ROOT,
+    beir_collection,
+    console,
+    indexed_once,
+    print_table,
+    qps,
+    shared_data,
+    write_json,
+)
 from tiervec.codecs import make_codec
 from tiervec.encode import load_encoder
 from tiervec.encode.muvera import MultiVectorConfig, Muvera, MuveraConfig, unit_tokens
 from tiervec.eval import judge, load_beir, query_vectors
 from tiervec.eval.queries import QuerySet
-from tiervec.ingest import index_corpus
 from tiervec.search import Chain, Query, SearchOptions
 from tiervec.search.maxsim import maxsim
 
@@ -127,21 +136,11 @@ def run_dataset(name: str, folder: Path, tune_split: str, peers: bool) -> dict[s
 def multivector_collection(name: str, folder: Path, encoder: Any,
                            ) -> tuple[tiervec.Collection, dict[str, Any]]:
     path = CACHE / f"multivector-{name}"
-    timing = path / "bench-index.json"
-    if (path / "manifest.json").exists() and timing.exists():
-        return tiervec.Collection.open(path, encoder=encoder), json.loads(timing.read_text())
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    col = tiervec.create(path, encoder=encoder, multivector=MultiVectorConfig(), lexical=False)
-    console.print(f"indexing {name} with token vectors ...")
-    start = time.perf_counter()
-    stats = index_corpus(col, folder)
-    seconds = time.perf_counter() - start
-    index = {"index_seconds": round(seconds, 1), "docs_per_s": round(stats.added / seconds, 1)}
-    timing.write_text(json.dumps(index))
-    return col, index
+    return indexed_once(
+        path, lambda: tiervec.create(path, encoder=encoder, multivector=MultiVectorConfig(),
+                                     lexical=False),
+        folder, f"{name} with token vectors",
+        lambda: tiervec.Collection.open(path, encoder=encoder))
 
 
 def query_tokens(encoder: Any, data: Any, name: str, split: str) -> list[np.ndarray]:

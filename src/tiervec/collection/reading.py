@@ -269,7 +269,8 @@ class Reading(SearchMethods):
         chunking = snap.manifest.chunking
         if chunking is not None and query.mode.needs_vectors:
             aggregate = query.options.aggregate or chunking.get("aggregate", "max")
-            pipeline = replace(pipeline, collapse=ChunkCollapse(snap.owners(), aggregate))
+            assert snap.owners is not None
+            pipeline = replace(pipeline, collapse=ChunkCollapse(snap.owners, aggregate))
         mv = snap.manifest.multivector
         if mv is not None and query.mode.needs_vectors:
             depth = query.options.candidates or int(mv["config"].get("candidates", 100))

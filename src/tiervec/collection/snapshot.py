@@ -31,14 +31,12 @@ class Snapshot:
             self.documents_alive = self.alive
         else:
             self.documents_alive = self.heads if self.alive is None else self.heads & self.alive
+        #: a chunked collection's position of each position's document (its first chunk)
+        self.owners: np.ndarray | None = None if parts is None else \
+            np.arange(manifest.count, dtype=np.int64) - parts
         #: documents in the snapshot
         self.documents = manifest.live if self.documents_alive is None else \
             int(np.count_nonzero(self.documents_alive))
-
-    def owners(self) -> np.ndarray:
-        """A chunked collection's position of each position's document (its first chunk)."""
-        assert self.parts is not None
-        return np.arange(self.count, dtype=np.int64) - self.parts
 
     def chunk_ends(self, heads: np.ndarray) -> np.ndarray:
         """One past the last chunk position of the documents at positions ``heads``."""
