@@ -4,6 +4,7 @@ Public names::
 
     tiervec.create(path, model=..., tiers=...)  -> Collection
     tiervec.open(path)                          -> Collection
+    tiervec.create_sharded(path, shards=N, ...) / tiervec.open_sharded(path)  (on Ray)
     Collection.add / upsert / delete / compact / search(..., filter=) / search_vectors / get
     Collection.run(Query) / with_tiers / stats / set_tiers / count / explain / create_index
     tiervec.Document, tiervec.SearchResult, tiervec.Chain, tiervec.Tier
@@ -39,6 +40,24 @@ def open(path: str | Path, *, read_only: bool = False) -> Collection:
     return Collection.open(path, read_only=read_only)
 
 
+def create_sharded(path: str | Path, *, shards: int, **options: object) -> Any:
+    """A new sharded collection of ``shards`` shards on Ray (see
+    :class:`tiervec.distribute.ShardedCollection`); ``options`` as for :func:`create`, plus
+    ``address`` (a Ray cluster; default a local one)."""
+    from tiervec.distribute.sharded import ShardedCollection
+
+    return ShardedCollection.create(path, shards=shards, **options)  # type: ignore[arg-type]
+
+
+def open_sharded(path: str | Path, *, read_only: bool = False, address: str | None = None,
+                 partial: bool = False) -> Any:
+    """The sharded collection in ``path``, its shards' actors started on Ray (at ``address``,
+    default a local cluster); ``partial`` lets searches answer from the shards that are up."""
+    from tiervec.distribute.sharded import ShardedCollection
+
+    return ShardedCollection.open(path, read_only=read_only, address=address, partial=partial)
+
+
 def __getattr__(name: str) -> Any:
     if name == "Client":  # imports httpx: only when asked for
         from tiervec.client import Client
@@ -60,6 +79,8 @@ __all__ = [
     "Tier",
     "__version__",
     "create",
+    "create_sharded",
     "errors",
     "open",
+    "open_sharded",
 ]

@@ -15,6 +15,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "usearch": ("usearch", "bench"),
     "matplotlib": ("matplotlib", "plot"),
     "torch": ("torch", "learn"),
+    "ray": ("ray[data]", "ray"),
     "ml_dtypes": ("ml-dtypes", ""),
 }
 

@@ -24,7 +24,8 @@ inherits the built-in exception a caller would naturally catch::
     │   ├── ReadOnlyLocation(PermissionError)
     │   ├── LexicalIndexMissing(LookupError)  (lexical/hybrid search without a lexical index)
     │   ├── TokenVectorsMissing(LookupError)  (multi-vector search without token vectors)
-    │   └── CalibrationMissing(LookupError)   (min_relevance without a fitted calibration)
+    │   ├── CalibrationMissing(LookupError)   (min_relevance without a fitted calibration)
+    │   └── ShardedUnsupported                (what a sharded collection cannot do yet)
     ├── FilterError(ValueError)
     │   ├── FilterSyntaxError
     │   ├── UnknownField(KeyError)
@@ -42,8 +43,11 @@ inherits the built-in exception a caller would naturally catch::
     │   └── LimitExceeded                     (a request over one of the server's limits)
     ├── Unauthorized(PermissionError)         (no or a wrong API key)
     │   └── Forbidden                         (a read-only key asked to write)
-    └── ServerError(RuntimeError)             (the client: the server failed or is unreachable)
-        └── ServerUnavailable(ConnectionError)
+    ├── ServerError(RuntimeError)             (the client: the server failed or is unreachable)
+    │   └── ServerUnavailable(ConnectionError)
+    └── ClusterError(RuntimeError)            (Ray: a sharded collection's cluster)
+        ├── ClusterUnavailable(ConnectionError)  (no Ray cluster at the address given)
+        └── ShardUnavailable(ConnectionError)    (a shard's actor is down and stays down)
 
 Over HTTP an error travels as ``{"error": {"code": <class name>, "message": ...}}``;
 :class:`tiervec.Client` raises the same class again.
@@ -235,3 +239,28 @@ class InvalidMultiVector(TiervecError, ValueError):
 
 class TokenVectorsMissing(CollectionError, LookupError):
     """A multi-vector search on a collection built without token vectors."""
+
+
+class ShardedUnsupported(CollectionError):
+    """A sharded collection was asked for what only a single collection does (yet)."""
+
+
+class ClusterError(TiervecError, RuntimeError):
+    """A sharded collection's Ray cluster failed to do what was asked."""
+
+
+class ClusterUnavailable(ClusterError, ConnectionError):
+    """No Ray cluster answers at the address given."""
+
+
+class ShardUnavailable(ClusterError, ConnectionError):
+    """A shard's actor died and was not restarted in time, so its documents cannot be read.
+
+    ``shards`` names the shards that did not answer."""
+
+    def __init__(self, message: str, shards: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.shards = shards
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (str(self), self.shards)

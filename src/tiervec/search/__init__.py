@@ -15,7 +15,7 @@
 from tiervec.search.filtered import FilterPlan, FilterPolicy, FilterStrategy
 from tiervec.search.pipeline import Pipeline
 from tiervec.search.query import FusionConfig, FusionMethod, Query, SearchMode, SearchOptions
-from tiervec.search.results import SearchResult
+from tiervec.search.results import SearchResult, ShardReport
 from tiervec.search.searchable import CollectionStats, Searchable, TierStats
 from tiervec.search.spec import DEFAULT_CHAIN, DEFAULT_OVERSAMPLE, Chain, Location, Tier
 from tiervec.search.stages import Candidates
@@ -41,6 +41,7 @@ __all__ = [
     "SearchOptions",
     "SearchResult",
     "Searchable",
+    "ShardReport",
     "Tier",
     "TierRuntime",
     "TierStats",

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class ShardReport:
+    """Which shards of a sharded collection answered a search (``failed``: shard name -> why
+    not). Only a search that allowed partial results can have ``failed`` shards."""
+
+    answered: tuple[str, ...]
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.failed)
 
 
 class _Top(NamedTuple):
@@ -22,15 +36,19 @@ class SearchResult(_Top):
     - ``spans``: a chunked collection's evidence, ``(n_queries, k, 2)`` int64: the character
       range ``[start, end)`` in each document's text of its best chunk (``-1`` where there is
       none: padding, or a document found by BM25 alone); ``None`` for other collections.
+    - ``shards``: a sharded collection's :class:`ShardReport` (which shards answered);
+      ``None`` for other collections.
     """
 
     spans: np.ndarray | None
+    shards: ShardReport | None
 
-    def __new__(cls, ids: np.ndarray, scores: np.ndarray,
-                spans: np.ndarray | None = None) -> SearchResult:
+    def __new__(cls, ids: np.ndarray, scores: np.ndarray, spans: np.ndarray | None = None,
+                shards: ShardReport | None = None) -> SearchResult:
         self = super().__new__(cls, ids, scores)
         self.spans = spans
+        self.shards = shards
         return self
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # pickling keeps the spans
-        return self.ids, self.scores, self.spans
+        return self.ids, self.scores, self.spans, self.shards

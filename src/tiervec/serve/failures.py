@@ -36,6 +36,8 @@ STATUS: dict[type[Exception], int] = {
     errors.CalibrationMissing: 409,
     errors.EncoderRequired: 422,
     errors.MissingDependency: 501,
+    errors.ShardedUnsupported: 422,
+    errors.ClusterError: 503,
     errors.TiervecError: 400,
 }
 

@@ -55,6 +55,8 @@ TOKEN_PTR = "tokens.ptr.npy"
 def token_codes_name(key: str) -> str:
     return f"tokens.{key}.npy"
 PLAN = "plan.json"
+#: A sharded collection's manifest (in the folder above its shards; see tiervec.distribute).
+SHARDED = "sharded.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")

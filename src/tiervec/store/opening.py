@@ -20,7 +20,7 @@ from tiervec.errors import (
 from tiervec.lexical import LexicalConfig
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import declared_fields, fields_to_manifest
-from tiervec.store.layout import CollectionFiles
+from tiervec.store.layout import SHARDED, CollectionFiles
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
 
@@ -104,6 +104,10 @@ def existing_folder(path: Path, read_only: bool) -> tuple[Manifest, WriterLock |
             f"{str(path)!r} does not exist or is not a folder; create a collection with "
             "tiervec.create() or `tiervec index`"
         )
+    if (path / SHARDED).is_file():
+        raise NotACollection(
+            f"{str(path)!r} holds a sharded collection, not a single one; open it with "
+            "tiervec.open_sharded() (on Ray), or open one of its shard folders")
     manifest = Manifest.read(path)
     if read_only:
         return manifest, None

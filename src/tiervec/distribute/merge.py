@@ -1,0 +1,70 @@
+"""Merging the shards' answers: a global top-k, stats summed over shards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tiervec.search import CollectionStats, SearchResult, ShardReport
+from tiervec.search.searchable import TierStats
+
+
+def merge_top(results: Sequence[SearchResult], k: int, report: ShardReport) -> SearchResult:
+    """The best ``k`` of each query over the shards' top lists (ties: the earlier shard's
+    first), padded with ``""`` / ``-inf`` like a single collection's result."""
+    n = len(results[0].ids) if results else 0
+    if not results:
+        return SearchResult(ids=np.full((n, k), "", dtype=object),
+                            scores=np.full((n, k), -np.inf, np.float32), shards=report)
+    ids = np.concatenate([r.ids for r in results], axis=1)
+    scores = np.concatenate([np.asarray(r.scores, np.float32) for r in results], axis=1)
+    spans = None
+    if results[0].spans is not None:
+        spans = np.concatenate([r.spans for r in results if r.spans is not None], axis=1)
+    if ids.shape[1] < k:  # fewer than k candidates over all shards: pad
+        pad = k - ids.shape[1]
+        ids = np.concatenate([ids, np.full((n, pad), "", dtype=object)], axis=1)
+        scores = np.concatenate([scores, np.full((n, pad), -np.inf, np.float32)], axis=1)
+        if spans is not None:
+            spans = np.concatenate([spans, np.full((n, pad, 2), -1, spans.dtype)], axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis
+    return SearchResult(
+        ids=top(ids, order, axis=1), scores=top(scores, order, axis=1),
+        spans=None if spans is None else np.take_along_axis(spans, order[:, :, None], axis=1),
+        shards=report)
+
+
+def sum_stats(stats: Sequence[CollectionStats]) -> CollectionStats:
+    """One collection's stats from its shards' (same chain and dimension)."""
+    first = stats[0]
+    tiers = tuple(
+        TierStats(spec=t.spec, location=t.location, bytes_per_vector=t.bytes_per_vector,
+                  ram_bytes=sum(s.tiers[i].ram_bytes for s in stats),
+                  disk_bytes=sum(s.tiers[i].disk_bytes for s in stats))
+        for i, t in enumerate(first.tiers))
+    return CollectionStats(
+        documents=sum(s.documents for s in stats), rows=sum(s.rows for s in stats),
+        deleted=sum(s.deleted for s in stats), segments=sum(s.segments for s in stats),
+        dim=first.dim, model=first.model, chain=first.chain, tiers=tiers,
+        ram_bytes=sum(s.ram_bytes for s in stats), disk_bytes=sum(s.disk_bytes for s in stats),
+        ram_bytes_per_vector=first.ram_bytes_per_vector,
+        full_precision=all(s.full_precision for s in stats))
+
+
+def allocate(n: int, sizes: Sequence[int]) -> list[int]:
+    """``n`` split over parts of ``sizes`` in proportion (largest remainders; none above a
+    part's size)."""
+    total = sum(sizes)
+    n = min(n, total)
+    if not total:
+        return [0] * len(sizes)
+    exact = [n * s / total for s in sizes]
+    out = [int(e) for e in exact]
+    for i in sorted(range(len(sizes)), key=lambda i: exact[i] - out[i], reverse=True):
+        if sum(out) >= n:
+            break
+        if out[i] < sizes[i]:
+            out[i] += 1
+    return out

@@ -1,0 +1,123 @@
+"""One shard of a sharded collection: an ordinary collection folder behind a Ray actor.
+
+:class:`Shard` is a plain class; :mod:`tiervec.distribute.sharded` runs it as a named Ray actor
+(restarted by Ray when its process dies). It opens its folder on first use, so a restarted
+actor reopens it by itself; as the folder's writer it holds the single-node writer lock, and a
+second writer (another process with ``tiervec.open``) gets the single-node lock error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from tiervec.collection import Collection
+from tiervec.corpus import Document
+from tiervec.search import Query, Searchable, SearchResult
+from tiervec.store.manifest import Manifest
+from tiervec.store.writes import WriteStats
+
+
+class Shard:
+    """A shard's collection, opened on first use; what a sharded collection calls on it."""
+
+    def __init__(self, path: str, name: str, read_only: bool = False,
+                 threads: int | None = None) -> None:
+        self.path, self.name, self.read_only = path, name, read_only
+        self._collection: Collection | None = None
+        self._views: dict[str, Searchable] = {}
+        self._lock = threading.Lock()
+        if threads:
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
+
+    @property
+    def collection(self) -> Collection:
+        with self._lock:
+            if self._collection is None:
+                self._collection = Collection.open(self.path, read_only=self.read_only)
+            return self._collection
+
+    def _searchable(self, chain: str | None) -> Searchable:
+        col = self.collection
+        if chain is None:
+            return col
+        with self._lock:
+            if chain not in self._views:
+                self._views[chain] = col.with_tiers(chain)
+            return self._views[chain]
+
+    # -- reads --------------------------------------------------------------------------------
+    def ping(self) -> int:
+        """The actor's process id (opening the folder first)."""
+        self.collection  # noqa: B018 - opens the folder
+        return os.getpid()
+
+    def manifest(self) -> Manifest:
+        col = self.collection
+        col.refresh()
+        return col._manifest
+
+    def run(self, query: Query, chain: str | None = None) -> SearchResult:
+        """The shard's own search (its chain, filter and deletions) of a prepared query."""
+        return self._searchable(chain).run(query)
+
+    def call(self, method: str, *args: Any, chain: str | None = None, **kwargs: Any) -> Any:
+        """A read of the shard's collection (``count``, ``explain``, ``get``, ``missing``,
+        ``sample_ids``, ``stats``, ``len``), through the view of ``chain`` if given."""
+        target = self._searchable(chain)
+        if method == "len":
+            return len(target)
+        return getattr(target, method)(*args, **kwargs)
+
+    # -- writes -------------------------------------------------------------------------------
+    def add(self, docs: Sequence[Document], vectors: Any = None) -> int:
+        return self.collection.add(docs, vectors=vectors)
+
+    def upsert(self, docs: Sequence[Document], vectors: Any = None) -> WriteStats:
+        return self.collection.upsert(docs, vectors=vectors)
+
+    def delete(self, ids: Sequence[str]) -> WriteStats:
+        return self.collection.delete(ids)
+
+    def ingest(self, docs: Sequence[Document], vectors: Any = None) -> int:
+        """Add those of ``docs`` the shard lacks (idempotent: a retried or repeated batch adds
+        nothing twice); how many were added."""
+        col = self.collection
+        missing = set(col.missing([d.id for d in docs]))
+        keep = [i for i, d in enumerate(docs) if d.id in missing]
+        if not keep:
+            return 0
+        if vectors is not None and len(keep) < len(docs):
+            vectors = vectors[keep]
+        return col.add([docs[i] for i in keep], vectors=vectors)
+
+    def fit_is_stale(self) -> bool:
+        return self.collection.fit_is_stale
+
+    def finish(self) -> bool:
+        """After an ingest: re-fit codecs first fitted on a small share, merge small
+        segments; whether the codecs were re-fitted."""
+        col = self.collection
+        stale = col.fit_is_stale
+        if stale:
+            col.refit()
+        col.compact_if_fragmented()
+        self._views.clear()
+        return stale
+
+    def write(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Another write of the shard's collection (``compact``, ``set_tiers``,
+        ``set_search_defaults``, ``save_plan``)."""
+        self._views.clear()
+        return getattr(self.collection, method)(*args, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._collection is not None:
+                self._collection.close()
+                self._collection = None
+            self._views.clear()
