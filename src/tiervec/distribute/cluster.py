@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, TypeVar
@@ -20,6 +21,8 @@ T = TypeVar("T")
 
 #: The Ray namespace the shards' actors are named in.
 NAMESPACE = "tiervec"
+#: Seconds to wait for a cluster's address to accept a connection.
+CONNECT_TIMEOUT_S = 5.0
 
 
 def ray_module() -> ModuleType:
@@ -35,6 +38,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
         return ray
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, private cluster
+    else:
+        _reachable(address)
     try:
         ray.init(address=address, num_cpus=num_cpus if address is None else None,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -46,6 +51,21 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> ModuleTy
             "--address to run a local cluster") from exc
     log.info("joined Ray cluster: %s", ray.cluster_resources())
     return ray
+
+
+def _reachable(address: str) -> None:
+    """Fail at once when nothing listens at a ``host:port`` address (Ray itself retries for
+    minutes before giving up)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ClusterUnavailable(
+            f"no Ray cluster answers at {address!r} ({exc.strerror or exc}); start one there "
+            "(`ray start --head`), pass its address (`--address HOST:6379`), or drop "
+            "--address to run a local cluster") from exc
 
 
 def unwrap(exc: BaseException) -> BaseException:

@@ -226,8 +226,13 @@ class ShardedCollection(SearchMethods):
         return [np.flatnonzero(where == s).tolist() for s in range(len(self.shards))]
 
     def _manifests(self) -> list[Manifest]:
-        if "manifests" not in self._shared:
-            self._shared["manifests"] = self._each("manifest")
+        if "manifests" not in self._shared:  # the same settings in every shard: those up will do
+            refs = [a.manifest.remote() for a in self._actors]
+            found, report = self._gather(refs, partial=self.partial)
+            if not found:
+                raise ShardUnavailable(f"no shard of {str(self.path)!r} answers",
+                                       tuple(report.failed))
+            self._shared["manifests"] = found
         return self._shared["manifests"]  # type: ignore[no-any-return]
 
     @property

@@ -1,0 +1,211 @@
+"""Sharded collections on a local Ray cluster: routing, the merged top-k against one
+collection, writes, and faults (a killed shard actor, a missing shard, a second writer)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray")
+
+import tiervec
+from tiervec import Document
+from tiervec.distribute import ShardedCollection, shard_of
+from tiervec.distribute.merge import allocate
+from tiervec.errors import (
+    CollectionExists,
+    CollectionLocked,
+    CollectionNotFound,
+    DuplicateIds,
+    NotACollection,
+    ShardedUnsupported,
+    ShardUnavailable,
+)
+
+DIM, N = 48, 3000
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    from tiervec.distribute.cluster import connect
+
+    ray = connect(num_cpus=2)
+    yield ray
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, DIM)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    docs = [Document(id=f"doc-{i}", text="", metadata={"group": i % 4, "year": 2000 + i % 25})
+            for i in range(N)]
+    queries = x[:60] + 0.3 * rng.standard_normal((60, DIM)).astype(np.float32)
+    return docs, x, queries
+
+
+def _pair(tmp: Path, data, tiers: str, shards: int = 3):
+    docs, x, _ = data
+    sharded = tiervec.create_sharded(tmp / "sharded", shards=shards, model=None, dim=DIM,
+                                     tiers=tiers)
+    sharded.add(docs, vectors=x)
+    single = tiervec.create(tmp / "single", model=None, dim=DIM, tiers=tiers)
+    single.add(docs, vectors=x)
+    return sharded, single
+
+
+def _recall(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact,
+                                                                         strict=True)]))
+
+
+def test_routing_is_by_id_alone_and_balanced():
+    ids = [f"x{i}" for i in range(20_000)]
+    first, again = shard_of(ids, 4), shard_of(list(reversed(ids)), 4)[::-1]
+    assert (first == again).all()
+    counts = np.bincount(first, minlength=4)
+    assert counts.min() > 0.9 * len(ids) / 4
+
+
+def test_allocate_splits_in_proportion():
+    assert allocate(10, [50, 30, 20]) == [5, 3, 2]
+    assert sum(allocate(7, [1, 100])) == 7
+    assert allocate(500, [3, 4]) == [3, 4]
+
+
+def test_exact_chain_gives_the_single_collection_ids(tmp_path, data, ray_cluster):
+    sharded, single = _pair(tmp_path, data, "float32")
+    with sharded, single:
+        _, _, queries = data
+        assert len(sharded) == len(single) == N
+        got, want = sharded.search_vectors(queries, 10), single.search_vectors(queries, 10)
+        np.testing.assert_array_equal(got.ids, want.ids)
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6)
+        assert got.shards.answered == sharded.shards and not got.shards.partial
+        flt = 'group == 2 and year >= 2010'
+        got, want = (c.search_vectors(queries, 10, filter=flt) for c in (sharded, single))
+        np.testing.assert_array_equal(got.ids, want.ids)
+        assert sharded.count(flt) == single.count(flt)
+        assert sharded.explain(flt).matches == single.explain(flt).matches
+        # every shard is an ordinary collection: the documents are split, none twice
+        sizes = [len(tiervec.open(sharded.path / s, read_only=True)) for s in sharded.shards]
+        assert sum(sizes) == N and min(sizes) > 0
+
+
+def test_compressed_chain_keeps_recall(tmp_path, data, ray_cluster):
+    docs, x, queries = data
+    exact = np.argsort(-(queries @ x.T), axis=1)[:, :10]
+    exact_ids = np.array([[docs[i].id for i in row] for row in exact])
+    sharded, single = _pair(tmp_path, data, "binary*4 -> float32@disk", shards=4)
+    with sharded, single:
+        r_sharded = _recall(sharded.search_vectors(queries, 10).ids, exact_ids)
+        r_single = _recall(single.search_vectors(queries, 10).ids, exact_ids)
+        assert r_sharded >= r_single - 0.01
+        view = sharded.with_tiers("float32")  # evaluation's path: each shard's view
+        assert _recall(view.search_vectors(queries, 10).ids, exact_ids) == 1.0
+        stats = sharded.stats()
+        assert stats.documents == N and stats.ram_bytes == single.stats().ram_bytes
+
+
+def test_writes_route_by_id(tmp_path, data, ray_cluster):
+    docs, x, _ = data
+    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM,
+                                tiers="float32") as col:
+        col.add(docs[:100], vectors=x[:100])
+        with pytest.raises(DuplicateIds, match="already in the collection"):
+            col.add(docs[90:110], vectors=x[90:110])
+        assert len(col) == 100  # nothing written by the refused add
+        stats = col.upsert(docs[90:110], vectors=x[:20])
+        assert (stats.added, stats.replaced) == (10, 10)
+        assert col.ingest(docs[:110], x[:110]) == 0  # all held now: nothing twice
+        assert col.ingest(docs[:130], x[:130]) == 20
+        gone = col.delete(["doc-5", "doc-6", "nope"])
+        assert gone.deleted == 2 and gone.missing == ["nope"]
+        assert len(col) == 128
+        got = col.get(["doc-95", "doc-5", "doc-7"])
+        assert got[0].id == "doc-95" and got[1] is None and got[2].id == "doc-7"
+        assert col.missing(["doc-5", "doc-7"]) == ["doc-5"]
+        top = col.search_vectors(x[3], 2)
+        assert set(top.ids[0]) == {"doc-3", "doc-93"}  # doc-93 upserted with doc-3's vector
+        assert len(col.sample_ids(30, seed=1)) == 30
+
+
+def test_lexical_and_calibrated_searches_say_why_not(tmp_path, data, ray_cluster):
+    docs, x, _ = data
+    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM) as col:
+        col.add(docs[:10], vectors=x[:10])
+        with pytest.raises(ShardedUnsupported, match="min_relevance"):
+            col.search_vectors(x[:1], 3, min_relevance=0.5)
+        from tiervec.search import Query
+
+        with pytest.raises(ShardedUnsupported, match="BM25"):
+            col.run(Query(texts=["a"], mode="lexical"))
+
+
+def test_a_killed_shard_actor_is_restarted_and_reopens_its_folder(tmp_path, data, ray_cluster):
+    ray = ray_cluster
+    sharded, single = _pair(tmp_path, data, "float32", shards=2)
+    with sharded, single:
+        _, _, queries = data
+        want = single.search_vectors(queries, 10).ids
+        before = ray.get(sharded.actor(0).ping.remote())
+        ray.kill(sharded.actor(0), no_restart=False)  # Ray restarts it
+        got = sharded.search_vectors(queries, 10)
+        np.testing.assert_array_equal(got.ids, want)
+        assert ray.get(sharded.actor(0).ping.remote()) != before  # a new process
+
+
+def test_a_shard_that_stays_down_fails_the_search_unless_partial(tmp_path, data, ray_cluster):
+    ray = ray_cluster
+    sharded, single = _pair(tmp_path, data, "float32", shards=3)
+    with single:
+        _, _, queries = data
+        down = sharded.shards[1]
+        ray.kill(sharded.actor(1), no_restart=True)
+        with pytest.raises(ShardUnavailable, match=down) as err:
+            sharded.search_vectors(queries, 10)
+        assert err.value.shards == (down,)
+        sharded.partial = True
+        got = sharded.search_vectors(queries, 10)
+        assert got.shards.partial and set(got.shards.failed) == {down}
+        assert got.shards.answered == tuple(s for s in sharded.shards if s != down)
+        held = set(tiervec.open(sharded.path / down, read_only=True).sample_ids(N))
+        assert not held & set(got.ids.ravel())
+        sharded.close()
+
+
+def test_missing_shard_and_second_writer_are_named(tmp_path, data, ray_cluster):
+    docs, x, _ = data
+    col = tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM)
+    col.add(docs[:50], vectors=x[:50])
+    shard = col.path / col.shards[1]
+    with pytest.raises(CollectionLocked):  # the shard's actor is its writer
+        tiervec.open(shard)
+    col.close()
+    with tiervec.open(shard):  # held here now: the shard's actor cannot be its writer
+        with pytest.raises(CollectionLocked):
+            ShardedCollection.open(col.path)
+    with pytest.raises(NotACollection, match="open_sharded"):
+        tiervec.open(col.path)
+    with pytest.raises(CollectionExists):
+        tiervec.create_sharded(col.path, shards=2, model=None, dim=DIM)
+    shard.rename(shard.with_name("elsewhere"))
+    with pytest.raises(CollectionNotFound, match=col.shards[1]):
+        tiervec.open_sharded(col.path)
+    manifest = json.loads((col.path / "sharded.json").read_text())
+    assert manifest["routing"].startswith("blake2b")
+
+
+def test_no_cluster_at_an_address_is_a_clear_error():
+    import subprocess
+    import sys
+
+    code = ("from tiervec.distribute.cluster import connect\n"
+            "try:\n    connect('127.0.0.1:9')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120).stdout
+    assert out.startswith("ClusterUnavailable") and "ray start --head" in out
