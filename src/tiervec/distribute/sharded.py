@@ -92,6 +92,10 @@ class ShardedCollection(SearchMethods):
         # the encoder and the shards' manifests, shared with views
         self._shared: dict[str, Any] = {} if shared is None else shared
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled into Ray tasks (distributed ingest) without the query encoder."""
+        return {**self.__dict__, "_shared": {}, "_owner": False}
+
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def create(

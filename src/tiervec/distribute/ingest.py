@@ -1,0 +1,251 @@
+"""Distributed ingest: Ray Data reads a corpus, an actor pool encodes it, the shards write it.
+
+::
+
+    read (JSONL lines / Parquet rows, many files)  ->  parse (tiervec's record rules)
+      ->  drop ids the shards hold (a rerun resumes)  ->  encode (an actor pool, each actor
+      holding the model; CPU or GPU)  ->  each shard's actor writes its documents
+
+Ray runs tasks at least once (it retries them and restarts dead actors), so the writes are
+idempotent by document id (:meth:`~tiervec.distribute.shard.Shard.ingest` adds only ids its
+shard lacks, each batch one committed segment): a killed encoder or shard leaves no duplicate
+and loses no document, and rerunning the same ingest adds only what is missing. Chunked and
+multi-vector collections skip the pool: each shard encodes its own documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiervec.corpus import Document, corpus_file, document_from_record
+from tiervec.distribute import cluster
+from tiervec.distribute.sharded import ShardedCollection
+from tiervec.errors import CorpusNotFound, EmptyDocument, MalformedCorpus, TiervecError
+
+#: Documents per encoding call and per write (one committed segment per shard and write).
+ENCODE_BATCH = 256
+WRITE_BATCH = 4096
+#: The CPU share of the light stages (reading, parsing), so that they run beside encoders.
+LIGHT = {"num_cpus": 0.1}
+_JSONL = (".jsonl", ".jsonl.gz", ".ndjson", ".json.gz")
+
+
+@dataclass
+class IngestStats:
+    """What an ingest did: documents read, added, already held (skipped), empty (ids)."""
+
+    read: int = 0
+    added: int = 0
+    skipped: int = 0
+    empty: list[str] = field(default_factory=list)
+    refitted: bool = False
+
+
+def corpus_files(corpus: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files of a corpus: one file, a BEIR folder, a folder of ``.jsonl``/``.parquet``
+    files, or a list of files (one format)."""
+    if isinstance(corpus, str | Path):
+        path = Path(corpus).expanduser()
+        if path.is_dir() and not any((path / n).is_file() for n in ("corpus.jsonl",
+                                                                    "corpus.jsonl.gz")):
+            files = sorted(p for p in path.iterdir()
+                           if p.name.lower().endswith((*_JSONL, ".parquet")))
+            if not files:
+                raise CorpusNotFound(f"folder {str(path)!r} holds no .jsonl or .parquet files")
+            return _one_format(files)
+        return [corpus_file(path)]
+    files = [corpus_file(p) for p in corpus]
+    if not files:
+        raise CorpusNotFound("no corpus files given")
+    return _one_format(files)
+
+
+def _one_format(files: list[Path]) -> list[Path]:
+    kinds = {f.name.lower().endswith(".parquet") for f in files}
+    if len(kinds) > 1:
+        raise MalformedCorpus("the corpus mixes .jsonl and .parquet files; ingest each kind "
+                              "separately")
+    return files
+
+
+def read_dataset(files: list[Path]) -> Any:
+    """The corpus as a Ray Dataset of ``record`` (one JSON object per row)."""
+    ray = cluster.ray_module()
+    paths = [str(f.resolve()) for f in files]
+    if files[0].name.lower().endswith(".parquet"):
+        return ray.data.read_parquet(paths, ray_remote_args=LIGHT).map_batches(
+            _rows_to_records, batch_format="pandas", **LIGHT)
+    unknown = [f for f in files if not f.name.lower().endswith(_JSONL)]
+    if unknown:
+        raise MalformedCorpus(f"{unknown[0].name}: distributed ingest reads .jsonl(.gz) and "
+                              ".parquet files; convert it, or index without --ray")
+    return ray.data.read_text(paths, ray_remote_args=LIGHT).map_batches(
+        _lines_to_records, batch_format="numpy", **LIGHT)
+
+
+def _lines_to_records(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    lines = [str(x) for x in batch["text"] if str(x).strip()]
+    return {"record": np.array(lines, dtype=object)}
+
+
+def _rows_to_records(frame: Any) -> dict[str, np.ndarray]:
+    rows = frame.to_dict("records")
+    return {"record": np.array([json.dumps(r, default=_plain) for r in rows], dtype=object)}
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def parse_records(batch: dict[str, np.ndarray], vector_column: str | None = None,
+                  ) -> dict[str, np.ndarray]:
+    """Records to documents by tiervec's rules (ids, titles, metadata); an empty document
+    keeps its id with ``empty`` set (reported, not written)."""
+    ids, titles, texts, metas, empty, vectors = [], [], [], [], [], []
+    for number, line in enumerate(batch["record"], start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MalformedCorpus(f"a corpus record is not valid JSON ({exc.msg}): "
+                                  f"{str(line)[:80]!r}") from None
+        vector = record.pop(vector_column, None) if vector_column else None
+        try:
+            doc = document_from_record(record, f"record {number} of a batch",
+                                       allow_empty=vector is not None)
+            blank = False
+        except EmptyDocument as exc:
+            doc, blank = Document(id=exc.doc_id, text=""), True
+        if vector_column and vector is None and not blank:
+            raise MalformedCorpus(f"document {doc.id!r} has no {vector_column!r} vector")
+        ids.append(doc.id)
+        titles.append(doc.title)
+        texts.append(doc.text)
+        metas.append(json.dumps(dict(doc.metadata), default=str))
+        empty.append(blank)
+        vectors.append(vector)
+    out = {"id": np.array(ids, dtype=object), "title": np.array(titles, dtype=object),
+           "text": np.array(texts, dtype=object), "metadata": np.array(metas, dtype=object),
+           "empty": np.array(empty, dtype=bool)}
+    if vector_column:
+        dim = next((len(v) for v in vectors if v is not None), 0)
+        out["vector"] = np.array([v if v is not None else [0.0] * dim for v in vectors],
+                                 dtype=np.float32).reshape(len(ids), dim)
+    return out
+
+
+def mark_stored(batch: dict[str, np.ndarray], collection: ShardedCollection,
+                ) -> dict[str, np.ndarray]:
+    """``stored``: which rows' ids a shard already holds (skipped, not encoded again)."""
+    ids = [str(i) for i in batch["id"]]
+    missing = set(collection.missing(ids))
+    return {**batch, "stored": np.array([i not in missing for i in ids], dtype=bool)}
+
+
+class Encode:
+    """An encoding actor: holds the collection's model, adds a ``vector`` column."""
+
+    def __init__(self, config: dict[str, Any], threads: int | None = None) -> None:
+        from tiervec.encode import EncoderConfig, load_encoder
+
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.encoder = load_encoder(EncoderConfig.from_dict(config))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        texts = [Document(id="", text=str(t), title=str(h)).embedding_text()
+                 for t, h in zip(batch["text"], batch["title"], strict=True)]
+        live = ~(batch["empty"] | batch["stored"])
+        vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        if live.any():
+            vectors[live] = self.encoder.encode_documents([t for t, ok in zip(texts, live,
+                                                                              strict=True) if ok])
+        return {**batch, "vector": vectors}
+
+
+def ingest(
+    collection: ShardedCollection,
+    corpus: str | Path | Sequence[str | Path],
+    *,
+    encoders: int = 1,
+    gpus: float = 0,
+    vector_column: str | None = None,
+    encode_batch: int = ENCODE_BATCH,
+    write_batch: int = WRITE_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> IngestStats:
+    """Add every document of ``corpus`` that ``collection`` lacks, through Ray Data.
+
+    ``encoders`` actors encode (each holding the model; ``gpus`` per actor, 0 for CPU);
+    ``vector_column`` names a column of precomputed vectors instead (no model runs).
+    ``progress(n)`` advances by every document read (written, skipped or empty).
+    """
+    ray = cluster.ray_module()
+    ds = read_dataset(corpus_files(corpus))
+    ds = ds.map_batches(parse_records, batch_format="numpy",
+                        fn_kwargs={"vector_column": vector_column}, **LIGHT)
+    ds = ds.map_batches(mark_stored, batch_format="numpy",
+                        fn_kwargs={"collection": collection}, batch_size=write_batch, **LIGHT)
+    own_encoding = collection.chunking is not None or collection.multivector is not None
+    if vector_column is None and not own_encoding:
+        config = collection.encoder_config
+        if config is None:
+            raise MalformedCorpus("a collection without a model needs precomputed vectors: "
+                                  "pass --vectors-column")
+        ds = ds.map_batches(
+            Encode, batch_format="numpy", batch_size=encode_batch,
+            fn_constructor_kwargs={"config": config.to_dict(), "threads": None if gpus else 1},
+            compute=ray.data.ActorPoolStrategy(size=encoders),
+            num_cpus=_encoder_cpus(ray, encoders, gpus), num_gpus=gpus or None)
+    stats = IngestStats()
+    try:
+        for batch in ds.iter_batches(batch_size=write_batch, batch_format="numpy"):
+            _write(collection, batch, stats)
+            if progress is not None:
+                progress(len(batch["id"]))
+    except Exception as exc:
+        raise _cause(exc) from None
+    stats.refitted = collection.finish()
+    return stats
+
+
+def _encoder_cpus(ray: Any, encoders: int, gpus: float) -> float:
+    """An encoding actor's CPU share: one core, less when the cluster has too few cores for
+    every encoder and the light stages beside them."""
+    if gpus:
+        return 0.5
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    return max(0.1, min(1.0, (cpus - 0.5) / encoders))
+
+
+def _write(collection: ShardedCollection, batch: dict[str, np.ndarray],
+           stats: IngestStats) -> None:
+    empty, stored = batch["empty"], batch["stored"]
+    stats.read += len(empty)
+    stats.skipped += int(stored.sum())
+    stats.empty += [str(i) for i in batch["id"][empty]]
+    todo = ~(empty | stored)
+    docs = [Document(id=str(i), text=str(t), title=str(h), metadata=json.loads(m))
+            for i, t, h, m, ok in zip(batch["id"], batch["text"], batch["title"],
+                                      batch["metadata"], todo, strict=True) if ok]
+    vectors = batch["vector"][todo] if "vector" in batch else None
+    if docs:
+        stats.added += collection.ingest(docs, vectors)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The tiervec error behind a failed Ray Data stage (else ``exc``)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        found = cluster.unwrap(seen)
+        if isinstance(found, TiervecError):
+            return found
+        seen = seen.__cause__ or seen.__context__
+    return exc
