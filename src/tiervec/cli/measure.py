@@ -21,6 +21,7 @@ from tiervec.cli._app import (
     err_console,
     index_with_progress,
 )
+from tiervec.cli.distribute import open_searchable
 
 
 def _default_eval_collection(dataset_dir: Path, model: str | None) -> Path:
@@ -169,9 +170,8 @@ def plan(
             col, _ = open_or_create(collection, model, None)
             with col:
                 index_with_progress(col, dataset)
-        import tiervec
 
-        with tiervec.open(collection, read_only=not apply) as col:
+        with open_searchable(collection, read_only=not apply) as col:
             plan_q, verify_q = _plan_queries(col, dataset, split, verify_split, queries,
                                              n_queries)
             table = _plan_table(plan_q.name, len(col))

@@ -22,6 +22,7 @@ from tiervec.cli._app import (
     err_console,
     index_with_progress,
 )
+from tiervec.cli.distribute import open_searchable
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,22 @@ def index(
     token_codec: Annotated[str, typer.Option(
         "--token-codec", help="Multi-vector: a compressed copy of every token: int8, binary "
         "or none.")] = "int8",
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Distributed ingest on Ray into a sharded collection (Ray Data reads "
+        "the corpus, an actor pool encodes it, each shard writes its documents).")] = False,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="--ray: the cluster (auto, HOST:6379, ray://HOST:10001); default "
+        "RAY_ADDRESS or a local cluster.", show_default=False)] = None,
+    shards: Annotated[int | None, typer.Option(
+        "--shards", help="--ray: shards of a new sharded collection (default 2).", min=1,
+        show_default=False)] = None,
+    encoders: Annotated[int, typer.Option(
+        "--encoders", help="--ray: encoding actors, each holding the model.", min=1)] = 1,
+    gpus: Annotated[float, typer.Option(
+        "--gpus", help="--ray: GPUs per encoding actor (0: CPU actors).", min=0)] = 0,
+    vectors_column: Annotated[str | None, typer.Option(
+        "--vectors-column", help="--ray: a column of precomputed vectors (no model runs).",
+        show_default=False)] = None,
 ) -> None:
     """Encode a corpus into a collection (documents already in it are skipped).
 
@@ -70,6 +87,8 @@ def index(
     the model reads are embedded by their start only (a warning counts them).
 
     Example: tiervec index ../shared/data/long/qmsum --collection qmsum.tv --chunking late
+
+    On Ray: tiervec index corpus/ --collection big.tv --ray --shards 4 --encoders 2
     """
 
     def go() -> None:
@@ -77,11 +96,19 @@ def index(
         from tiervec.encode.chunking import ChunkingConfig
         from tiervec.ingest import open_or_create
 
-        corpus_file(corpus)  # a missing corpus fails before a collection is created
         config = None if chunking is None else ChunkingConfig(
             method=chunking, tokens=chunk_tokens, overlap=overlap,  # type: ignore[arg-type]
             sentences=sentences, window=window, aggregate=aggregate)  # type: ignore[arg-type]
         mv = _multivector_config(fde, candidates, token_codec) if multivector else None
+        if ray or shards is not None or address is not None:
+            from tiervec.cli.distribute import index_on_ray
+
+            index_on_ray(corpus, collection, address=address, shards=shards,
+                         encoders=encoders, gpus=gpus, vectors_column=vectors_column,
+                         create={"model": model, "tiers": tiers, "lexical": lexical,
+                                 "chunking": config, "multivector": mv})
+            return
+        corpus_file(corpus)  # a missing corpus fails before a collection is created
         col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config,
                                 multivector=mv)
         with col:
@@ -137,11 +164,10 @@ def search(
     """
 
     def go() -> None:
-        import tiervec
         from tiervec.hits import to_hits
 
         chosen = "hybrid" if hybrid else "lexical" if lexical else mode
-        with tiervec.open(collection, read_only=True) as col:
+        with open_searchable(collection, read_only=True) as col:
             if filter_ is not None and log.isEnabledFor(logging.INFO):
                 plan = col.explain(filter_)
                 log.info("filter %r matches %d documents (%.1f%%); strategy: %s", filter_,
@@ -217,9 +243,8 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
     """
 
     def go() -> None:
-        import tiervec
 
-        with tiervec.open(collection, read_only=True) as col:
+        with open_searchable(collection, read_only=True) as col:
             chain, dim, n, fields = col.chain, col.dim, len(col), col.fields
             unreclaimed = col.stats().deleted  # deleted or replaced, not compacted yet
             table = Table(title=str(collection), title_justify="left", show_header=False)
