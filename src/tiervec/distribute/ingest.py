@@ -74,18 +74,18 @@ def _one_format(files: list[Path]) -> list[Path]:
     return files
 
 
-def read_dataset(files: list[Path]) -> Any:
+def read_dataset(files: list[Path], blocks: int | None = None) -> Any:
     """The corpus as a Ray Dataset of ``record`` (one JSON object per row)."""
     ray = cluster.ray_module()
     paths = [str(f.resolve()) for f in files]
     if files[0].name.lower().endswith(".parquet"):
-        return ray.data.read_parquet(paths, ray_remote_args=LIGHT).map_batches(
+        return ray.data.read_parquet(paths, override_num_blocks=blocks, **LIGHT).map_batches(
             _rows_to_records, batch_format="pandas", **LIGHT)
     unknown = [f for f in files if not f.name.lower().endswith(_JSONL)]
     if unknown:
         raise MalformedCorpus(f"{unknown[0].name}: distributed ingest reads .jsonl(.gz) and "
                               ".parquet files; convert it, or index without --ray")
-    return ray.data.read_text(paths, ray_remote_args=LIGHT).map_batches(
+    return ray.data.read_text(paths, override_num_blocks=blocks, **LIGHT).map_batches(
         _lines_to_records, batch_format="numpy", **LIGHT)
 
 
@@ -188,7 +188,7 @@ def ingest(
     ``progress(n)`` advances by every document read (written, skipped or empty).
     """
     ray = cluster.ray_module()
-    ds = read_dataset(corpus_files(corpus))
+    ds = read_dataset(corpus_files(corpus), blocks=max(8, 4 * encoders))
     ds = ds.map_batches(parse_records, batch_format="numpy",
                         fn_kwargs={"vector_column": vector_column}, **LIGHT)
     ds = ds.map_batches(mark_stored, batch_format="numpy",
