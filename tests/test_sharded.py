@@ -209,3 +209,32 @@ def test_no_cluster_at_an_address_is_a_clear_error():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120).stdout
     assert out.startswith("ClusterUnavailable") and "ray start --head" in out
+
+
+def test_served_over_http_with_ray(tmp_path, data, ray_cluster):
+    from live_server import LiveServer
+
+    docs, x, queries = data
+    root = tmp_path / "data"
+    with tiervec.create_sharded(root / "big", shards=2, model=None, dim=DIM,
+                                tiers="float32") as col:
+        col.add(docs[:500], vectors=x[:500])
+        want = col.search_vectors(queries[:5], 5)
+    plain = LiveServer(root).start(timeout=120)  # sharded collections served only when asked
+    try:
+        import httpx
+
+        assert "serve --ray" in httpx.get(f"{plain.url}/readyz").json()["failed"]["big"]
+    finally:
+        plain.stop()
+    server = LiveServer(root, "--ray").start(timeout=180)
+    try:
+        with tiervec.Client(server.url) as client:
+            remote = client.open("big")
+            got = remote.search_vectors(queries[:5], 5)
+            np.testing.assert_array_equal(got.ids, want.ids)
+            remote.add([{"_id": "new", "text": ""}], vectors=x[600:601])
+            assert remote.count() == 501
+            assert remote.search_vectors(x[600], 1).ids[0, 0] == "new"
+    finally:
+        assert server.stop() == 0

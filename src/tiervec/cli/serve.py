@@ -31,6 +31,12 @@ def serve(
     batching: Annotated[bool, typer.Option(
         help="Batch concurrent searches into one encoder and one kernel call.")] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    ray: Annotated[bool, typer.Option(
+        "--ray", help="Serve the sharded collections too (tiervec index --ray), their shards' "
+        "actors on Ray.")] = False,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="--ray: the Ray cluster (default RAY_ADDRESS or a local one).",
+        show_default=False)] = None,
 ) -> None:
     """Serve every collection in DATA_DIR over HTTP: the JSON API under /v1 (OpenAPI at
     /openapi.json, interactive docs at /docs) and a search page at /.
@@ -50,7 +56,12 @@ def serve(
                         max_documents=max_documents, max_text_chars=max_text_chars,
                         max_k=max_k)
         config = ServerConfig(api_key=api_key or None, read_key=read_key or None,
-                              limits=limits, batching=batching)
+                              limits=limits, batching=batching,
+                              ray_address=(address or "") if ray else None)
+        if ray:  # joined here, in the main thread, before uvicorn sets its signal handlers
+            from tiervec.distribute.cluster import connect
+
+            connect(address)
         where = f"http://{host}:{port}/"
         console.print(f"tiervec: serving {data_dir} at "
                       f"{where} (API docs at {where}docs)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +65,13 @@ class Shard:
     def run(self, query: Query, chain: str | None = None) -> SearchResult:
         """The shard's own search (its chain, filter and deletions) of a prepared query."""
         return self._searchable(chain).run(query)
+
+    def run_timed(self, query: Query, chain: str | None = None) -> tuple[SearchResult, float]:
+        """:meth:`run` and its seconds inside the shard (what benchmarks compare the
+        scatter-gather's wall time to)."""
+        start = time.perf_counter()
+        found = self.run(query, chain)
+        return found, time.perf_counter() - start
 
     def call(self, method: str, *args: Any, chain: str | None = None, **kwargs: Any) -> Any:
         """A read of the shard's collection (``count``, ``explain``, ``get``, ``missing``,

@@ -499,6 +499,15 @@ class ShardedCollection(SearchMethods):
         self._forget()
         return WriteStats(deleted=sum(s.deleted for s in stats))
 
+    def is_fragmented(self) -> bool:
+        """Whether a shard has many small segments (writes over HTTP make them)."""
+        return any(self._reads("is_fragmented"))
+
+    def compact_if_fragmented(self) -> bool:
+        merged = any(self._each("write", "compact_if_fragmented"))
+        self._forget()
+        return merged
+
     def set_tiers(self, tiers: str | Chain) -> None:
         """Search every shard through ``tiers`` from now on (each re-encodes its codes)."""
         self._require_writable()

@@ -30,13 +30,17 @@ class Limits:
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """``api_key``: needed by every endpoint but health and readiness; ``read_key``: may search
-    and read but not write. ``batching``: coalesce concurrent searches into one kernel call."""
+    and read but not write. ``batching``: coalesce concurrent searches into one kernel call;
+    ``ray_address``: serve the sharded collections too, on that Ray cluster."""
 
     api_key: str | None = None
     read_key: str | None = None
     limits: Limits = field(default_factory=Limits)
     batching: bool = True
     max_batch: int = 256
+    #: Serve sharded collections on Ray (``tiervec serve --ray``): ``None`` serves none of them;
+    #: ``""`` a local cluster (or ``RAY_ADDRESS``); else the cluster's address.
+    ray_address: str | None = None
 
 
 def check_name(name: str) -> str:

@@ -17,10 +17,11 @@ import numpy as np
 from tiervec.collection import Collection
 from tiervec.encode import EncoderConfig, load_encoder
 from tiervec.encode.base import Encoder, ProgressFn
-from tiervec.errors import CollectionExists, CollectionNotFound
+from tiervec.errors import CollectionExists, CollectionNotFound, ShardedUnsupported
 from tiervec.serve.batching import SearchBatcher
 from tiervec.serve.config import ServerConfig, check_name
 from tiervec.serve.documents import DocumentCache
+from tiervec.store.layout import SHARDED
 from tiervec.store.manifest import MANIFEST, Manifest
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Registry:
         for path in sorted(self.root.iterdir()):
             if path.name.startswith(_TRASH):
                 shutil.rmtree(path, ignore_errors=True)
-            elif (path / MANIFEST).is_file():
+            elif (path / MANIFEST).is_file() or (path / SHARDED).is_file():
                 try:
                     check_name(path.name)
                     self._add(path.name, self._open(path))
@@ -113,9 +114,10 @@ class Registry:
         self.ready = True
 
     @staticmethod
-    def _warm(col: Collection) -> None:
+    def _warm(col: Any) -> None:
         try:
-            col.pipeline()
+            if isinstance(col, Collection):
+                col.pipeline()
             if col.encoder_config is not None:
                 col.encode_queries(["warm-up"])
         except Exception as exc:  # searches will raise it where it matters
@@ -125,11 +127,22 @@ class Registry:
         for name in list(self._served):
             self._close(name)
 
-    def _open(self, path: Path) -> Collection:
+    def _open(self, path: Path) -> Any:
+        if (path / SHARDED).is_file():
+            return self._open_sharded(path)
         manifest = Manifest.read(path)
         config = EncoderConfig.from_dict(manifest.encoder) if manifest.encoder else None
         encoder = None if config is None else self._encoder(config, manifest.dim)
         return Collection.open(path, encoder=encoder)
+
+    def _open_sharded(self, path: Path) -> Any:
+        """A sharded collection, its shards' actors on the Ray cluster (``--ray``)."""
+        if self.config.ray_address is None:
+            raise ShardedUnsupported(
+                f"{path.name!r} is a sharded collection: serve it with `tiervec serve --ray`")
+        from tiervec.distribute.sharded import ShardedCollection
+
+        return ShardedCollection.open(path, address=self.config.ray_address or None)
 
     def _encoder(self, config: EncoderConfig, dim: int | None = None) -> SharedEncoder:
         key = repr(sorted(config.to_dict().items()))

@@ -1,0 +1,247 @@
+"""Scale-out on Ray, one run: distributed ingest against the single-process path, sharded
+search against one node, and a capacity table from measured bytes per vector.
+
+1. Ingest of SciFact's texts (5,183 documents, MiniLM-L6-v2): single process
+   (``tiervec index``) vs local Ray with 1 and 2 encoding actors (2 shards), and with
+   precomputed vectors (codes and writes only) both ways.
+2. Search on N x 384 vectors (the speed benchmark's set: SciFact embeddings plus noise;
+   default 200k, ``--n 1000000`` for the full set): one collection vs 1, 2 and 4 shards on
+   local Ray, batches of 100 real SciFact queries: QPS, p50/p99 per batch, recall@10 vs exact,
+   whether the exact chain's ids are identical, and the scatter-gather's cost over the
+   slowest shard's own time in the same call.
+3. Capacity for 100M and 1B vectors of 384 dims per chain: RAM and disk, nodes of a given
+   RAM, beside DiskANN (~60 RAM bytes/vector on BIGANN-1B) and Qdrant's sizing rule
+   (vectors x dim x 4 B x 1.5).
+
+    python bench/scaleout.py [--n 200000] [--node-ram 64GiB] [--skip-ingest]
+
+Writes bench/results/ray.json. On a 2-core machine every actor shares the same two cores:
+the figures show the overhead of the machinery, not a cluster's speed-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+import tiervec
+from _common import CACHE, console, markdown_table, print_table, qps, shared_data, write_json
+from tiervec.distribute.cluster import connect, ray_module
+from tiervec.distribute.ingest import ingest
+from tiervec.ingest import index_corpus
+from tiervec.search import Chain, Query
+
+K = 10
+BATCH = 100
+CHAINS = ("float32", "binary*4 -> float32@disk")
+CAPACITY_CHAINS = ("float32", "int8*4 -> float32@disk", "binary*4 -> float32@disk",
+                   "binary*10 -> float32@disk", "pq48*10 -> float32@disk")
+
+
+def ingest_rows(work: Path) -> tuple[list[list], np.ndarray, list[str]]:
+    scifact = shared_data() / "beir" / "scifact"
+    rows = []
+    single_dir = work / "single"
+    shutil.rmtree(work, ignore_errors=True)
+    col = tiervec.create(single_dir)
+    start = time.perf_counter()
+    stats = index_corpus(col, scifact)
+    seconds = time.perf_counter() - start
+    n = stats.added
+    rows.append(["single process (tiervec index)", "-", "1 (in process)", n, seconds])
+    ids = col.sample_ids(n)
+    docs = col.get(ids)
+    vectors = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
+    id_order = col.ids_at(np.arange(len(vectors)))
+    col.close()
+    for encoders in (1, 2):
+        sharded = tiervec.create_sharded(work / f"ray-{encoders}", shards=2)
+        start = time.perf_counter()
+        got = ingest(sharded, scifact, encoders=encoders)
+        seconds = time.perf_counter() - start
+        rows.append([f"Ray Data, {encoders} encoding actor(s)", 2, encoders, got.added, seconds])
+        sharded.close()
+    # precomputed vectors: codes and writes only
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    by_id = {d.id: d for d in docs if d is not None}
+    table = pa.table({"_id": list(id_order), "title": [by_id[i].title for i in id_order],
+                      "text": [by_id[i].text for i in id_order], "vector": vectors.tolist()})
+    pq.write_table(table, work / "with-vectors.parquet")
+    plain = tiervec.create(work / "single-vectors")
+    start = time.perf_counter()
+    plain.add([by_id[i] for i in id_order], vectors=vectors)
+    plain.refit()
+    rows.append(["single process, vectors given", "-", "-", len(id_order),
+                 time.perf_counter() - start])
+    plain.close()
+    sharded = tiervec.create_sharded(work / "ray-vectors", shards=2)
+    start = time.perf_counter()
+    got = ingest(sharded, work / "with-vectors.parquet", vector_column="vector")
+    rows.append(["Ray Data, vectors given", 2, "-", got.added, time.perf_counter() - start])
+    sharded.close()
+    return [[*r[:4], round(r[4], 1), round(r[3] / r[4], 1)] for r in rows], vectors, []
+
+
+def synthetic_vectors(n: int, base: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The speed benchmark's vectors: SciFact embeddings plus correlated noise (0.5)."""
+    from speed import synthetic
+
+    return np.concatenate(list(synthetic(base, n, 0.5, seed)))
+
+
+def queries() -> np.ndarray:
+    from _common import scifact_queries
+
+    return scifact_queries()[1][:1000].astype(np.float32)
+
+
+def batches(q: np.ndarray) -> list[np.ndarray]:
+    return [q[i:i + BATCH] for i in range(0, len(q), BATCH)]
+
+
+def time_batches(run, qs: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+    run(qs[0])  # warm
+    found, times = [], []
+    for q in qs:
+        start = time.perf_counter()
+        found.append(run(q))
+        times.append(time.perf_counter() - start)
+    return np.concatenate(found), times
+
+
+def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
+    ray = ray_module()
+    docs = [tiervec.Document(id=f"v{i}", text="") for i in range(len(x))]
+    qs = batches(q)
+    exact = None
+    rows = []
+    for chain in CHAINS:
+        single = tiervec.create(work / f"one-{chain[:6]}", model=None, dim=x.shape[1],
+                                tiers=chain)
+        for s in range(0, len(x), 100_000):
+            single.add(docs[s:s + 100_000], vectors=x[s:s + 100_000])
+        single.refit()
+        ids, times = time_batches(lambda b, c=single: c.search_vectors(b, K).ids, qs)
+        single.close()
+        if exact is None:
+            exact = ids
+        rows.append(_row(chain, "one node", ids, exact, times, None, chain == "float32"))
+        for shards in (1, 2, 4):
+            col = tiervec.create_sharded(work / f"sh{shards}-{chain[:6]}", shards=shards,
+                                         model=None, dim=x.shape[1], tiers=chain)
+            for s in range(0, len(x), 100_000):
+                col.add(docs[s:s + 100_000], vectors=x[s:s + 100_000])
+            col.refit()
+            got, times = time_batches(lambda b, c=col: c.search_vectors(b, K).ids, qs)
+            own = []
+            for b in qs:  # each shard's own time in one scatter: the slowest bounds the call
+                prepared = Query(vectors=b, k=K)
+                answers = ray.get([a.run_timed.remote(prepared) for a in col._actors])
+                own.append(max(t for _, t in answers))
+            rows.append(_row(chain, f"{shards} shard(s)", got, exact, times, own,
+                             chain == "float32"))
+            col.close()
+            shutil.rmtree(work / f"sh{shards}-{chain[:6]}", ignore_errors=True)
+        shutil.rmtree(work / f"one-{chain[:6]}", ignore_errors=True)
+    return rows
+
+
+def _row(chain, setting, ids, exact, times, own, check_identical) -> list:
+    t = np.array(times) * 1000
+    recall = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact, strict=True)]))
+    identical = bool((ids == exact).all()) if check_identical else None
+    over = None if own is None else round(float(np.median(t) - np.median(np.array(own) * 1000)), 2)
+    return [chain, setting, qps(BATCH * len(t) / (t.sum() / 1000)), round(float(np.median(t)), 1),
+            round(float(np.percentile(t, 99)), 1), round(recall, 4),
+            "-" if identical is None else ("yes" if identical else "NO"),
+            "-" if over is None else over]
+
+
+def capacity_rows(node_ram: int, disk_overhead: float) -> list[list]:
+    rows = []
+    for n in (100_000_000, 1_000_000_000):
+        for chain in CAPACITY_CHAINS:
+            c = Chain.parse(chain)
+            ram = c.ram_bytes_per_vector(384) * n
+            disk = (c.disk_bytes_per_vector(384) + disk_overhead) * n
+            nodes = max(1, int(np.ceil(ram / (0.7 * node_ram))))
+            rows.append([f"{n:,}", f"tiervec {chain}", c.ram_bytes_per_vector(384),
+                         _gib(ram), _gib(disk), nodes, _gib(ram / nodes), _gib(disk / nodes)])
+        rows.append([f"{n:,}", "DiskANN (~60 B/vector RAM)", 60, _gib(60 * n), _gib(4 * 384 * n),
+                     max(1, int(np.ceil(60 * n / (0.7 * node_ram)))), "", ""])
+        qd = 384 * 4 * 1.5 * n
+        rows.append([f"{n:,}", "Qdrant rule (n x d x 4 B x 1.5)", int(384 * 4 * 1.5), _gib(qd),
+                     "", max(1, int(np.ceil(qd / (0.7 * node_ram)))), "", ""])
+    return rows
+
+
+def _gib(b: float) -> str:
+    return f"{b / 2**30:,.0f}" if b >= 2**30 else f"{b / 2**30:.2f}"
+
+
+def disk_overhead(work: Path) -> float:
+    """Measured disk bytes per document beyond its tiers' codes (SQLite: ids, texts,
+    metadata; postings), from the single-process SciFact collection."""
+    folder = work / "single"
+    if not folder.exists():
+        return 0.0
+    total = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    with tiervec.open(folder, read_only=True) as col:
+        codes = col.stats().ram_bytes + col.stats().disk_bytes
+        return (total - codes) / len(col)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--node-ram", default="64GiB")
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    from tiervec.plan import parse_size
+
+    connect(num_cpus=2)
+    work = CACHE / "ray"
+    work.mkdir(parents=True, exist_ok=True)
+    out: dict = {"n": args.n}
+    ingest_cols = ("path", "shards", "encoders", "docs", "seconds", "docs/s")
+    if not args.skip_ingest:
+        rows, base, _ = ingest_rows(work / "ingest")
+        print_table("Ingest, SciFact texts (MiniLM-L6-v2, 2 cores)", ingest_cols, rows)
+        out["ingest"] = [dict(zip(ingest_cols, r, strict=True)) for r in rows]
+        console.print(markdown_table(ingest_cols, rows))
+    else:
+        with gzip.open(shared_data() / "beir" / "scifact" / "corpus.jsonl.gz", "rt") as fh:
+            json.loads(fh.readline())
+        col = tiervec.open(work / "ingest" / "single", read_only=True)
+        base = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
+        col.close()
+    overhead = disk_overhead(work / "ingest")
+    x = synthetic_vectors(args.n, base)
+    search_cols = ("chain", "setting", "QPS", "p50 ms/batch", "p99 ms/batch", "recall@10",
+                   "ids identical", "+ms p50 over slowest shard")
+    rows = search_rows(x, queries(), work / "search")
+    print_table(f"Sharded search, {args.n:,} x 384, batches of {BATCH} queries", search_cols,
+                rows)
+    console.print(markdown_table(search_cols, rows))
+    out["search"] = [dict(zip(search_cols, r, strict=True)) for r in rows]
+    cap_cols = ("vectors", "system / chain", "RAM B/vec", "RAM GiB", "disk GiB",
+                f"nodes ({args.node_ram} RAM, 70% used)", "RAM GiB/node", "disk GiB/node")
+    rows = capacity_rows(parse_size(args.node_ram), overhead)
+    print_table(f"Capacity (384 dims; disk adds {overhead:,.0f} B/document measured for ids, "
+                "texts and postings)", cap_cols, rows)
+    console.print(markdown_table(cap_cols, rows))
+    out["capacity"] = [dict(zip(cap_cols, r, strict=True)) for r in rows]
+    out["disk_overhead_bytes_per_document"] = round(overhead, 1)
+    write_json("ray", out)
+
+
+if __name__ == "__main__":
+    main()
