@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid serve bench clean
+.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -76,6 +76,10 @@ bench-hybrid: install $(PEERS)/.installed
 # MaxSim; fastembed's MUVERA in the peers' environment).
 bench-longdocs: install
 	$(PY) bench/longdocs.py
+
+# Scale-out on Ray: ingest (single process vs Ray Data), sharded search vs one node, capacity.
+bench-scaleout: install
+	$(PY) bench/scaleout.py
 
 bench-multivector: install $(PEERS)/.installed
 	$(PY) bench/multivector.py
