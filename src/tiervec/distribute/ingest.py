@@ -201,7 +201,8 @@ def ingest(
                                   "pass --vectors-column")
         ds = ds.map_batches(
             Encode, batch_format="numpy", batch_size=encode_batch,
-            fn_constructor_kwargs={"config": config.to_dict(), "threads": None if gpus else 1},
+            fn_constructor_kwargs={"config": config.to_dict(),
+                                   "threads": None if gpus else _threads(ray, encoders)},
             compute=ray.data.ActorPoolStrategy(size=encoders),
             num_cpus=_encoder_cpus(ray, encoders, gpus), num_gpus=gpus or None)
     stats = IngestStats()
@@ -223,6 +224,14 @@ def _encoder_cpus(ray: Any, encoders: int, gpus: float) -> float:
         return 0.5
     cpus = float(ray.cluster_resources().get("CPU", 1))
     return max(0.1, min(1.0, (cpus - 0.5) / encoders))
+
+
+def _threads(ray: Any, encoders: int) -> int:
+    """Torch threads per CPU encoding actor: the cluster's cores shared among the encoders
+    (one node's view; on a cluster, its nodes' cores)."""
+    nodes = max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+    cpus = float(ray.cluster_resources().get("CPU", 1)) / nodes
+    return max(1, int(cpus * nodes // encoders) if encoders > nodes else int(cpus))
 
 
 def _write(collection: ShardedCollection, batch: dict[str, np.ndarray],
