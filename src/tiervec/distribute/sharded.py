@@ -12,33 +12,29 @@ the CLI and the server take it as they take a :class:`~tiervec.Collection`.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from functools import partial as partial_call
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tiervec._validate import as_vectors, documents_to_write
+from tiervec._validate import as_vectors
 from tiervec.collection import Collection, multivector
 from tiervec.corpus import Document
 from tiervec.distribute import cluster
 from tiervec.distribute.manifest import ShardedManifest, is_sharded
 from tiervec.distribute.merge import allocate, merge_top, sum_stats
+from tiervec.distribute.scatter import RESTARTS, TIMEOUT_S
 from tiervec.distribute.shard import Shard
+from tiervec.distribute.writes import ShardedWrites
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
-from tiervec.encode.base import ProgressFn
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
-    CollectionError,
     CollectionExists,
-    DuplicateIds,
     EncoderRequired,
     InvalidRequest,
     ShardedUnsupported,
-    ShardUnavailable,
     TokenVectorsMissing,
 )
 from tiervec.filters import Field, Filter
@@ -53,23 +49,16 @@ from tiervec.search import (
     Searchable,
     SearchMode,
     SearchResult,
-    ShardReport,
 )
 from tiervec.search.searchable import SearchMethods
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.files import atomic_write_text, remove_tree
 from tiervec.store.layout import PLAN, SHARDED
-from tiervec.store.manifest import MANIFEST, Manifest
-from tiervec.store.writes import WriteStats
-
-#: Seconds a search waits for its slowest shard before that shard counts as down.
-TIMEOUT_S = 60.0
-#: How often Ray restarts a shard's dead actor (each restart reopens its folder).
-RESTARTS = 3
+from tiervec.store.manifest import MANIFEST
 
 
-class ShardedCollection(SearchMethods):
+class ShardedCollection(ShardedWrites, SearchMethods):
     """Documents spread over shards by id, each shard an ordinary collection folder.
 
     Create one with :meth:`create` (or ``tiervec index ... --ray --shards N``), reopen it with
@@ -77,24 +66,6 @@ class ShardedCollection(SearchMethods):
     others stay down (the result's ``shards`` says which answered); otherwise such a search
     raises :class:`~tiervec.errors.ShardUnavailable` naming them.
     """
-
-    def __init__(self, root: Path, manifest: ShardedManifest, actors: list[Any], *,
-                 read_only: bool, partial: bool = False, timeout: float = TIMEOUT_S,
-                 chain: str | None = None, shared: dict[str, Any] | None = None) -> None:
-        self.path = root
-        self.sharding = manifest
-        self.read_only = read_only
-        self.partial = partial
-        self.timeout = timeout
-        self._actors = actors
-        self._chain = chain
-        self._owner = shared is None
-        # the encoder and the shards' manifests, shared with views
-        self._shared: dict[str, Any] = {} if shared is None else shared
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Pickled into Ray tasks (distributed ingest) without the query encoder."""
-        return {**self.__dict__, "_shared": {}, "_owner": False}
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -177,76 +148,6 @@ class ShardedCollection(SearchMethods):
     def __repr__(self) -> str:
         return (f"ShardedCollection({str(self.path)!r}, shards={len(self._actors)}, "
                 f"tiers={str(self.chain)!r}, model={self.model!r})")
-
-    # -- the shards -----------------------------------------------------------------------------
-    @property
-    def shards(self) -> tuple[str, ...]:
-        """The shards' names (their folders under :attr:`path`)."""
-        return self.sharding.shards
-
-    def actor(self, shard: str | int) -> Any:
-        """The Ray actor of a shard (by name or index)."""
-        index = shard if isinstance(shard, int) else self.shards.index(shard)
-        return self._actors[index]
-
-    def _gather(self, refs: Sequence[Any], partial: bool = False,
-                ) -> tuple[list[Any], ShardReport]:
-        """The shards' answers, in shard order; shards that are down are left out when
-        ``partial``, else :class:`ShardUnavailable` names them."""
-        ray = cluster.ray_module()
-        deadline = time.monotonic() + self.timeout
-        answers, answered, failed = [], [], {}
-        for name, ref in zip(self.shards, refs, strict=True):
-            try:
-                left = max(0.0, deadline - time.monotonic())
-                answers.append(cluster.gathered(partial_call(ray.get, ref, timeout=left)))
-                answered.append(name)
-            except Exception as exc:
-                if not cluster.is_down(exc):
-                    raise
-                failed[name] = cluster.describe_down(exc)
-        if failed and not partial:
-            listed = "; ".join(f"{n}: {why}" for n, why in failed.items())
-            raise ShardUnavailable(
-                f"{len(failed)} of {len(self.shards)} shards of {str(self.path)!r} did not "
-                f"answer ({listed}); their documents cannot be read until they are back (Ray "
-                "restarts a dead shard up to "
-                f"{RESTARTS} times; reopen the collection to start it again), or search with "
-                "partial results allowed", tuple(failed))
-        return answers, ShardReport(answered=tuple(answered), failed=failed)
-
-    def _each(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """``method`` of every shard's actor, called at once; the answers in shard order."""
-        refs = [getattr(a, method).remote(*args, **kwargs) for a in self._actors]
-        return self._gather(refs)[0]
-
-    def _reads(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """A read of every shard's collection (through this view's chain)."""
-        return self._each("call", method, *args, chain=self._chain, **kwargs)
-
-    def _routed(self, ids: Sequence[str]) -> list[list[int]]:
-        """The positions of ``ids`` each shard holds."""
-        where = self.sharding.route(ids)
-        return [np.flatnonzero(where == s).tolist() for s in range(len(self.shards))]
-
-    def _manifests(self) -> list[Manifest]:
-        if "manifests" not in self._shared:  # the same settings in every shard: those up will do
-            refs = [a.manifest.remote() for a in self._actors]
-            found, report = self._gather(refs, partial=self.partial)
-            if not found:
-                raise ShardUnavailable(f"no shard of {str(self.path)!r} answers",
-                                       tuple(report.failed))
-            self._shared["manifests"] = found
-        return self._shared["manifests"]  # type: ignore[no-any-return]
-
-    @property
-    def _manifest(self) -> Manifest:
-        """The first shard's manifest: the settings every shard shares."""
-        return self._manifests()[0]
-
-    def _forget(self) -> None:
-        """Settings may have changed (a write): read them again when next needed."""
-        self._shared.pop("manifests", None)
 
     # -- properties -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -383,23 +284,6 @@ class ShardedCollection(SearchMethods):
                 out[i] = doc
         return out
 
-    def _gather_some(self, refs: Sequence[Any]) -> list[Any]:
-        """:meth:`_gather` of calls made to some shards only (``None``: none made)."""
-        ray = cluster.ray_module()
-        if all(r is None for r in refs):
-            return [None] * len(refs)
-        done = ray.put(None)
-        answers = self._gather([done if r is None else r for r in refs])[0]
-        return answers
-
-    def missing(self, ids: Sequence[str]) -> list[str]:
-        ids = [str(i) for i in ids]
-        routed = self._routed(ids)
-        refs = [a.call.remote("missing", [ids[i] for i in rows]) if rows else None
-                for a, rows in zip(self._actors, routed, strict=True)]
-        gone = {i for found in self._gather_some(refs) if found for i in found}
-        return [i for i in ids if i in gone]
-
     def sample_ids(self, n: int, seed: int = 0) -> list[str]:
         """``n`` live documents' ids drawn over the shards in proportion to their sizes."""
         sizes = self._reads("len")
@@ -437,101 +321,6 @@ class ShardedCollection(SearchMethods):
         import json
 
         atomic_write_text(self.path / PLAN, json.dumps(plan, indent=2) + "\n")
-
-    # -- writes ---------------------------------------------------------------------------------
-    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
-            progress: ProgressFn | None = None) -> int:
-        """Add new documents, each to its shard (every shard's part one committed segment;
-        the shards encode their own texts). Ids must be new: one the collection holds raises
-        :class:`~tiervec.errors.DuplicateIds` before anything is written."""
-        docs, vectors = documents_to_write(documents, vectors, self.dim)
-        held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs]))]
-        if held:
-            raise DuplicateIds(
-                f"{len(held)} ids are already in the collection (e.g. {sorted(held)[:5]}); "
-                "skip them (see missing), replace them with upsert(), or give the documents "
-                "new ids")
-        # a retried add would find its own documents: not retried (ingest's writes are)
-        return int(sum(self._write("add", docs, vectors, progress, max_task_retries=0)))
-
-    def upsert(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
-               progress: ProgressFn | None = None) -> WriteStats:
-        """Add or replace documents by id, each in its shard."""
-        docs, vectors = documents_to_write(documents, vectors, self.dim)
-        stats = self._write("upsert", docs, vectors, progress)
-        return WriteStats(added=sum(s.added for s in stats),
-                          replaced=sum(s.replaced for s in stats),
-                          truncated=sum(s.truncated for s in stats))
-
-    def ingest(self, documents: Sequence[Document], vectors: Any = None) -> int:
-        """Add those of ``documents`` the collection lacks (idempotent; what distributed
-        ingest calls, retried by Ray when a shard's actor dies)."""
-        return int(sum(self._write("ingest", list(documents), vectors, None)))
-
-    def delete(self, ids: Iterable[str] | str) -> WriteStats:
-        ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
-        routed = self._routed(ids)
-        refs = [a.delete.remote([ids[i] for i in rows]) if rows else None
-                for a, rows in zip(self._actors, routed, strict=True)]
-        stats = [s for s in self._gather_some(refs) if s is not None]
-        missing = set().union(*(s.missing for s in stats)) if stats else set()
-        return WriteStats(deleted=sum(s.deleted for s in stats),
-                          missing=[i for i in ids if i in missing])
-
-    def _write(self, method: str, docs: list[Document], vectors: np.ndarray | None,
-               progress: ProgressFn | None, **call: Any) -> list[Any]:
-        """``method`` of each shard with its documents (and vectors), all shards at once."""
-        self._require_writable()
-        routed = self._routed([d.id for d in docs])
-        refs = []
-        for actor, rows in zip(self._actors, routed, strict=True):
-            part = None if vectors is None else vectors[rows]
-            refs.append(getattr(actor, method).options(**call).remote(
-                [docs[i] for i in rows], part) if rows else None)
-        out = [a for a in self._gather_some(refs) if a is not None]
-        if progress is not None:
-            progress(len(docs))
-        self._forget()
-        return out
-
-    def compact(self, *, vacuum: bool = True) -> WriteStats:
-        stats = self._each("write", "compact", vacuum=vacuum)
-        self._forget()
-        return WriteStats(deleted=sum(s.deleted for s in stats))
-
-    def is_fragmented(self) -> bool:
-        """Whether a shard has many small segments (writes over HTTP make them)."""
-        return any(self._reads("is_fragmented"))
-
-    def compact_if_fragmented(self) -> bool:
-        merged = any(self._each("write", "compact_if_fragmented"))
-        self._forget()
-        return merged
-
-    def set_tiers(self, tiers: str | Chain) -> None:
-        """Search every shard through ``tiers`` from now on (each re-encodes its codes)."""
-        self._require_writable()
-        self._each("write", "set_tiers", str(Chain.parse(tiers)))
-        self._forget()
-
-    @property
-    def fit_is_stale(self) -> bool:
-        return any(self._each("fit_is_stale"))
-
-    def refit(self) -> None:
-        self._each("write", "refit")
-        self._forget()
-
-    def finish(self) -> bool:
-        """After a bulk ingest: every shard re-fits stale codecs and merges small segments."""
-        refitted = any(self._each("finish"))
-        self._forget()
-        return refitted
-
-    def _require_writable(self) -> None:
-        if self.read_only:
-            raise CollectionError(f"collection {str(self.path)!r} was opened read-only")
-
 
 def _check_new_root(root: Path) -> None:
     """Raise unless ``root`` can hold a new sharded collection; clear what an interrupted

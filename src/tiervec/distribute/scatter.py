@@ -1,0 +1,133 @@
+"""Calling a sharded collection's shards: every shard's actor at once, answers gathered in
+shard order (a shard that is down named), ids routed to the shards that hold them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import partial as partial_call
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiervec.distribute import cluster
+from tiervec.distribute.manifest import ShardedManifest
+from tiervec.errors import ShardUnavailable
+from tiervec.search import ShardReport
+from tiervec.store.manifest import Manifest
+
+#: Seconds a search waits for its slowest shard before that shard counts as down.
+TIMEOUT_S = 60.0
+#: How often Ray restarts a shard's dead actor (each restart reopens its folder).
+RESTARTS = 3
+
+
+class ShardSet:
+    """The shards' actors of a sharded collection and how to call them."""
+
+    def __init__(self, root: Path, manifest: ShardedManifest, actors: list[Any], *,
+                 read_only: bool, partial: bool = False, timeout: float = TIMEOUT_S,
+                 chain: str | None = None, shared: dict[str, Any] | None = None) -> None:
+        self.path = root
+        self.sharding = manifest
+        self.read_only = read_only
+        self.partial = partial
+        self.timeout = timeout
+        self._actors = actors
+        self._chain = chain
+        self._owner = shared is None
+        # the encoder and the shards' manifests, shared with views
+        self._shared: dict[str, Any] = {} if shared is None else shared
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled into Ray tasks (distributed ingest) without the query encoder."""
+        return {**self.__dict__, "_shared": {}, "_owner": False}
+
+    # -- the shards -----------------------------------------------------------------------------
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """The shards' names (their folders under :attr:`path`)."""
+        return self.sharding.shards
+
+    def actor(self, shard: str | int) -> Any:
+        """The Ray actor of a shard (by name or index)."""
+        index = shard if isinstance(shard, int) else self.shards.index(shard)
+        return self._actors[index]
+
+    def _gather(self, refs: Sequence[Any], partial: bool = False,
+                ) -> tuple[list[Any], ShardReport]:
+        """The shards' answers, in shard order; shards that are down are left out when
+        ``partial``, else :class:`ShardUnavailable` names them."""
+        ray = cluster.ray_module()
+        deadline = time.monotonic() + self.timeout
+        answers, answered, failed = [], [], {}
+        for name, ref in zip(self.shards, refs, strict=True):
+            try:
+                left = max(0.0, deadline - time.monotonic())
+                answers.append(cluster.gathered(partial_call(ray.get, ref, timeout=left)))
+                answered.append(name)
+            except Exception as exc:
+                if not cluster.is_down(exc):
+                    raise
+                failed[name] = cluster.describe_down(exc)
+        if failed and not partial:
+            listed = "; ".join(f"{n}: {why}" for n, why in failed.items())
+            raise ShardUnavailable(
+                f"{len(failed)} of {len(self.shards)} shards of {str(self.path)!r} did not "
+                f"answer ({listed}); their documents cannot be read until they are back (Ray "
+                "restarts a dead shard up to "
+                f"{RESTARTS} times; reopen the collection to start it again), or search with "
+                "partial results allowed", tuple(failed))
+        return answers, ShardReport(answered=tuple(answered), failed=failed)
+
+    def _each(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """``method`` of every shard's actor, called at once; the answers in shard order."""
+        refs = [getattr(a, method).remote(*args, **kwargs) for a in self._actors]
+        return self._gather(refs)[0]
+
+    def _reads(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """A read of every shard's collection (through this view's chain)."""
+        return self._each("call", method, *args, chain=self._chain, **kwargs)
+
+    def _routed(self, ids: Sequence[str]) -> list[list[int]]:
+        """The positions of ``ids`` each shard holds."""
+        where = self.sharding.route(ids)
+        return [np.flatnonzero(where == s).tolist() for s in range(len(self.shards))]
+
+    def _manifests(self) -> list[Manifest]:
+        if "manifests" not in self._shared:  # the same settings in every shard: those up will do
+            refs = [a.manifest.remote() for a in self._actors]
+            found, report = self._gather(refs, partial=self.partial)
+            if not found:
+                raise ShardUnavailable(f"no shard of {str(self.path)!r} answers",
+                                       tuple(report.failed))
+            self._shared["manifests"] = found
+        return self._shared["manifests"]  # type: ignore[no-any-return]
+
+    @property
+    def _manifest(self) -> Manifest:
+        """The first shard's manifest: the settings every shard shares."""
+        return self._manifests()[0]
+
+    def _forget(self) -> None:
+        """Settings may have changed (a write): read them again when next needed."""
+        self._shared.pop("manifests", None)
+
+    def _gather_some(self, refs: Sequence[Any]) -> list[Any]:
+        """:meth:`_gather` of calls made to some shards only (``None``: none made)."""
+        ray = cluster.ray_module()
+        if all(r is None for r in refs):
+            return [None] * len(refs)
+        done = ray.put(None)
+        answers = self._gather([done if r is None else r for r in refs])[0]
+        return answers
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        ids = [str(i) for i in ids]
+        routed = self._routed(ids)
+        refs = [a.call.remote("missing", [ids[i] for i in rows]) if rows else None
+                for a, rows in zip(self._actors, routed, strict=True)]
+        gone = {i for found in self._gather_some(refs) if found for i in found}
+        return [i for i in ids if i in gone]
+

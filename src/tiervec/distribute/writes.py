@@ -1,0 +1,114 @@
+"""A sharded collection's writes: each document to the shard its id routes to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tiervec._validate import documents_to_write
+from tiervec.corpus import Document
+from tiervec.distribute.scatter import ShardSet
+from tiervec.encode.base import ProgressFn
+from tiervec.errors import CollectionError, DuplicateIds
+from tiervec.search import Chain
+from tiervec.store.writes import WriteStats
+
+
+class ShardedWrites(ShardSet):
+    """Writes of a :class:`~tiervec.distribute.sharded.ShardedCollection`."""
+
+    # -- writes ---------------------------------------------------------------------------------
+    def add(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
+            progress: ProgressFn | None = None) -> int:
+        """Add new documents, each to its shard (every shard's part one committed segment;
+        the shards encode their own texts). Ids must be new: one the collection holds raises
+        :class:`~tiervec.errors.DuplicateIds` before anything is written."""
+        docs, vectors = documents_to_write(documents, vectors, self._manifest.dim)
+        held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs]))]
+        if held:
+            raise DuplicateIds(
+                f"{len(held)} ids are already in the collection (e.g. {sorted(held)[:5]}); "
+                "skip them (see missing), replace them with upsert(), or give the documents "
+                "new ids")
+        # a retried add would find its own documents: not retried (ingest's writes are)
+        return int(sum(self._write("add", docs, vectors, progress, max_task_retries=0)))
+
+    def upsert(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
+               progress: ProgressFn | None = None) -> WriteStats:
+        """Add or replace documents by id, each in its shard."""
+        docs, vectors = documents_to_write(documents, vectors, self._manifest.dim)
+        stats = self._write("upsert", docs, vectors, progress)
+        return WriteStats(added=sum(s.added for s in stats),
+                          replaced=sum(s.replaced for s in stats),
+                          truncated=sum(s.truncated for s in stats))
+
+    def ingest(self, documents: Sequence[Document], vectors: Any = None) -> int:
+        """Add those of ``documents`` the collection lacks (idempotent; what distributed
+        ingest calls, retried by Ray when a shard's actor dies)."""
+        return int(sum(self._write("ingest", list(documents), vectors, None)))
+
+    def delete(self, ids: Iterable[str] | str) -> WriteStats:
+        ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
+        routed = self._routed(ids)
+        refs = [a.delete.remote([ids[i] for i in rows]) if rows else None
+                for a, rows in zip(self._actors, routed, strict=True)]
+        stats = [s for s in self._gather_some(refs) if s is not None]
+        missing = set().union(*(s.missing for s in stats)) if stats else set()
+        return WriteStats(deleted=sum(s.deleted for s in stats),
+                          missing=[i for i in ids if i in missing])
+
+    def _write(self, method: str, docs: list[Document], vectors: np.ndarray | None,
+               progress: ProgressFn | None, **call: Any) -> list[Any]:
+        """``method`` of each shard with its documents (and vectors), all shards at once."""
+        self._require_writable()
+        routed = self._routed([d.id for d in docs])
+        refs = []
+        for actor, rows in zip(self._actors, routed, strict=True):
+            part = None if vectors is None else vectors[rows]
+            refs.append(getattr(actor, method).options(**call).remote(
+                [docs[i] for i in rows], part) if rows else None)
+        out = [a for a in self._gather_some(refs) if a is not None]
+        if progress is not None:
+            progress(len(docs))
+        self._forget()
+        return out
+
+    def compact(self, *, vacuum: bool = True) -> WriteStats:
+        stats = self._each("write", "compact", vacuum=vacuum)
+        self._forget()
+        return WriteStats(deleted=sum(s.deleted for s in stats))
+
+    def is_fragmented(self) -> bool:
+        """Whether a shard has many small segments (writes over HTTP make them)."""
+        return any(self._reads("is_fragmented"))
+
+    def compact_if_fragmented(self) -> bool:
+        merged = any(self._each("write", "compact_if_fragmented"))
+        self._forget()
+        return merged
+
+    def set_tiers(self, tiers: str | Chain) -> None:
+        """Search every shard through ``tiers`` from now on (each re-encodes its codes)."""
+        self._require_writable()
+        self._each("write", "set_tiers", str(Chain.parse(tiers)))
+        self._forget()
+
+    @property
+    def fit_is_stale(self) -> bool:
+        return any(self._each("fit_is_stale"))
+
+    def refit(self) -> None:
+        self._each("write", "refit")
+        self._forget()
+
+    def finish(self) -> bool:
+        """After a bulk ingest: every shard re-fits stale codecs and merges small segments."""
+        refitted = any(self._each("finish"))
+        self._forget()
+        return refitted
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise CollectionError(f"collection {str(self.path)!r} was opened read-only")
