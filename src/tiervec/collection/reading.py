@@ -130,8 +130,7 @@ class Reading(SearchMethods):
     @property
     def encoder_config(self) -> EncoderConfig | None:
         """How texts are encoded for this collection."""
-        enc = self._manifest.encoder
-        return EncoderConfig.from_dict(enc) if enc else None
+        return self._manifest.encoder_config()
 
     @property
     def fields(self) -> dict[str, Field]:
@@ -154,14 +153,12 @@ class Reading(SearchMethods):
     @property
     def chunking(self) -> ChunkingConfig | None:
         """How documents are cut into chunks (``None``: one vector per document)."""
-        stored = self._manifest.chunking
-        return ChunkingConfig.from_dict(stored) if stored else None
+        return self._manifest.chunking_config()
 
     @property
     def multivector(self) -> MultiVectorConfig | None:
         """A multi-vector collection's settings (``None``: a vector per document)."""
-        stored = self._manifest.multivector
-        return MultiVectorConfig.from_dict(stored["config"]) if stored else None
+        return self._manifest.multivector_config()
 
     def _muvera(self) -> Muvera:
         if getattr(self, "_muvera_maps", None) is None:
@@ -186,8 +183,7 @@ class Reading(SearchMethods):
     @property
     def lexical_config(self) -> LexicalConfig | None:
         """How the lexical index analyses texts (``None``: no lexical index)."""
-        lexical = self._manifest.lexical
-        return LexicalConfig.from_dict(lexical["config"]) if lexical else None
+        return self._manifest.lexical_config()
 
     @property
     def fusion(self) -> FusionConfig:
@@ -327,7 +323,9 @@ class Reading(SearchMethods):
     def _load_lexical(self, manifest: Manifest) -> LexicalIndex:
         assert manifest.lexical is not None
         key = manifest.lexical["key"]
-        return LexicalIndex(LexicalConfig.from_dict(manifest.lexical["config"]),
+        config = manifest.lexical_config()
+        assert config is not None
+        return LexicalIndex(config,
                             [self._files.postings(s, key) for s in manifest.segments])
 
     def count(self, filter: Filter = None) -> int:

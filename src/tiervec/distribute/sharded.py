@@ -168,8 +168,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     @property
     def encoder_config(self) -> EncoderConfig | None:
-        enc = self._manifest.encoder
-        return EncoderConfig.from_dict(enc) if enc else None
+        return self._manifest.encoder_config()
 
     @property
     def encoder(self) -> Encoder:
@@ -193,13 +192,11 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     @property
     def chunking(self) -> ChunkingConfig | None:
-        stored = self._manifest.chunking
-        return ChunkingConfig.from_dict(stored) if stored else None
+        return self._manifest.chunking_config()
 
     @property
     def multivector(self) -> MultiVectorConfig | None:
-        stored = self._manifest.multivector
-        return MultiVectorConfig.from_dict(stored["config"]) if stored else None
+        return self._manifest.multivector_config()
 
     @property
     def has_lexical(self) -> bool:
@@ -209,8 +206,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     @property
     def lexical_config(self) -> LexicalConfig | None:
-        lexical = self._manifest.lexical
-        return LexicalConfig.from_dict(lexical["config"]) if lexical else None
+        return self._manifest.lexical_config()
 
     @property
     def fusion(self) -> FusionConfig:

@@ -131,7 +131,7 @@ class Registry:
         if (path / SHARDED).is_file():
             return self._open_sharded(path)
         manifest = Manifest.read(path)
-        config = EncoderConfig.from_dict(manifest.encoder) if manifest.encoder else None
+        config = manifest.encoder_config()
         encoder = None if config is None else self._encoder(config, manifest.dim)
         return Collection.open(path, encoder=encoder)
 

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from tiervec._version import __version__
+from tiervec.encode.base import EncoderConfig
+from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import NotACollection, UnsupportedFormatVersion
+from tiervec.lexical.analyze import LexicalConfig
 from tiervec.store.files import atomic_write_text
 
 FORMAT = "tiervec.collection"
@@ -96,6 +100,24 @@ class Manifest:
     def next_row(self) -> int:
         """The first database row a new segment gets."""
         return max((s.start + s.rows for s in self.segments), default=self.row_floor)
+
+    # -- the stored settings, typed ---------------------------------------------------------
+    def encoder_config(self) -> EncoderConfig | None:
+        """How texts are encoded (``None``: a vectors-only collection)."""
+        return EncoderConfig.from_dict(self.encoder) if self.encoder else None
+
+    def chunking_config(self) -> ChunkingConfig | None:
+        """How documents are cut into chunks (``None``: one vector per document)."""
+        return ChunkingConfig.from_dict(self.chunking) if self.chunking else None
+
+    def multivector_config(self) -> MultiVectorConfig | None:
+        """A multi-vector collection's settings (``None``: a vector per document)."""
+        stored = self.multivector
+        return MultiVectorConfig.from_dict(stored["config"]) if stored else None
+
+    def lexical_config(self) -> LexicalConfig | None:
+        """How the lexical index analyses texts (``None``: no lexical index)."""
+        return LexicalConfig.from_dict(self.lexical["config"]) if self.lexical else None
 
     def to_json(self) -> str:
         data = asdict(self)
