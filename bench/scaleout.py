@@ -13,7 +13,7 @@ search against one node, and a capacity table from measured bytes per vector.
    RAM, beside DiskANN (~60 RAM bytes/vector on BIGANN-1B) and Qdrant's sizing rule
    (vectors x dim x 4 B x 1.5).
 
-    python bench/scaleout.py [--n 200000] [--node-ram 64GiB] [--skip-ingest]
+    python bench/scaleout.py [--n 200000] [--node-ram 64GiB] [--node-disk 4TiB] [--skip-ingest]
 
 Writes bench/results/ray.json. On a 2-core machine every actor shares the same two cores:
 the figures show the overhead of the machinery, not a cluster's speed-up.
@@ -31,9 +31,19 @@ from pathlib import Path
 import numpy as np
 
 import tiervec
-from _common import CACHE, console, markdown_table, print_table, qps, shared_data, write_json
-from tiervec.distribute.cluster import connect, ray_module
+from _common import (
+    CACHE,
+    RESULTS,
+    console,
+    markdown_table,
+    print_table,
+    qps,
+    shared_data,
+    write_json,
+)
+from tiervec.distribute.cluster import connect
 from tiervec.distribute.ingest import ingest
+from tiervec.distribute.merge import merge_top
 from tiervec.ingest import index_corpus
 from tiervec.search import Chain, Query
 
@@ -118,7 +128,6 @@ def time_batches(run, qs: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
 
 
 def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
-    ray = ray_module()
     docs = [tiervec.Document(id=f"v{i}", text="") for i in range(len(x))]
     qs = batches(q)
     exact = None
@@ -141,12 +150,8 @@ def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
                 col.add(docs[s:s + 100_000], vectors=x[s:s + 100_000])
             col.refit()
             got, times = time_batches(lambda b, c=col: c.search_vectors(b, K).ids, qs)
-            own = []
-            for b in qs:  # each shard's own time in one scatter: the slowest bounds the call
-                prepared = Query(vectors=b, k=K)
-                answers = ray.get([a.run_timed.remote(prepared) for a in col._actors])
-                own.append(max(t for _, t in answers))
-            rows.append(_row(chain, f"{shards} shard(s)", got, exact, times, own,
+            over = [scatter_overhead(col, b) for b in qs]
+            rows.append(_row(chain, f"{shards} shard(s)", got, exact, times, over,
                              chain == "float32"))
             col.close()
             shutil.rmtree(work / f"sh{shards}-{chain[:6]}", ignore_errors=True)
@@ -154,32 +159,56 @@ def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
     return rows
 
 
-def _row(chain, setting, ids, exact, times, own, check_identical) -> list:
+def scatter_overhead(col, batch: np.ndarray) -> float:
+    """Seconds one batched search call spends beyond its slowest shard's own search: the
+    sharded collection's own scatter, gather and merge, each shard timing itself inside the
+    same call."""
+    start = time.perf_counter()
+    query = col.prepare(Query(vectors=batch, k=K))
+    refs = [a.run_timed.remote(query, col._chain) for a in col._actors]
+    answers, report = col._gather(refs)
+    merge_top([found for found, _ in answers], K, report)
+    return time.perf_counter() - start - max(seconds for _, seconds in answers)
+
+
+def _row(chain, setting, ids, exact, times, over, check_identical) -> list:
     t = np.array(times) * 1000
     recall = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact, strict=True)]))
     identical = bool((ids == exact).all()) if check_identical else None
-    over = None if own is None else round(float(np.median(t) - np.median(np.array(own) * 1000)), 2)
+    over = None if over is None else round(float(np.median(over) * 1000), 2)
     return [chain, setting, qps(BATCH * len(t) / (t.sum() / 1000)), round(float(np.median(t)), 1),
             round(float(np.percentile(t, 99)), 1), round(recall, 4),
             "-" if identical is None else ("yes" if identical else "NO"),
             "-" if over is None else over]
 
 
-def capacity_rows(node_ram: int, disk_overhead: float) -> list[list]:
+def capacity_rows(node_ram: int, node_disk: int, disk_overhead: float) -> list[list]:
+    """RAM and disk per chain for 100M and 1B vectors; the nodes needed so that each holds
+    at most 70% of its RAM and 80% of its disk."""
+
+    def nodes(ram: float, disk: float) -> int:
+        return max(1, int(np.ceil(ram / (0.7 * node_ram))), int(np.ceil(disk / (0.8 * node_disk))))
+
     rows = []
     for n in (100_000_000, 1_000_000_000):
         for chain in CAPACITY_CHAINS:
             c = Chain.parse(chain)
             ram = c.ram_bytes_per_vector(384) * n
-            disk = (c.disk_bytes_per_vector(384) + disk_overhead) * n
-            nodes = max(1, int(np.ceil(ram / (0.7 * node_ram))))
+            # every tier's codes are files (the RAM tier's are loaded from them), plus the
+            # documents' ids, texts and postings
+            disk = (c.ram_bytes_per_vector(384) + c.disk_bytes_per_vector(384)
+                    + disk_overhead) * n
+            m = nodes(ram, disk)
             rows.append([f"{n:,}", f"tiervec {chain}", c.ram_bytes_per_vector(384),
-                         _gib(ram), _gib(disk), nodes, _gib(ram / nodes), _gib(disk / nodes)])
-        rows.append([f"{n:,}", "DiskANN (~60 B/vector RAM)", 60, _gib(60 * n), _gib(4 * 384 * n),
-                     max(1, int(np.ceil(60 * n / (0.7 * node_ram)))), "", ""])
-        qd = 384 * 4 * 1.5 * n
-        rows.append([f"{n:,}", "Qdrant rule (n x d x 4 B x 1.5)", int(384 * 4 * 1.5), _gib(qd),
-                     "", max(1, int(np.ceil(qd / (0.7 * node_ram)))), "", ""])
+                         _gib(ram), _gib(disk), m, _gib(ram / m), _gib(disk / m)])
+        ram, disk = 60 * n, 4 * 384 * n  # DiskANN: PQ codes in RAM, full vectors on disk
+        m = nodes(ram, disk)
+        rows.append([f"{n:,}", "DiskANN (~60 B/vector RAM)", 60, _gib(ram), _gib(disk), m,
+                     _gib(ram / m), _gib(disk / m)])
+        ram = 384 * 4 * 1.5 * n
+        m = nodes(ram, 0)
+        rows.append([f"{n:,}", "Qdrant rule (n x d x 4 B x 1.5)", int(384 * 4 * 1.5), _gib(ram),
+                     "", m, _gib(ram / m), ""])
     return rows
 
 
@@ -203,6 +232,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--node-ram", default="64GiB")
+    parser.add_argument("--node-disk", default="4TiB")
     parser.add_argument("--skip-ingest", action="store_true")
     args = parser.parse_args()
     from tiervec.plan import parse_size
@@ -211,6 +241,7 @@ def main() -> None:
     work = CACHE / "ray"
     work.mkdir(parents=True, exist_ok=True)
     out: dict = {"n": args.n}
+    previous = RESULTS / "ray.json"
     ingest_cols = ("path", "shards", "encoders", "docs", "seconds", "docs/s")
     if not args.skip_ingest:
         rows, base, _ = ingest_rows(work / "ingest")
@@ -220,6 +251,8 @@ def main() -> None:
     else:
         with gzip.open(shared_data() / "beir" / "scifact" / "corpus.jsonl.gz", "rt") as fh:
             json.loads(fh.readline())
+        if previous.exists():  # keep the last measured ingest beside the new search figures
+            out["ingest"] = json.loads(previous.read_text()).get("ingest")
         col = tiervec.open(work / "ingest" / "single", read_only=True)
         base = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
         col.close()
@@ -233,8 +266,9 @@ def main() -> None:
     console.print(markdown_table(search_cols, rows))
     out["search"] = [dict(zip(search_cols, r, strict=True)) for r in rows]
     cap_cols = ("vectors", "system / chain", "RAM B/vec", "RAM GiB", "disk GiB",
-                f"nodes ({args.node_ram} RAM, 70% used)", "RAM GiB/node", "disk GiB/node")
-    rows = capacity_rows(parse_size(args.node_ram), overhead)
+                f"nodes ({args.node_ram} RAM, {args.node_disk} disk)", "RAM GiB/node",
+                "disk GiB/node")
+    rows = capacity_rows(parse_size(args.node_ram), parse_size(args.node_disk), overhead)
     print_table(f"Capacity (384 dims; disk adds {overhead:,.0f} B/document measured for ids, "
                 "texts and postings)", cap_cols, rows)
     console.print(markdown_table(cap_cols, rows))

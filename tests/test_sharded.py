@@ -158,6 +158,16 @@ def test_a_killed_shard_actor_is_restarted_and_reopens_its_folder(tmp_path, data
         assert ray.get(sharded.actor(0).ping.remote()) != before  # a new process
 
 
+def test_shard_actors_search_with_the_threads_given(tmp_path, data, ray_cluster):
+    """Ray gives an actor reserving no CPU one OpenMP thread; a shard's call threads get the
+    threads it was opened with (FAISS and BLAS)."""
+    sharded, single = _pair(tmp_path, data, "float32", shards=2)
+    sharded.close()
+    single.close()
+    with tiervec.open_sharded(tmp_path / "sharded", read_only=True, threads=2) as col:
+        assert ray_cluster.get(col.actor(1).threads.remote()) == {"faiss": 2, "blas": 2}
+
+
 def test_a_shard_that_stays_down_fails_the_search_unless_partial(tmp_path, data, ray_cluster):
     ray = ray_cluster
     sharded, single = _pair(tmp_path, data, "float32", shards=3)

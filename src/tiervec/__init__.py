@@ -50,12 +50,14 @@ def create_sharded(path: str | Path, *, shards: int, **options: object) -> Any:
 
 
 def open_sharded(path: str | Path, *, read_only: bool = False, address: str | None = None,
-                 partial: bool = False) -> Any:
+                 partial: bool = False, threads: int | None = None) -> Any:
     """The sharded collection in ``path``, its shards' actors started on Ray (at ``address``,
-    default a local cluster); ``partial`` lets searches answer from the shards that are up."""
+    default a local cluster); ``partial`` lets searches answer from the shards that are up;
+    ``threads``: search threads per shard (default: the cores over the shards)."""
     from tiervec.distribute.sharded import ShardedCollection
 
-    return ShardedCollection.open(path, read_only=read_only, address=address, partial=partial)
+    return ShardedCollection.open(path, read_only=read_only, address=address, partial=partial,
+                                  threads=threads)
 
 
 def __getattr__(name: str) -> Any:

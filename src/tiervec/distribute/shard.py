@@ -31,9 +31,7 @@ class Shard:
         self._views: dict[str, Searchable] = {}
         self._lock = threading.Lock()
         if threads:
-            import faiss
-
-            faiss.omp_set_num_threads(threads)
+            _limit_threads(threads)
 
     @property
     def collection(self) -> Collection:
@@ -56,6 +54,14 @@ class Shard:
         """The actor's process id (opening the folder first)."""
         self.collection  # noqa: B018 - opens the folder
         return os.getpid()
+
+    def threads(self) -> dict[str, int]:
+        """The threads a search call gets here: FAISS's (OpenMP) and NumPy's BLAS."""
+        import faiss
+        from threadpoolctl import threadpool_info
+
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        return {"faiss": faiss.omp_get_max_threads(), "blas": max(blas, default=1)}
 
     def manifest(self) -> Manifest:
         col = self.collection
@@ -129,3 +135,14 @@ class Shard:
                 self._collection.close()
                 self._collection = None
             self._views.clear()
+
+
+def _limit_threads(threads: int) -> None:
+    """Search with ``threads`` threads in FAISS and in NumPy's BLAS (the actor is also
+    started with ``OMP_NUM_THREADS`` set, which its call threads inherit). Ray sets it to 1 in
+    an actor that reserves no CPU, which would leave an exact scan on one core."""
+    import faiss
+    from threadpoolctl import threadpool_limits
+
+    faiss.omp_set_num_threads(threads)
+    threadpool_limits(limits=threads)

@@ -118,6 +118,9 @@ class ShardedCollection(ShardedWrites, SearchMethods):
             remote.options(**cluster.options(
                 name=f"{manifest.uid}:{name}:{mode}", max_restarts=RESTARTS,
                 max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
+                # Ray gives an actor that reserves no CPU one OpenMP thread, and a threaded
+                # actor's calls run in threads that start from that setting
+                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
             )).remote(str((root / name).resolve()), name, read_only, threads)
             for name in manifest.shards
         ]
