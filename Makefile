@@ -79,7 +79,7 @@ bench-longdocs: install
 
 # Scale-out on Ray: ingest (single process vs Ray Data), sharded search vs one node, capacity.
 bench-scaleout: install
-	$(PY) bench/scaleout.py
+	$(PY) bench/scaleout.py --n 1000000
 
 bench-multivector: install $(PEERS)/.installed
 	$(PY) bench/multivector.py

@@ -8,9 +8,9 @@ search against one node, and a capacity table from measured bytes per vector.
    default 200k, ``--n 1000000`` for the full set): one collection vs 1, 2 and 4 shards on
    local Ray, batches of 100 real SciFact queries: QPS, p50/p99 per batch, recall@10 vs exact,
    whether the exact chain's ids are identical, and the scatter-gather's cost over the
-   slowest shard's own time in the same call.
+   slowest shard's own time in the same call, beside bare Ray actors' for the same payload.
 3. Capacity for 100M and 1B vectors of 384 dims per chain: RAM and disk, nodes of a given
-   RAM, beside DiskANN (~60 RAM bytes/vector on BIGANN-1B) and Qdrant's sizing rule
+   RAM and disk, beside DiskANN (~60 RAM bytes/vector on BIGANN-1B) and Qdrant's sizing rule
    (vectors x dim x 4 B x 1.5).
 
     python bench/scaleout.py [--n 200000] [--node-ram 64GiB] [--node-disk 4TiB] [--skip-ingest]
@@ -41,7 +41,7 @@ from _common import (
     shared_data,
     write_json,
 )
-from tiervec.distribute.cluster import connect
+from tiervec.distribute.cluster import connect, ray_module
 from tiervec.distribute.ingest import ingest
 from tiervec.distribute.merge import merge_top
 from tiervec.ingest import index_corpus
@@ -150,7 +150,11 @@ def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
                 col.add(docs[s:s + 100_000], vectors=x[s:s + 100_000])
             col.refit()
             got, times = time_batches(lambda b, c=col: c.search_vectors(b, K).ids, qs)
-            over = [scatter_overhead(col, b) for b in qs]
+            echoes = [ray_module().remote(Echo).options(num_cpus=0, max_concurrency=8).remote()
+                      for _ in range(shards)]
+            over = [scatter_overhead(col, b, echoes) for b in qs]
+            for echo in echoes:
+                ray_module().kill(echo)
             rows.append(_row(chain, f"{shards} shard(s)", got, exact, times, over,
                              chain == "float32"))
             col.close()
@@ -159,27 +163,46 @@ def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
     return rows
 
 
-def scatter_overhead(col, batch: np.ndarray) -> float:
-    """Seconds one batched search call spends beyond its slowest shard's own search: the
-    sharded collection's own scatter, gather and merge, each shard timing itself inside the
-    same call."""
+def scatter_overhead(col, batch: np.ndarray, echoes: list) -> tuple[float, float]:
+    """Seconds one batched search call spends beyond its slowest shard's own search (the
+    sharded collection's scatter, gather and merge, each shard timing itself inside the same
+    call), and the same for bare Ray actors sent the same query that wait as long as each
+    shard searched and answer a result of the same shape (Ray's own share of it)."""
     start = time.perf_counter()
     query = col.prepare(Query(vectors=batch, k=K))
     refs = [a.run_timed.remote(query, col._chain) for a in col._actors]
     answers, report = col._gather(refs)
     merge_top([found for found, _ in answers], K, report)
-    return time.perf_counter() - start - max(seconds for _, seconds in answers)
+    over = time.perf_counter() - start - max(seconds for _, seconds in answers)
+    ray = ray_module()
+    waits = [seconds for _, seconds in answers]
+    start = time.perf_counter()
+    ray.get([e.answer.remote(query, w) for e, w in zip(echoes, waits, strict=True)])
+    return over, time.perf_counter() - start - max(waits)
+
+
+class Echo:
+    """A bare actor standing in for a shard: Ray's round trip for the same payload."""
+
+    def answer(self, query: Query, seconds: float):
+        from tiervec.search.results import SearchResult
+
+        time.sleep(seconds)
+        n = len(query.vectors)
+        return SearchResult(ids=np.full((n, query.k), "v0000000", dtype=object),
+                            scores=np.zeros((n, query.k), np.float32))
 
 
 def _row(chain, setting, ids, exact, times, over, check_identical) -> list:
     t = np.array(times) * 1000
     recall = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(ids, exact, strict=True)]))
     identical = bool((ids == exact).all()) if check_identical else None
-    over = None if over is None else round(float(np.median(over) * 1000), 2)
+    ray_ms = None if over is None else round(float(np.median([r for _, r in over]) * 1000), 2)
+    over = None if over is None else round(float(np.median([o for o, _ in over]) * 1000), 2)
     return [chain, setting, qps(BATCH * len(t) / (t.sum() / 1000)), round(float(np.median(t)), 1),
             round(float(np.percentile(t, 99)), 1), round(recall, 4),
             "-" if identical is None else ("yes" if identical else "NO"),
-            "-" if over is None else over]
+            "-" if over is None else over, "-" if ray_ms is None else ray_ms]
 
 
 def capacity_rows(node_ram: int, node_disk: int, disk_overhead: float) -> list[list]:
@@ -259,7 +282,7 @@ def main() -> None:
     overhead = disk_overhead(work / "ingest")
     x = synthetic_vectors(args.n, base)
     search_cols = ("chain", "setting", "QPS", "p50 ms/batch", "p99 ms/batch", "recall@10",
-                   "ids identical", "+ms p50 over slowest shard")
+                   "ids identical", "+ms p50 over slowest shard", "bare Ray actors +ms p50")
     rows = search_rows(x, queries(), work / "search")
     print_table(f"Sharded search, {args.n:,} x 384, batches of {BATCH} queries", search_cols,
                 rows)
