@@ -128,6 +128,7 @@ def time_batches(run, qs: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
 
 
 def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
+    ray = ray_module()
     docs = [tiervec.Document(id=f"v{i}", text="") for i in range(len(x))]
     qs = batches(q)
     exact = None
@@ -150,11 +151,11 @@ def search_rows(x: np.ndarray, q: np.ndarray, work: Path) -> list[list]:
                 col.add(docs[s:s + 100_000], vectors=x[s:s + 100_000])
             col.refit()
             got, times = time_batches(lambda b, c=col: c.search_vectors(b, K).ids, qs)
-            echoes = [ray_module().remote(Echo).options(num_cpus=0, max_concurrency=8).remote()
+            echoes = [ray.remote(Echo).options(num_cpus=0, max_concurrency=8).remote()
                       for _ in range(shards)]
             over = [scatter_overhead(col, b, echoes) for b in qs]
             for echo in echoes:
-                ray_module().kill(echo)
+                ray.kill(echo)
             rows.append(_row(chain, f"{shards} shard(s)", got, exact, times, over,
                              chain == "float32"))
             col.close()

@@ -323,9 +323,7 @@ class Reading(SearchMethods):
     def _load_lexical(self, manifest: Manifest) -> LexicalIndex:
         assert manifest.lexical is not None
         key = manifest.lexical["key"]
-        config = manifest.lexical_config()
-        assert config is not None
-        return LexicalIndex(config,
+        return LexicalIndex(LexicalConfig.from_dict(manifest.lexical["config"]),
                             [self._files.postings(s, key) for s in manifest.segments])
 
     def count(self, filter: Filter = None) -> int:

@@ -24,14 +24,11 @@ from tiervec.store.writes import WriteStats
 class Shard:
     """A shard's collection, opened on first use; what a sharded collection calls on it."""
 
-    def __init__(self, path: str, name: str, read_only: bool = False,
-                 threads: int | None = None) -> None:
+    def __init__(self, path: str, name: str, read_only: bool = False) -> None:
         self.path, self.name, self.read_only = path, name, read_only
         self._collection: Collection | None = None
         self._views: dict[str, Searchable] = {}
         self._lock = threading.Lock()
-        if threads:
-            _limit_threads(threads)
 
     @property
     def collection(self) -> Collection:
@@ -56,7 +53,8 @@ class Shard:
         return os.getpid()
 
     def threads(self) -> dict[str, int]:
-        """The threads a search call gets here: FAISS's (OpenMP) and NumPy's BLAS."""
+        """The threads a search call gets here: FAISS's (OpenMP) and NumPy's BLAS (both set by
+        the actor's ``OMP_NUM_THREADS``)."""
         import faiss
         from threadpoolctl import threadpool_info
 
@@ -135,14 +133,3 @@ class Shard:
                 self._collection.close()
                 self._collection = None
             self._views.clear()
-
-
-def _limit_threads(threads: int) -> None:
-    """Search with ``threads`` threads in FAISS and in NumPy's BLAS (the actor is also
-    started with ``OMP_NUM_THREADS`` set, which its call threads inherit). Ray sets it to 1 in
-    an actor that reserves no CPU, which would leave an exact scan on one core."""
-    import faiss
-    from threadpoolctl import threadpool_limits
-
-    faiss.omp_set_num_threads(threads)
-    threadpool_limits(limits=threads)

@@ -118,10 +118,10 @@ class ShardedCollection(ShardedWrites, SearchMethods):
             remote.options(**cluster.options(
                 name=f"{manifest.uid}:{name}:{mode}", max_restarts=RESTARTS,
                 max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
-                # Ray gives an actor that reserves no CPU one OpenMP thread, and a threaded
-                # actor's calls run in threads that start from that setting
+                # the search threads of FAISS and BLAS, set when the process starts: Ray gives
+                # an actor that reserves no CPU one, and a threaded actor's calls inherit it
                 runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
-            )).remote(str((root / name).resolve()), name, read_only, threads)
+            )).remote(str((root / name).resolve()), name, read_only)
             for name in manifest.shards
         ]
         out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout)
