@@ -197,14 +197,15 @@ def test_add_documents_and_dicts_then_get(tmp_path, data):
             [
                 Document(id="a", text="alpha text", title="Alpha", metadata={"lang": "en"}),
                 {"_id": "b", "text": "beta text", "year": 2020},
-                {"id": "c", "title": "Gamma", "text": "gamma text", "metadata": {"k": [1, 2]}},
+                {"id": "c", "title": "Gamma", "text": "gamma text", "metadata": {"k": ["1", "2"]}},
             ],
             vectors=docs[:3],
         )
         assert added == 3 and len(col) == 3
         got = col.get(["c", "nope", "a", "b"])
         assert got[1] is None
-        assert got[0] == Document(id="c", text="gamma text", title="Gamma", metadata={"k": [1, 2]})
+        assert got[0] == Document(id="c", text="gamma text", title="Gamma",
+                                  metadata={"k": ["1", "2"]})
         assert got[2] == Document(id="a", text="alpha text", title="Alpha",
                                   metadata={"lang": "en"})
         assert got[3] == Document(id="b", text="beta text", metadata={"year": 2020})
@@ -886,9 +887,22 @@ def test_records_with_only_an_id_are_accepted_with_their_vectors(vec_col, data) 
 
 def test_a_fragmented_collection_is_merged(vec_col, data) -> None:
     _, docs = data
+    vec_col.compact()
+    (big,) = vec_col._manifest.segments
+    assert big.rows > 20
+    vec_col.delete([vec_col.sample_ids(1)[0]])
     for i in range(20):
         vec_col.add([{"id": f"one-{i}"}], vectors=docs[i:i + 1])
+    vec_col.delete(["one-0"])
     assert vec_col.is_fragmented(max_segments=16)
+    before = len(vec_col)
     assert vec_col.compact_if_fragmented(max_segments=16)
-    assert len(vec_col._manifest.segments) == 1 and not vec_col.is_fragmented()
-    assert vec_col.get(["one-3"])[0] is not None
+    # the small segments merged into one; the large one (more rows than the rest) untouched
+    segments = vec_col._manifest.segments
+    assert len(segments) == 2 and segments[0] == big and segments[1].rows == 19
+    assert vec_col._manifest.deleted == 1  # the large segment's deletion stays till compact()
+    assert not vec_col.is_fragmented() and len(vec_col) == before
+    assert vec_col.get(["one-3"])[0] is not None and vec_col.get(["one-0"])[0] is None
+    vec_col.compact()
+    assert len(vec_col._manifest.segments) == 1 and vec_col._manifest.deleted == 0
+    assert len(vec_col) == before

@@ -401,7 +401,7 @@ def test_to_sql_values() -> None:
     [
         ("tags", "ml", "wrap a single str in a list"),
         ("tags", ["ml", 1], "list of str"),
-        ("year", 2**63, "whole number"),
+        ("year", 2**63, "outside the range SQLite stores"),
         ("score", float("nan"), "NaN"),
         ("lang", b"en", "got bytes"),
     ],

@@ -136,3 +136,30 @@ def test_search_filter_stats_and_plan_in_chromium(served: LiveServer, browser,
     keep = Path(served.data_dir).parent / "page.png"
     shutil.copy(shot, keep)
     print(json.dumps({"screenshot": str(keep)}))
+
+
+def test_the_page_asks_for_the_key_and_lets_it_be_changed(tmp_path: Path, browser) -> None:
+    """A server with a key serves the page to anyone; the page asks for the key when the API
+    answers 401, keeps it for the tab, and can forget it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with tiervec.create(tmp_path / "data" / "locked", model=None, dim=4) as col:
+        col.add([{"id": "a"}], vectors=[[1.0, 0, 0, 0]])
+    with LiveServer(tmp_path / "data", "--api-key", "page-key") as live:
+        browser.get(f"{live.url}/")
+        wait = WebDriverWait(browser, 20)
+        wait.until(lambda d: d.find_element(By.ID, "key-box").is_displayed())
+        assert "Unauthorized" in browser.find_element(By.ID, "error").text
+        box = browser.find_element(By.ID, "api-key")
+        box.send_keys("wrong", Keys.TAB)
+        wait.until(lambda d: "wrong" in d.find_element(By.ID, "error").text)
+        box.send_keys("page-key", Keys.TAB)
+        wait.until(lambda d: d.find_element(By.ID, "collection").text.startswith("locked"))
+        assert browser.find_element(By.ID, "error").is_displayed() is False
+        assert "stored" in box.get_attribute("placeholder")
+        browser.find_element(By.ID, "forget-key").click()
+        assert browser.execute_script("return sessionStorage.getItem('tiervec-key')") is None
+        browser.get(f"{live.url}/")  # no key any more: asked again
+        wait.until(lambda d: d.find_element(By.ID, "key-box").is_displayed())

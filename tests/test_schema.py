@@ -15,9 +15,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 import tiervec
-from tiervec.serve import create_app
+from tiervec.serve import ServerConfig, create_app
 
 DIM = 4
+KEY = "schema-key"
 
 
 def _app() -> object:
@@ -29,13 +30,20 @@ def _app() -> object:
     x = np.random.default_rng(0).standard_normal((30, DIM)).astype(np.float32)
     col.add([{"id": f"d{i}", "year": 2000 + i, "lang": "en"} for i in range(30)], vectors=x)
     col.close()
-    app = create_app(root)
+    app = create_app(root, ServerConfig(api_key=KEY))
     app.state.registry.open_all()
     return app
 
 
 APP = _app()
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+#: the key declared for the spec's security schemes: schemathesis sends it, and also sends each
+#: request without a key and with a wrong one, expecting 401
+#: (a limit the spec states, such as k's maximum, is refused with 413 LimitExceeded)
+CONFIG = schemathesis.config.SchemathesisConfig.from_dict({
+    "auth": {"openapi": {"HTTPBearer": {"bearer": KEY}, "APIKeyHeader": {"api_key": KEY}}},
+    "checks": {"negative_data_rejection": {"expected-statuses": [
+        "400", "401", "403", "404", "405", "409", "413", "415", "422"]}}})
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
 
 
 @schema.parametrize()

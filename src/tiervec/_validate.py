@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tiervec._text import check_text, check_value
 from tiervec.corpus import Document, document_from_record
 from tiervec.errors import DimensionMismatch, DuplicateIds, InvalidVectors, MalformedCorpus
 
@@ -65,7 +66,14 @@ def as_documents(items: Iterable[Document | Mapping[str, Any]],
         else:
             docs.append(document_from_record(item, f"document {i}",  # type: ignore[arg-type]
                                              allow_empty))
+        doc = docs[-1]
+        check_text(doc.id, f"the id of document {i}")
+        what = f"document {doc.id!r}"
+        check_text(doc.text, f"the text of {what}")
+        check_text(doc.title, f"the title of {what}")
+        check_value(dict(doc.metadata), f"the metadata of {what}")
     return docs
+
 
 
 def check_unique(ids: Sequence[str]) -> None:

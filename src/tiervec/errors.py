@@ -9,6 +9,7 @@ inherits the built-in exception a caller would naturally catch::
     │   └── MalformedCorpus
     │       └── EmptyDocument
     ├── DuplicateIds(ValueError)
+    ├── InvalidText(ValueError)               (a lone surrogate in a string; an empty query)
     ├── InvalidVectors(ValueError)
     │   └── DimensionMismatch
     ├── InvalidTierSpec(ValueError)
@@ -29,7 +30,9 @@ inherits the built-in exception a caller would naturally catch::
     ├── FilterError(ValueError)
     │   ├── FilterSyntaxError
     │   ├── UnknownField(KeyError)
+    │   ├── FilterTooComplex                  (more conditions in one chain than SQLite takes)
     │   └── FieldTypeError(TypeError)
+    │       └── TooManyFields                 (a collection's metadata fields over the limit)
     ├── DocumentNotFound(LookupError)
     ├── EncoderRequired(RuntimeError)
     ├── MissingDependency(ImportError)
@@ -41,6 +44,7 @@ inherits the built-in exception a caller would naturally catch::
     ├── InvalidMultiVector(ValueError)        (MUVERA or token-vector options out of range)
     ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
     │   └── LimitExceeded                     (a request over one of the server's limits)
+    ├── InsecureServer(ValueError)            (server settings that would open it by mistake)
     ├── Unauthorized(PermissionError)         (no or a wrong API key)
     │   └── Forbidden                         (a read-only key asked to write)
     ├── ServerError(RuntimeError)             (the client: the server failed or is unreachable)
@@ -83,6 +87,12 @@ class EmptyDocument(MalformedCorpus):
 
 class DuplicateIds(TiervecError, ValueError):
     """Document ids repeat within a batch, or already exist in the collection."""
+
+
+class InvalidText(TiervecError, ValueError):
+    """A string (an id, a text, a metadata key or value, a query) is not valid Unicode: it
+    holds a lone UTF-16 surrogate (``\\ud800``-``\\udfff``), which no database or model takes;
+    or a query text is empty."""
 
 
 class InvalidVectors(TiervecError, ValueError):
@@ -178,6 +188,15 @@ class FieldTypeError(FilterError, TypeError):
     """A metadata value or filter operand has the wrong type for its field."""
 
 
+class TooManyFields(FieldTypeError):
+    """A write would give the collection more metadata fields than it may have
+    (:data:`tiervec.filters.schema.MAX_FIELDS`)."""
+
+
+class FilterTooComplex(FilterError):
+    """A filter chains or nests more conditions than SQLite evaluates in one expression."""
+
+
 class CollectionNotFound(CollectionError, LookupError):
     """No collection of that name is served (or exists in the data directory)."""
 
@@ -196,6 +215,11 @@ class InvalidRequest(TiervecError, ValueError):
 
 class LimitExceeded(InvalidRequest):
     """A request exceeds one of the server's limits (body size, documents, text length...)."""
+
+
+class InsecureServer(TiervecError, ValueError):
+    """Server settings that would open it to anyone by mistake: an empty API key, a read key
+    equal to the read-write one, a non-loopback address without a key (unless insecure)."""
 
 
 class Unauthorized(TiervecError, PermissionError):

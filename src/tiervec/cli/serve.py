@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,11 +19,19 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     api_key: Annotated[str | None, typer.Option(
         envvar="TIERVEC_API_KEY", show_envvar=True,
-        help="Require this key (Authorization: Bearer KEY, or api-key: KEY) on every "
-        "endpoint but /healthz and /readyz.")] = None,
+        help="Require this key (Authorization: Bearer KEY, or api-key: KEY) on every /v1 "
+        "endpoint. Without one the server is open to anyone who reaches it, so it serves "
+        "a non-loopback --host only with --insecure.")] = None,
     read_key: Annotated[str | None, typer.Option(
         envvar="TIERVEC_READ_KEY", show_envvar=True,
         help="A second key that may search and read but not write (needs --api-key).")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Serve a non-loopback --host without an API key (a trusted "
+        "network only).")] = False,
+    cors_origin: Annotated[list[str] | None, typer.Option(
+        "--cors-origin", help="A web origin (e.g. https://app.example.com) whose pages may "
+        "call the API from a browser; repeat for more. None by default.",
+        show_default=False)] = None,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, MiB.")] = 32,
     max_documents: Annotated[int, typer.Option(help="Documents per write request.")] = 20_000,
     max_text_chars: Annotated[int, typer.Option(
@@ -47,17 +56,24 @@ def serve(
     """
 
     def go() -> None:
-        from tiervec.errors import InvalidRequest
         from tiervec.serve import Limits, ServerConfig, run
 
-        if read_key and not api_key:
-            raise InvalidRequest("--read-key needs --api-key (the key that may write)")
+        # click takes an empty variable for an unset one; for a key, that would open the server
+        empty = {"TIERVEC_API_KEY": api_key, "TIERVEC_READ_KEY": read_key}
+        given = {var: "" if value is None and os.environ.get(var) == "" else value
+                 for var, value in empty.items()}
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024),
                         max_documents=max_documents, max_text_chars=max_text_chars,
                         max_k=max_k)
-        config = ServerConfig(api_key=api_key or None, read_key=read_key or None,
-                              limits=limits, batching=batching,
-                              ray_address=(address or "") if ray else None)
+        config = ServerConfig(api_key=given["TIERVEC_API_KEY"],
+                              read_key=given["TIERVEC_READ_KEY"], insecure=insecure,
+                              cors_origins=tuple(cors_origin or ()), limits=limits,
+                              batching=batching, ray_address=(address or "") if ray else None)
+        config.check_address(host)
+        if api_key is None:
+            console.print(f"[yellow]tiervec: no API key: anyone who can reach {host}:{port} "
+                          "may read and write every collection (set --api-key or "
+                          "TIERVEC_API_KEY)[/yellow]")
         if ray:  # joined here, in the main thread, before uvicorn sets its signal handlers
             from tiervec.distribute.cluster import connect
 

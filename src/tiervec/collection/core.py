@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tiervec.collection.groups import WriteQueue
 from tiervec.collection.writing import Writing
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
@@ -50,6 +51,7 @@ class Collection(Writing):
         self._lock = lock
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
+        self._queue = WriteQueue()
         self._build_lock = threading.Lock()
         self._stamp = manifest_stamp(path)
         immutable = read_only and not os.access(path, os.W_OK)
@@ -124,10 +126,11 @@ class Collection(Writing):
         """Save an updated HNSW graph (writers), release the database and the writer lock."""
         if self._lock is not None:
             self.save_graph()
-        self._docs.close()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        with self._write_mutex:  # after a commit in flight
+            self._docs.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Collection:
         return self

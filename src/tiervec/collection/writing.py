@@ -14,18 +14,20 @@ from tiervec._validate import as_vectors, documents_to_write
 from tiervec.codecs import Codec, make_codec
 from tiervec.collection import multivector
 from tiervec.collection.chunks import chunk_rows
+from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_stored, answer
 from tiervec.collection.reading import Reading
 from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
-from tiervec.errors import CollectionError, DuplicateIds, InvalidChunking, InvalidMultiVector
+from tiervec.errors import CollectionError, InvalidChunking, InvalidMultiVector
 from tiervec.index import ANNScanner
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FusionConfig
 from tiervec.search.assemble import segment_codes
 from tiervec.search.cutoff import RelevanceModel
 from tiervec.store import writes
+from tiervec.store.fields import fields_from_manifest
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
 from tiervec.store.writes import WriteStats
@@ -36,8 +38,6 @@ log = logging.getLogger(__name__)
 FIT_SAMPLE = writes.FIT_SAMPLE
 #: Segments beyond which :meth:`Writing.compact_if_fragmented` merges them.
 MERGE_SEGMENTS = 16
-#: Below this many rows a merge (which rewrites every live row) is cheap enough to do at once.
-CHEAP_MERGE_ROWS = 100_000
 
 
 class Writing(Reading):
@@ -45,6 +45,7 @@ class Writing(Reading):
 
     _lock: WriterLock | None
     _write_mutex: threading.Lock
+    _queue: WriteQueue
     #: Documents written by this object that the model read only the start of (not chunked).
     truncated: int = 0
 
@@ -82,12 +83,76 @@ class Writing(Reading):
         docs, vectors = documents_to_write(documents, vectors, self.dim)
         if not docs:
             return WriteStats()
-        chunking = self.chunking
+        if self.chunking is not None or self.multivector is not None:
+            return self._write_encoded_in_commit(docs, vectors, progress, replace=replace)
+        truncated = 0
+        if vectors is None:  # encoded in the caller's thread, while others commit
+            texts = [d.embedding_text() for d in docs]
+            truncated = _truncated(self.encoder, texts)
+            if truncated and not self.truncated:
+                log.warning(TRUNCATED, truncated, len(texts), self.encoder.max_length)  # type: ignore[attr-defined]
+            self.truncated += truncated
+            vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
+                                 rows=len(docs))
+        write = PendingWrite(docs, vectors, replace, truncated)
+        self._queue.put(write)
+        with self._write_mutex:
+            if not write.done:  # no commit took it yet: commit it and all queued since
+                self._commit_queued()
+        return write.result()
+
+    def _commit_queued(self) -> None:
+        """Commit every queued write that can go together as one segment (group commit, see
+        :mod:`tiervec.collection.groups`); the writer mutex is held."""
+        group = self._queue.take()
+        if self._lock is None:  # closed while these waited
+            for write in group:
+                write.finish(error=CollectionError(
+                    f"collection {str(self.path)!r} was closed before this write committed"))
+            return
+        existing = self._docs.rows_of([i for write in group for i in write.ids])
+        accepted = admit(group, existing, fields_from_manifest(self._manifest.fields))
+        self._queue.put_back([w for w in group if not w.done and w not in accepted])
+        if not accepted:
+            return
+        rows = [d for write in accepted for d in write.docs]
+        vectors = accepted[0].vectors if len(accepted) == 1 else \
+            np.concatenate([write.vectors for write in accepted])
+        replaced = sorted(r for write in accepted if write.replace for i in write.ids
+                          for r in existing.get(i, ()))
+        try:
+            self._commit_rows(rows, vectors, replaced)
+        except BaseException as exc:
+            for write in accepted:
+                write.finish(error=exc)
+            raise
+        self._queue.commits += 1
+        self._queue.writes += len(accepted)
+        answer(accepted, existing)
+
+    def _commit_rows(self, rows: list[Document], vectors: np.ndarray, replaced: list[int],
+                     **extra: Any) -> None:
+        """Commit ``rows`` as one new segment (replacing rows ``replaced``) and adopt it."""
+        postings = None
+        if self._manifest.lexical is not None:
+            postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
+                                               ((d.title, d.text) for d in rows))
+        manifest, appended = writes.commit_segment(
+            self._files, self._manifest, self._docs, self._stored_codecs(), rows, vectors,
+            replaced=replaced, postings=postings, **extra)
+        self._adopt(manifest, appended)
+
+    def _write_encoded_in_commit(
+        self, docs: list[Document], vectors: np.ndarray | None, progress: ProgressFn | None,
+        *, replace: bool,
+    ) -> WriteStats:
+        """A chunked or multi-vector collection's write: one commit of its own, encoded under
+        the writer mutex (chunks and token codecs depend on the collection's state)."""
+        chunking, mv = self.chunking, self.multivector
         if chunking is not None and vectors is not None:
             raise InvalidChunking(
                 "this collection cuts documents into chunks and embeds each chunk itself; "
                 "pass the documents without vectors")
-        mv = self.multivector
         if mv is not None and vectors is not None:
             raise InvalidMultiVector(
                 "a multi-vector collection embeds every token of its documents itself; pass "
@@ -95,43 +160,20 @@ class Writing(Reading):
         with self._write_mutex:
             existing = self._docs.rows_of([d.id for d in docs])
             if existing and not replace:
-                found = list(existing)
-                raise DuplicateIds(
-                    f"{len(found)} ids are already in the collection (e.g. {found[:5]}); "
-                    "skip them (see Collection.missing), replace them with upsert(), or give "
-                    "the documents new ids"
-                )
-            rows, chunks, truncated, tokens, codec = docs, None, 0, None, None
+                raise already_stored(list(existing))
             if mv is not None:
                 vectors, stacked, ptr = multivector.encode_documents(
                     self.encoder, self._muvera(), [d.embedding_text() for d in docs], progress)
                 codec = self._token_codec(mv, stacked)
-                tokens = multivector.segment_tokens(stacked, ptr, codec)
-            elif chunking is not None:
+                self._commit_rows(docs, vectors, _rows(existing),
+                                  tokens=multivector.segment_tokens(stacked, ptr, codec),
+                                  token_codec=codec)
+            else:
                 chunked = embed_chunks(self.encoder, [d.embedding_text() for d in docs],  # type: ignore[arg-type]
-                                       chunking, progress)
+                                       chunking, progress)  # type: ignore[arg-type]
                 rows, chunks = chunk_rows(docs, chunked)
-                vectors = chunked.vectors
-            elif vectors is None:
-                texts = [d.embedding_text() for d in docs]
-                truncated = _truncated(self.encoder, texts)
-                if truncated and not self.truncated:
-                    log.warning(TRUNCATED, truncated, len(texts), self.encoder.max_length)  # type: ignore[attr-defined]
-                self.truncated += truncated
-                vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
-                                     rows=len(docs))
-            postings = None
-            if self._manifest.lexical is not None:
-                postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
-                                                   ((d.title, d.text) for d in rows))
-            manifest, appended = writes.commit_segment(
-                self._files, self._manifest, self._docs, self._stored_codecs(), rows, vectors,
-                replaced=sorted(r for found in existing.values() for r in found),
-                postings=postings, chunks=chunks, tokens=tokens, token_codec=codec,
-            )
-            self._adopt(manifest, appended)
-        return WriteStats(added=len(docs) - len(existing), replaced=len(existing),
-                          truncated=truncated)
+                self._commit_rows(rows, chunked.vectors, _rows(existing), chunks=chunks)
+        return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
 
     def delete(self, ids: Iterable[str] | str) -> WriteStats:
         """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
@@ -154,32 +196,38 @@ class Writing(Reading):
             manifest = self._manifest
             if not manifest.deleted and len(manifest.segments) <= 1:
                 return WriteStats()
-            alive = self._snap.alive
-            new, old_segments = writes.commit_compaction(
-                self._files, manifest, self._docs, self._snap.rows,
-                None if alive is None else np.flatnonzero(alive))
-            with self._rw.write():
-                self._set_snapshot(new)
-            writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
-        return WriteStats(deleted=manifest.deleted)
+            return self._merge(None, vacuum)
+
+    def _merge(self, segments: list[int] | None, vacuum: bool) -> WriteStats:
+        """Merge the live rows of ``segments`` (numbers; all if ``None``) into one (the writer
+        mutex is held); what was deleted in them is reclaimed."""
+        manifest, alive = self._manifest, self._snap.alive
+        new, old_segments = writes.commit_compaction(
+            self._files, manifest, self._docs, self._snap.rows,
+            None if alive is None else np.flatnonzero(alive), merge=segments)
+        with self._rw.write():
+            self._set_snapshot(new)
+        writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
+        return WriteStats(deleted=manifest.deleted - new.deleted)
 
     def is_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
         """Whether many small writes left more than ``max_segments`` segments (every search
-        visits each) and merging them pays: the collection is small, or the rows outside its
-        largest segment are a tenth of all (so a row is rewritten a bounded number of times)."""
-        segments = self._manifest.segments
-        if len(segments) <= max_segments:
-            return False
-        rows = sum(s.rows for s in segments)
-        outside = rows - max(s.rows for s in segments)
-        return rows < CHEAP_MERGE_ROWS or outside * 10 >= rows
+        visits each)."""
+        return len(self._manifest.segments) > max_segments
 
     def compact_if_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
-        """Merge the segments into one when :meth:`is_fragmented` (a compaction without
-        VACUUM; searches go on meanwhile); ``True`` if it did."""
-        if not self.is_fragmented(max_segments):
-            return False
-        self.compact(vacuum=False)
+        """Merge small segments when :meth:`is_fragmented` (searches go on meanwhile): every
+        segment but the largest while that one holds more rows than the rest together (so a
+        merge costs about what the small writes since the last one cost, not a rewrite of
+        the collection), else all of them. ``True`` if it merged."""
+        with self._write_mutex:
+            if not self.is_fragmented(max_segments):
+                return False
+            sizes = [s.rows for s in self._manifest.segments]
+            largest = int(np.argmax(sizes))
+            tail = [i for i in range(len(sizes)) if i != largest]
+            self._merge(tail if sizes[largest] > sum(sizes) - sizes[largest] else None,
+                        vacuum=False)
         return True
 
     def save_graph(self) -> None:
@@ -317,6 +365,10 @@ TRUNCATED = (
     "lexical index); to embed all of it, index them into a chunked collection (`tiervec index "
     "--chunking late`, or create(chunking=...)). Further such documents are counted in "
     "Collection.truncated, not warned of again")
+
+
+def _rows(found: Mapping[str, list[int]]) -> list[int]:
+    return sorted(r for rows in found.values() for r in rows)
 
 
 def _truncated(encoder: Any, texts: list[str]) -> int:

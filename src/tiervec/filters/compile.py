@@ -20,6 +20,7 @@ from typing import Any
 from tiervec.errors import FieldTypeError, FilterError, UnknownField
 from tiervec.filters.parse import parse
 from tiervec.filters.schema import Field, FieldType, SqlValue, to_sql
+from tiervec.filters.simplify import check_depth, simplify
 
 _COMPARE = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _FIELD_OPS = (*_COMPARE, "$ne", "$in", "$nin", "$exists", "$contains", "$all", "$not")
@@ -49,6 +50,8 @@ def compile_filter(
     """
     if isinstance(filter, str):
         filter = parse(filter)
+    filter = simplify(filter)
+    check_depth(filter)
     params: list[SqlValue] = []
     return _Compiler(fields, params).node(filter), params
 

@@ -10,11 +10,15 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from tiervec._text import check_text
 from tiervec.errors import FieldTypeError
 
 SqlValue = int | float | str | None | list[str]
 
 MAX_NAME_LENGTH = 128
+#: Metadata fields a collection may have (Elasticsearch's default mapping limit; SQLite takes
+#: 2,000 columns, and adding a column to a table costs more the more it has).
+MAX_FIELDS = 1_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _INT64 = 2**63
@@ -67,16 +71,27 @@ def check_name(name: Any) -> str:
             f"invalid metadata field name {name!r}; use a non-empty str of at most "
             f"{MAX_NAME_LENGTH} characters, without NUL and not starting with '$' (operators)"
         )
-    return name
+    return check_text(name, f"metadata field name {name!r}")
+
+
+def sql_fold(name: str) -> str:
+    """``name`` as SQLite compares column names: ASCII letters without case (so ``Lang`` and
+    ``lang`` are one column, ``Ä`` and ``ä`` two)."""
+    return name.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @dataclass(frozen=True)
 class Field:
-    """A metadata field: its name, its type, and whether the collection indexes it."""
+    """A metadata field: its name, its type, whether the collection indexes it, and whether
+    its type was declared (``fields=`` at create time) rather than inferred from a value."""
 
     name: str
     type: FieldType
     indexed: bool = False
+    declared: bool = False
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -84,7 +99,11 @@ class Field:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"name": ..., "type": ..., "indexed": ...}``, as stored in the manifest."""
-        return {"name": self.name, "type": self.type.value, "indexed": self.indexed}
+        out: dict[str, Any] = {"name": self.name, "type": self.type.value,
+                               "indexed": self.indexed}
+        if self.declared:
+            out["declared"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Field:
@@ -93,7 +112,8 @@ class Field:
             raise FieldTypeError(
                 f"a field is a dict with keys 'name', 'type' and optionally 'indexed', got {data!r}"
             )
-        return cls(data["name"], data["type"], data.get("indexed", False))
+        return cls(data["name"], data["type"], data.get("indexed", False),
+                   data.get("declared", False))
 
 
 def infer_type(value: Any) -> FieldType | None:
@@ -157,19 +177,40 @@ def to_sql(field: Field, value: Any) -> SqlValue:
         if isinstance(value, numbers.Integral) and -_INT64 <= int(value) < _INT64:
             return int(value)
     elif kind is FieldType.FLOAT:
-        if isinstance(value, numbers.Real) and math.isfinite(value):
+        if isinstance(value, numbers.Real) and _finite(value):
             return float(value)
     elif kind is FieldType.STRING:
         if isinstance(value, str):
-            return value
+            return check_text(value, f"the value of field {field.name!r}")
     elif kind is FieldType.STRINGS:
         if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            for v in value:
+                check_text(v, f"an item of field {field.name!r}")
             return list(value)
     else:
         micros = _micros(value)
         if micros is not None:
             return micros
+    if isinstance(value, int) and not isinstance(value, bool) and kind in (
+            FieldType.INT, FieldType.FLOAT):
+        raise FieldTypeError(
+            f"field {field.name!r} is {kind.value}, got the integer {_short(value)}, outside "
+            "the range SQLite stores (-2**63 .. 2**63 - 1 for int, about 1.8e308 for float); "
+            "store such numbers as str"
+        )
     raise FieldTypeError(
-        f"field {field.name!r} is {kind.value}, got {type(value).__name__} {value!r}; "
+        f"field {field.name!r} is {kind.value}, got {type(value).__name__} {_short(value)}; "
         f"{_HINTS[kind]}"
     )
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} characters)"

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from tiervec.errors import CollectionError, InvalidSearchOptions, InvalidTierSpec
+from tiervec._text import check_text
+from tiervec.errors import CollectionError, InvalidSearchOptions, InvalidText, InvalidTierSpec
 from tiervec.filters import Filter
 
 
@@ -204,6 +205,8 @@ class Query:
             raise CollectionError("a query needs texts or vectors")
         if self.texts is not None:
             object.__setattr__(self, "texts", tuple(self.texts))
+            _check_query_texts(self.texts, embedded=self.mode.needs_vectors and
+                               self.vectors is None and self.tokens is None)
         if self.mode.needs_texts and self.texts is None:
             raise InvalidSearchOptions(
                 f"a {self.mode.value} search reads the query texts; pass texts (with or "
@@ -248,3 +251,16 @@ class Query:
         if self.vectors is None:
             raise CollectionError("this stage scores query vectors; encode the texts first")
         return self.vectors
+
+
+def _check_query_texts(texts: Sequence[str], embedded: bool) -> None:
+    """Every query text a valid string, and not empty where it is to be ``embedded`` (as a
+    document must have text): its vector would be arbitrary, and so would the results. Read by
+    BM25 alone, or beside its vector (an evaluation's query), an empty text only finds nothing
+    lexically."""
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidText(f"query {i} is {type(text).__name__} {text!r}; pass a str")
+        if embedded and not text.strip():
+            raise InvalidText(f"query {i} is empty; give it some text, or search by vector")
+        check_text(text, f"query {i}")

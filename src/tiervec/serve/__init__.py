@@ -8,6 +8,7 @@ middleware), ``static/`` (the page: plain HTML, CSS and JavaScript, no build ste
 
 from __future__ import annotations
 
+import logging
 import signal
 from types import FrameType
 
@@ -15,6 +16,7 @@ from tiervec.serve.app import create_app
 from tiervec.serve.config import Limits, ServerConfig
 
 __all__ = ["Limits", "ServerConfig", "create_app", "run"]
+log = logging.getLogger(__name__)
 
 
 def run(data_dir: str, *, host: str = "127.0.0.1", port: int = 8080,
@@ -23,6 +25,11 @@ def run(data_dir: str, *, host: str = "127.0.0.1", port: int = 8080,
     then the collections are closed)."""
     import uvicorn
 
+    config = config or ServerConfig()
+    config.check_address(host)
+    if config.api_key is None:
+        log.warning("serving %s without an API key: anyone who can reach it may read and write "
+                    "every collection (set --api-key to require one)", host)
     # uvicorn shuts down gracefully on these, then re-raises the signal: exit 0 then
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)

@@ -16,23 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 
 from tiervec import __version__
-from tiervec.errors import LimitExceeded, TiervecError
-from tiervec.serve import failures, routes
-from tiervec.serve.config import ServerConfig
+from tiervec.errors import TiervecError
+from tiervec.serve import failures, pages, routes
+from tiervec.serve.config import NAME, Limits, ServerConfig
+from tiervec.serve.middleware import BodyLimit, SecurityHeaders, Unexpected
 from tiervec.serve.models import HealthOut, ReadyOut, SearchIn
 from tiervec.serve.registry import Registry
 
 log = logging.getLogger(__name__)
-STATIC = Path(__file__).with_name("static")
 
 
 def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> FastAPI:
@@ -58,10 +57,12 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
             await anyio.to_thread.run_sync(registry.close_all)
 
     app = FastAPI(
-        title="tiervec", version=__version__, lifespan=lifespan,
+        title="tiervec", version=__version__, lifespan=lifespan, docs_url=None,
+        redoc_url=None,
         description="Embedding retrieval with compressed vectors in RAM and full precision "
         "on disk. Errors come as {\"error\": {\"code\", \"message\", \"status\"}}, where code "
-        "is the tiervec.errors class.",
+        "is the tiervec.errors class. A server started with a key needs it on every /v1 "
+        "endpoint ('Authorization: Bearer KEY' or 'api-key: KEY').",
     )
     app.state.config = config
     app.state.registry = registry
@@ -69,19 +70,25 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
     app.add_exception_handler(RecursionError, failures.on_tiervec_error)
     app.add_exception_handler(RequestValidationError, failures.on_validation_error)
     app.add_exception_handler(HTTPException, failures.on_http_error)
-    app.add_exception_handler(Exception, failures.on_tiervec_error)
     app.include_router(routes.read)
     app.include_router(routes.write)
-    _document_bodies(app, (SearchIn,))
+    _document_bodies(app, (SearchIn,), config.limits)
     _add_health(app, registry)
-    _add_page(app)
+    pages.add_pages(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(Unexpected)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["authorization", "api-key", "content-type"],
+                           max_age=600)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)
     return app
 
 
-def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
-    """Put ``models`` in the spec's components: bodies that endpoints parse themselves
-    (``openapi_extra`` refers to them by name)."""
+def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...], limits: Limits) -> None:
+    """Put ``models`` in the spec's components (bodies that endpoints parse themselves:
+    ``openapi_extra`` refers to them by name), and the server's limits in the schemas."""
     make = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -93,9 +100,37 @@ def _document_bodies(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
                 for name, sub in schema.pop("$defs", {}).items():
                     components.setdefault(name, sub)
                 components.setdefault(model.__name__, schema)
+            _state_limits(spec, limits)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _state_limits(spec: dict[str, Any], limits: Limits) -> None:
+    """Write the server's limits into the spec, so that it says exactly what is accepted."""
+    schemas = spec["components"]["schemas"]
+
+    def set_(model: str, prop: str, **bounds: Any) -> None:
+        target = schemas.get(model, {}).get("properties", {}).get(prop)
+        if target is None:
+            return
+        for option in target.get("anyOf", [target]):  # the non-null alternative
+            if option.get("type") != "null":
+                option.update(bounds)
+
+    set_("SearchIn", "k", maximum=limits.max_k)
+    set_("SearchIn", "queries", minItems=1, maxItems=limits.max_queries)
+    set_("SearchIn", "query", maxLength=limits.max_text_chars)
+    set_("WriteDocuments", "documents", maxItems=limits.max_documents)
+    set_("IdsIn", "ids", maxItems=limits.max_documents)
+    set_("DocumentIn", "text", maxLength=limits.max_text_chars)
+    set_("DocumentIn", "title", maxLength=limits.max_text_chars)
+    set_("CreateCollection", "dim", maximum=limits.max_dim)
+    for path in spec.get("paths", {}).values():
+        for operation in path.values():
+            for param in operation.get("parameters", []):
+                if param.get("name") == "name" and param.get("in") == "path":
+                    param["schema"].update(pattern=NAME.pattern, maxLength=64)
 
 
 def _add_health(app: FastAPI, registry: Registry) -> None:
@@ -106,52 +141,13 @@ def _add_health(app: FastAPI, registry: Registry) -> None:
 
     @app.get("/readyz", response_model=ReadyOut, tags=["health"],
              responses={503: {"model": ReadyOut}})
-    async def readyz() -> Response:
-        """Ready once every collection has been opened (503 before); collections that could
-        not be opened are listed with the reason (no API key needed)."""
-        body = {"ready": registry.ready, "collections": registry.names(),
-                "failed": registry.failures()}
+    async def readyz(request: Request) -> Response:
+        """Ready once every collection has been opened (503 before), with how many are served
+        and how many failed; their names and the reasons only with the API key (none needed
+        for the rest)."""
+        names, failed = registry.names(), registry.failures()
+        body: dict[str, Any] = {"ready": registry.ready, "served": len(names),
+                                "failures": len(failed)}
+        if routes.authorized(request):
+            body.update(collections=names, failed=failed)
         return JSONResponse(body, status_code=200 if registry.ready else 503)
-
-
-def _add_page(app: FastAPI) -> None:
-    @app.get("/", include_in_schema=False)
-    async def page() -> Response:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-
-class BodyLimit:
-    """413 for a request body over ``max_bytes`` (declared or streamed), before it is read."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_bytes
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await failures.from_exception(self._error(int(declared)))(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise self._error(received)
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _error(self, size: int) -> LimitExceeded:
-        return LimitExceeded(f"the request body has {size:,} bytes or more; the server takes "
-                             f"at most {self.max_bytes:,} (--max-body-mb): send smaller "
-                             "batches")

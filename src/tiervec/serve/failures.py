@@ -12,7 +12,6 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Match
 
 from tiervec import errors
 
@@ -86,13 +85,20 @@ async def on_tiervec_error(request: Request, exc: Exception) -> Response:
 async def on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [
-        {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
+        {"loc": [str(p) for p in e.get("loc", ())], "message": _message(e)}
         for e in exc.errors()[:20]
     ]
     first = problems[0] if problems else {"loc": [], "message": "invalid request"}
     where = ".".join(p for p in first["loc"] if p != "body") or "body"
     return error_response(422, "InvalidRequest", f"{where}: {first['message']}",
                           details=problems)
+
+
+def _message(error: Any) -> str:
+    if error.get("type") == "string_unicode":  # pydantic's words for a lone surrogate
+        return ("not valid Unicode: a lone surrogate (a \\ud800-\\udfff escape without its "
+                "pair); send valid UTF-8 text")
+    return str(error.get("msg", ""))
 
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
@@ -109,9 +115,19 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 def _methods(request: Request) -> set[str]:
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return methods
+    """The methods of the most specific routes (fewest path parameters) matching the request's
+    path: ``.../documents/get`` is the POST route's, not ``.../documents/{doc_id}``'s. Routers
+    included (FastAPI wraps them: the app's own route list does not hold their routes)."""
+    path, found = request.scope["path"], dict[int, set[str]]()
+    stack = list(request.app.routes)
+    while stack:
+        route = stack.pop()
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            stack.extend(inner.routes)
+            continue
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            params = len(getattr(route, "param_convertors", {}))
+            found.setdefault(params, set()).update(getattr(route, "methods", None) or ())
+    return found[min(found)] if found else set()

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from tiervec.encode.base import DEFAULT_MODEL
 from tiervec.search.spec import DEFAULT_CHAIN
+from tiervec.serve.config import NAME
 
 Strict = ConfigDict(extra="forbid", strict=True)
+
+
+def _whole(value: Any) -> Any:
+    """``10.0`` as ``10``: JSON has one number type, and JSON Schema's integer is any number
+    without a fraction; anything else is left for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+#: An integer field of a request: whole-number floats (``10.0``) accepted.
+Int = Annotated[int, BeforeValidator(_whole)]
 #: A filter: the string form (``'year >= 2020 and lang == "en"'``) or the dict form.
 FilterIn = Annotated[str | dict[str, Any] | None, Field(
     description="Only documents whose metadata match: a string such as "
@@ -25,7 +38,7 @@ class BinaryVectors(BaseModel):
 
     model_config = Strict
     base64: str
-    shape: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2, max_length=2)]
+    shape: Annotated[list[Annotated[Int, Field(ge=0)]], Field(min_length=2, max_length=2)]
     dtype: Literal["float32"] = "float32"
 
 
@@ -39,10 +52,10 @@ class ChunkingIn(BaseModel):
     method: Literal["late", "naive"] = Field("late", description="late: the model reads the "
                                              "whole document, each chunk is pooled; naive: "
                                              "each chunk is read alone.")
-    tokens: Annotated[int, Field(ge=8, le=8192)] = 128
-    overlap: Annotated[int, Field(ge=0, le=8191)] = 16
+    tokens: Annotated[Int, Field(ge=8, le=8192)] = 128
+    overlap: Annotated[Int, Field(ge=0, le=8191)] = 16
     sentences: bool = False
-    window: Annotated[int, Field(ge=16, le=8192)] | None = None
+    window: Annotated[Int, Field(ge=16, le=8192)] | None = None
     aggregate: Literal["max", "top3", "sum"] = "max"
 
 
@@ -51,20 +64,22 @@ class MultiVectorIn(BaseModel):
     MaxSim re-ranking the top ``candidates``."""
 
     model_config = Strict
-    reps: Annotated[int, Field(ge=1, le=64)] = 20
-    k_sim: Annotated[int, Field(ge=1, le=6)] = 4
-    dim_proj: Annotated[int, Field(ge=1, le=32)] = 16
-    final_dim: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    reps: Annotated[Int, Field(ge=1, le=64)] = 20
+    k_sim: Annotated[Int, Field(ge=1, le=6)] = 4
+    dim_proj: Annotated[Int, Field(ge=1, le=32)] = 16
+    final_dim: Annotated[Int, Field(ge=1, le=65_536)] | None = None
     token_codec: Literal["int8", "binary"] | None = "int8"
-    candidates: Annotated[int, Field(ge=1, le=10_000)] = 100
+    candidates: Annotated[Int, Field(ge=1, le=10_000)] = 100
 
 
 class CreateCollection(BaseModel):
     model_config = Strict
-    name: str = Field(description="1-64 letters, digits, '_' or '-'.", examples=["scifact"])
+    name: str = Field(description="1-64 letters, digits, '_' or '-', starting with a letter or "
+                      "digit; unique regardless of case.", examples=["scifact"],
+                      json_schema_extra={"pattern": NAME.pattern, "maxLength": 64})
     model: str | None = Field(DEFAULT_MODEL, description="Embedding model; null for a "
                               "vectors-only collection (then give dim).")
-    dim: Annotated[int, Field(ge=1)] | None = None
+    dim: Annotated[Int, Field(ge=1)] | None = None
     tiers: str = Field(DEFAULT_CHAIN, description="The tier chain, e.g. "
                        "'binary*4 -> float32@disk'.")
     fields: dict[str, str] = Field(default_factory=dict, description="Metadata field types, "
@@ -109,8 +124,8 @@ class FusionIn(BaseModel):
     weight: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="The dense side's weight.")
     rrf_k: Annotated[float, Field(ge=0, le=1e6)] | None = None
-    dense_depth: Annotated[int, Field(ge=1, le=100_000)] | None = None
-    lexical_depth: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    dense_depth: Annotated[Int, Field(ge=1, le=100_000)] | None = None
+    lexical_depth: Annotated[Int, Field(ge=1, le=100_000)] | None = None
 
 
 class SearchIn(BaseModel):
@@ -122,9 +137,9 @@ class SearchIn(BaseModel):
     queries: list[str] | None = None
     vector: list[float] | None = None
     vectors: VectorsIn | None = None
-    k: Annotated[int, Field(ge=1)] = 10
+    k: Annotated[Int, Field(ge=1)] = 10
     filter: FilterIn = None
-    oversample: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] | None = Field(
+    oversample: Annotated[Int, Field(ge=1)] | list[Annotated[Int, Field(ge=1)]] | None = Field(
         None, description="Candidates each passing tier hands on, as a multiple of k: one "
         "factor, or one per such tier.")
     include_documents: bool = Field(True, description="Return title, text and metadata.")
@@ -253,5 +268,9 @@ class HealthOut(BaseModel):
 
 class ReadyOut(BaseModel):
     ready: bool
-    collections: list[str]
-    failed: dict[str, str]
+    served: int = Field(description="Collections open.")
+    failures: int = Field(description="Collections that could not be opened.")
+    collections: list[str] | None = Field(None, description="Their names (with the API key "
+                                          "only, when the server has one).")
+    failed: dict[str, str] | None = Field(None, description="Why each failure could not be "
+                                          "opened (with the API key only).")

@@ -220,6 +220,13 @@ class Registry:
             if name in self._served or path.exists():
                 raise CollectionExists(f"a collection named {name!r} already exists; pick "
                                        "another name, or delete it first")
+            taken = {n.lower(): n for n in [*self._served, *self._failed,
+                                            *(p.name for p in self.root.iterdir())]}
+            if name.lower() in taken:
+                raise CollectionExists(
+                    f"collection {name!r} differs only in case from {taken[name.lower()]!r}; "
+                    "names must differ in more than case (on a case-insensitive file system "
+                    "they would be one folder)")
             model = options.get("model")
             encoder = None if model is None else self._encoder(EncoderConfig(model=model))
             col = await asyncio.to_thread(Collection.create, path, encoder=encoder, **options)

@@ -14,8 +14,9 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import ValidationError
 from starlette.responses import JSONResponse, Response
 
@@ -40,6 +41,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422)}
 
 
+#: How a key is sent, as the OpenAPI spec declares it (the docs' Authorize button).
+BEARER = HTTPBearer(auto_error=False, description="The server's API key as a bearer token.")
+HEADER = APIKeyHeader(name="api-key", auto_error=False, description="The server's API key.")
+_BY_BEARER, _BY_HEADER = Security(BEARER), Security(HEADER)
+
+
 def _key_of(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
@@ -51,21 +58,38 @@ def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8", "replace"), b.encode("utf-8", "replace"))
 
 
+def _role(request: Request) -> str | None:
+    """``"write"``, ``"read"`` or ``None`` (no or a wrong key) for the request's key."""
+    config: ServerConfig = request.app.state.config
+    if config.api_key is None:
+        return "write"
+    key = _key_of(request)
+    if key is None:
+        return None
+    if _same(key, config.api_key):
+        return "write"
+    if config.read_key is not None and _same(key, config.read_key):
+        return "read"
+    return None
+
+
+def authorized(request: Request) -> bool:
+    """Whether the request may read (the server has no key, or it sent one of its keys)."""
+    return _role(request) is not None
+
+
 def _access(write: bool) -> Any:
-    async def check(request: Request) -> None:
-        config: ServerConfig = request.app.state.config
-        if config.api_key is None:
+    async def check(request: Request, bearer: Any = _BY_BEARER,
+                    header: Any = _BY_HEADER) -> None:
+        role = _role(request)
+        if role == "write" or (role == "read" and not write):
             return
-        key = _key_of(request)
-        if key is not None and _same(key, config.api_key):
-            return
-        if key is not None and config.read_key is not None and _same(key, config.read_key):
-            if write:
-                raise Forbidden("this API key may search and read but not write; use the "
-                                "server's read-write key")
-            return
+        if role == "read":
+            raise Forbidden("this API key may search and read but not write; use the "
+                            "server's read-write key")
         raise Unauthorized("this server needs an API key: send 'Authorization: Bearer KEY' "
-                           "or 'api-key: KEY'" if key is None else "the API key is wrong")
+                           "or 'api-key: KEY'" if _key_of(request) is None else
+                           "the API key is wrong")
     return Depends(check)
 
 
@@ -157,8 +181,6 @@ async def collection_plan(name: str, request: Request) -> Response:
 def _documents(body: m.WriteDocuments, limits: Limits) -> list[dict[str, Any]]:
     """The documents as records for the library (which checks them as it checks a corpus)."""
     docs = body.documents
-    if not docs:
-        raise InvalidRequest("'documents' is empty; send at least one document")
     if len(docs) > limits.max_documents:
         raise LimitExceeded(f"{len(docs)} documents in one request; the server takes at most "
                             f"{limits.max_documents}: split the batch")
@@ -191,11 +213,10 @@ async def _write_documents(request: Request, name: str, body: m.WriteDocuments,
             return {"added": stats.added, "replaced": stats.replaced}
         return {"added": col.add(docs, vectors=vectors)}
 
-    async with served.write_lock:
-        try:
-            out = await anyio.to_thread.run_sync(commit)
-        finally:  # committed or not, what the cache holds of these ids may be stale
-            served.documents.forget(d["id"] for d in docs)
+    try:  # concurrent writes meet in the library, which commits them as one (group commit)
+        out = await anyio.to_thread.run_sync(commit)
+    finally:  # committed or not, what the cache holds of these ids may be stale
+        served.documents.forget(d["id"] for d in docs)
     _registry(request).merge_later(served)
     return _json(out)
 
@@ -231,20 +252,17 @@ async def get_document(name: str, doc_id: str, request: Request) -> Response:
 
 async def _delete(request: Request, name: str, ids: list[str]) -> dict[str, Any]:
     served = _served(request, name)
-    async with served.write_lock:
-        try:
-            stats = await anyio.to_thread.run_sync(served.collection.delete, ids)
-        finally:
-            served.documents.forget(ids)
+    try:
+        stats = await anyio.to_thread.run_sync(served.collection.delete, ids)
+    finally:
+        served.documents.forget(ids)
     _registry(request).merge_later(served)
     return {"deleted": stats.deleted, "missing": list(stats.missing)}
 
 
 @write.post("/collections/{name}/documents/delete", response_model=m.WriteOut)
 async def delete_documents(name: str, body: m.IdsIn, request: Request) -> Response:
-    """Delete documents by id; unknown ids are listed in ``missing``."""
-    if not body.ids:
-        raise InvalidRequest("'ids' is empty; send at least one id")
+    """Delete documents by id; unknown ids are listed in ``missing`` (none: nothing done)."""
     _check_ids(body.ids, _limits(request))
     return _json(await _delete(request, name, body.ids))
 
@@ -331,11 +349,24 @@ SEARCH_BODY = {"requestBody": {"required": True, "content": {"application/json":
 
 
 async def _search_body(request: Request) -> m.SearchIn:
+    raw = await request.body()
     try:
-        return m.SearchIn.model_validate_json(await request.body())
+        return m.SearchIn.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()]) from None
+        errors = exc.errors()
+    if errors and errors[0]["type"] == "json_invalid":
+        # valid JSON that pydantic's parser refuses: a lone surrogate escape ("\ud800") in a
+        # string; the json module reads it, and the library says what is wrong with it
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
+            parsed = None
+        if parsed is not None:
+            try:
+                return m.SearchIn.model_validate(parsed)
+            except ValidationError as exc:
+                errors = exc.errors()
+    raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in errors])
 
 
 @read.post("/collections/{name}/search", response_model=m.SearchOut, openapi_extra=SEARCH_BODY)

@@ -25,7 +25,9 @@ from urllib.parse import quote
 
 import numpy as np
 
+from tiervec._text import check_texts
 from tiervec.corpus import Document
+from tiervec.errors import FilterTooComplex
 from tiervec.filters import Field, FieldType
 from tiervec.filters.compile import column
 
@@ -274,6 +276,7 @@ class DocStore:
         document has a row per chunk."""
         found: dict[str, list[int]] = {}
         ids = list(ids)
+        check_texts(ids, "id")
         where, params = self._visible()
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
@@ -321,6 +324,7 @@ class DocStore:
         """Documents for ``ids`` in order; ``None`` where an id is unknown."""
         found: dict[str, Document] = {}
         ids = list(ids)
+        check_texts(ids, "id")
         where, params = self._visible()
         for start in range(0, len(ids), _BATCH):
             chunk = ids[start : start + _BATCH]
@@ -347,10 +351,16 @@ class DocStore:
             picked = "".join(f', m."{c}"' for c in cols)
             source = (f"(SELECT d.row AS row{picked} FROM docs d "
                       "LEFT JOIN main.meta m ON m.row = d.row) AS meta")
-        (rows,) = self._db.execute(  # one string, not a tuple per row: 3x faster
-            f"SELECT group_concat(meta.row) FROM {source} WHERE +meta.row < ? AND ({where})",
-            (self.next_row, *params),
-        ).fetchone()
+        try:
+            (rows,) = self._db.execute(  # one string, not a tuple per row: 3x faster
+                f"SELECT group_concat(meta.row) FROM {source} WHERE +meta.row < ? AND ({where})",
+                (self.next_row, *params),
+            ).fetchone()
+        except sqlite3.OperationalError as exc:  # past SQLite's own limits on a statement
+            if "too large" not in str(exc) and "too many" not in str(exc):
+                raise
+            raise FilterTooComplex(f"SQLite cannot evaluate this filter ({exc}); write many "
+                                   "values of one field with 'in', or split the filter") from None
         return np.sort(np.fromstring(rows or "", dtype=np.int64, sep=","))
 
     @_locked

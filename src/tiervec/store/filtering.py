@@ -16,9 +16,19 @@ import numpy as np
 
 from tiervec.filters import Field, FieldType, Filter, compile_filter, parse
 from tiervec.filters.columnar import Column, evaluate, filter_fields
+from tiervec.filters.simplify import simplify
 from tiervec.store.docstore import DocStore
 from tiervec.store.manifest import SegmentEntry
 from tiervec.store.rows import RowMap
+
+
+def is_empty(filter: Filter) -> bool:
+    """No filter: ``None``, ``{}``, or a string of white space only."""
+    if filter is None:
+        return True
+    if isinstance(filter, str):
+        return not filter.strip()
+    return isinstance(filter, Mapping) and not filter
 
 
 class FilterRunner:
@@ -35,9 +45,9 @@ class FilterRunner:
         alive: np.ndarray | None,
     ) -> np.ndarray | None:
         """The boolean mask over positions a search may return (``None``: every one)."""
-        if filter is None or (isinstance(filter, Mapping) and not filter):
+        if is_empty(filter):
             return alive
-        parsed = parse(filter) if isinstance(filter, str) else filter
+        parsed = simplify(parse(filter) if isinstance(filter, str) else filter)
         where, params = compile_filter(parsed, fields)  # raises on a bad filter
         rows = RowMap(segments)
         names = filter_fields(parsed)

@@ -184,11 +184,12 @@ class CollectionFiles:
 
     # -- writing ------------------------------------------------------------------------------
     def next_segment(self, manifest: Manifest, rows: int, start: int) -> SegmentEntry:
+        """A new segment's entry, named so that no segment ever had its name: a merge drops
+        segments (a reader of an older manifest may still have their folders open), and the
+        epoch is past every number a dropped segment took."""
         numbers = [int(m[1]) for s in manifest.segments if (m := _SEGMENT.match(s.name))]
-        if not numbers and manifest.row_floor:  # all compacted away: never reuse their names
-            numbers = [manifest.epoch]
-        return SegmentEntry(name=f"seg-{max(numbers, default=-1) + 1:06d}", rows=rows,
-                            start=start)
+        number = max(max(numbers, default=-1) + 1, manifest.epoch if manifest.row_floor else 0)
+        return SegmentEntry(name=f"seg-{number:06d}", rows=rows, start=start)
 
     def write_segment(
         self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray],

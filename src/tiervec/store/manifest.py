@@ -99,7 +99,7 @@ class Manifest:
     @property
     def next_row(self) -> int:
         """The first database row a new segment gets."""
-        return max((s.start + s.rows for s in self.segments), default=self.row_floor)
+        return max(max((s.start + s.rows for s in self.segments), default=0), self.row_floor)
 
     # -- the stored settings, typed ---------------------------------------------------------
     def encoder_config(self) -> EncoderConfig | None:

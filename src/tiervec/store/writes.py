@@ -249,10 +249,21 @@ def commit_compaction(
     docs_db: DocStore,
     rows: RowMap,
     alive: np.ndarray | None,
+    merge: Sequence[int] | None = None,
 ) -> tuple[Manifest, list[SegmentEntry]]:
-    """Copy the live rows (positions ``alive``; all if ``None``) into one new segment, with
-    new row numbers, and commit. Returns the new manifest and the segments it dropped."""
+    """Copy the live rows (positions ``alive``; all if ``None``) of the segments numbered
+    ``merge`` (all if ``None``) into one new segment, with new row numbers, and commit; the
+    other segments stay as they are, ahead of it. Returns the new manifest and the segments
+    it dropped."""
+    chosen = range(len(manifest.segments)) if merge is None else sorted(set(merge))
+    bounds = np.cumsum([0] + [s.rows for s in manifest.segments])
     positions = np.arange(manifest.count) if alive is None else alive
+    inside = np.zeros(manifest.count, dtype=bool)
+    for i in chosen:
+        inside[bounds[i]:bounds[i + 1]] = True
+    positions = positions[inside[positions]]
+    merged = [manifest.segments[i] for i in chosen]
+    kept = [s for i, s in enumerate(manifest.segments) if i not in set(chosen)]
     start = manifest.next_row
     segment = files.next_segment(manifest, rows=len(positions), start=start)
     new = copy_manifest(manifest)
@@ -260,16 +271,16 @@ def commit_compaction(
         if len(positions):
             files.write_segment_from(segment, manifest, positions)
         docs_db.copy_rows(rows.rows(positions), start, manifest.epoch + 1)
-        new.segments = [segment] if len(positions) else []
+        new.segments = kept + ([segment] if len(positions) else [])
         new.row_floor = start + len(positions)
         new.graph = None  # positions changed: the graph is rebuilt
         new.epoch += 1
-        new.deleted = 0
+        new.deleted = manifest.deleted - (sum(s.rows for s in merged) - len(positions))
         new.write(files.root)
     except BaseException:
         _undo(files, docs_db, manifest, segment, {})
         raise
-    return new, list(manifest.segments)
+    return new, merged
 
 
 def finish_compaction(
@@ -320,7 +331,8 @@ def commit_index(
         raise unknown_field(name, fields)
     docs_db.create_index(Field(name=name, type=fields[name].type, indexed=True))
     new = copy_manifest(manifest)
-    new.fields[name] = {"type": fields[name].type.value, "indexed": True}
+    new.fields[name] = {**new.fields.get(name, {}), "type": fields[name].type.value,
+                        "indexed": True}
     new.write(files.root)
     return new
 

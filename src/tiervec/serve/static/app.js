@@ -38,7 +38,7 @@ function showError(err) {
   if (!err) { box.hidden = true; box.textContent = ""; return; }
   box.hidden = false;
   box.textContent = `${err.code || "Error"}: ${err.message}`;
-  if (err.status === 401 || err.status === 403) $("key-box").hidden = false;
+  if (err.status === 401 || err.status === 403) showKey();
 }
 
 // -- collections and their stats --------------------------------------------------------------
@@ -279,9 +279,24 @@ $("search-form").addEventListener("submit", (e) => { e.preventDefault(); search(
 $("collection").addEventListener("change", (e) => {
   selectCollection(e.target.value).catch(showError);
 });
+// The server's key (asked for once the API answers 401), kept for this tab only; it can be
+// changed by typing another, or forgotten.
+function showKey() {
+  const stored = sessionStorage.getItem("tiervec-key");
+  $("key-box").hidden = false;
+  $("api-key").value = "";
+  $("api-key").placeholder = stored ? "stored; type to change" : "";
+}
 $("api-key").addEventListener("change", (e) => {
   sessionStorage.setItem("tiervec-key", e.target.value);
+  showKey();
   loadCollections().then(() => showError(null)).catch(showError);
 });
+$("forget-key").addEventListener("click", () => {
+  sessionStorage.removeItem("tiervec-key");
+  showKey();
+  $("api-key").focus();
+});
+if (sessionStorage.getItem("tiervec-key")) showKey();
 
 loadCollections().catch(showError);
