@@ -9,7 +9,8 @@ wrk (a C load generator) sends the same requests to both, each cell bounded in t
   recall@10 against exact search; the in-process Collection API beside it (the HTTP overhead);
 - search by text (tiervec encodes; Chroma's server cannot: its embedding runs in its client,
   from a model it downloads);
-- a 90% search / 10% upsert mix;
+- a 90% search / 10% upsert mix (concurrent upserts grouped into one commit by tiervec), and
+  upserts alone;
 - the same with the server's batching of concurrent searches off (its gain, as rows);
 - bulk ingest of 100k precomputed vectors over HTTP, JSON and binary, against the library;
 - a soak: the mix for ``--soak-seconds`` with a kill -9 and a restart halfway; every
@@ -262,12 +263,12 @@ def prepare(root: Path) -> tuple[list[str], list[str], np.ndarray, list[str], np
     """The served folder (SciFact with its vectors, nothing re-encoded); ids, texts, vectors,
     query texts and query vectors."""
     data = shared_data() / "beir" / "scifact"
+    q_texts, q = scifact_queries()  # (first: it opens the cached collection itself)
     cached = beir_collection(data, "scifact")
     ids = [str(i) for i in cached.ids_at(np.arange(len(cached)))]
     x = np.ascontiguousarray(np.concatenate([np.asarray(a) for a in cached.vectors().arrays]))
     docs = cached.get(ids)
     texts = [f"{d.title} {d.text}".strip() if d else "" for d in docs]
-    q_texts, q = scifact_queries()
     with tiervec.create(root / COLLECTION, tiers=CHAIN) as col:
         col.add([d for d in docs if d is not None], vectors=x)
     cached.close()
@@ -314,6 +315,9 @@ def loads(target: Any, q: np.ndarray, q_texts: list[str], x: np.ndarray, texts: 
             requests = [target.search_text(t) for t in q_texts]
         elif workload == "vector":
             requests = [target.search_vector(v) for v in q]
+        elif workload == "write":  # upserts of one document (new ids, then replacing them)
+            requests = [target.upsert(f"write-{(i * 7919) % len(x)}", x[(i * 7919) % len(x)],
+                                      texts[(i * 7919) % len(x)]) for i in range(len(x))]
         else:  # 90% search by vector, 10% upsert (new ids, then replacing them)
             requests = [target.upsert(f"mix-{(i * 7919) % len(x)}", x[(i * 7919) % len(x)],
                                       texts[(i * 7919) % len(x)]) if i % 10 == 9 else
@@ -464,7 +468,8 @@ def main() -> None:
     parser.add_argument("--skip-chroma", action="store_true")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-ingest", action="store_true")
-    parser.add_argument("--workloads", nargs="+", default=["floor", "vector", "text", "mix"])
+    parser.add_argument("--workloads", nargs="+",
+                        default=["floor", "vector", "text", "mix", "write"])
     args = parser.parse_args()
     conc = tuple(args.concurrency)
     root = Path(tempfile.mkdtemp(prefix="tiervec-bench-server-"))
@@ -483,7 +488,7 @@ def main() -> None:
                 chroma_rec = recall_over_http(chroma, q, exact)
                 console.print(f"Chroma recall@10 vs exact: {chroma_rec:.4f}")
                 cells += loads(chroma, q, q_texts, x, texts, args,
-                               _only(args, ("floor", "vector", "mix")), conc, work,
+                               _only(args, ("floor", "vector", "mix", "write")), conc, work,
                                vector_recall=chroma_rec)
             finally:
                 process.terminate()
@@ -492,7 +497,7 @@ def main() -> None:
                                        chroma_rec if chroma_rec is not None else 0.99)
         inproc = in_process(root / "served" / COLLECTION, q, oversample)
         for label, flags, workloads, levels in (
-                ("tiervec", (), ("floor", "vector", "text", "mix"), conc),
+                ("tiervec", (), ("floor", "vector", "text", "mix", "write"), conc),
                 ("tiervec, no batching", ("--no-batching",), ("vector", "text"),
                  tuple(c for c in conc if c > 1))):
             fresh = root / f"served-{len(flags)}"  # each server starts from the same copy

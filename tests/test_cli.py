@@ -501,7 +501,8 @@ def test_index_field(meta_col):
     assert_error(run("index-field", meta_col, "author"), "unknown metadata field 'author'")
 
 
-@pytest.mark.parametrize("command", ["add", "delete", "compact", "index-field", "search", "info"])
+@pytest.mark.parametrize("command", ["add", "delete", "compact", "index-field", "search", "info",
+                                     "docs", "set-metadata"])
 def test_help_gives_an_example(command):
     result = run(command, "--help")
     assert result.exit_code == 0, result.output

@@ -248,3 +248,27 @@ def test_served_over_http_with_ray(tmp_path, data, ray_cluster):
             assert remote.search_vectors(x[600], 1).ids[0, 0] == "new"
     finally:
         assert server.stop() == 0
+
+
+def test_scroll_delete_by_filter_and_metadata_updates_across_shards(tmp_path, data,
+                                                                    ray_cluster):
+    docs, x, _ = data
+    sharded, single = _pair(tmp_path, (docs[:300], x[:300], None), "float32")
+    with sharded, single:
+        for filt in (None, "group == 1"):
+            pages, cursor = [], None
+            while True:
+                page = sharded.scroll(filt, limit=37, cursor=cursor)
+                pages += [d.id for d in page.documents]
+                if page.cursor is None:
+                    break
+                cursor = page.cursor
+            everything = single.scroll(filt, limit=10_000).documents
+            assert pages == [d.id for d in everything]
+        assert sharded.delete_where("year < 2003").deleted == single.delete_where(
+            "year < 2003").deleted > 0
+        assert len(sharded) == len(single)
+        stats = sharded.set_metadata({"doc-10": {"group": 9}, "doc-0": {"group": 9}})
+        assert stats.replaced == 1 and stats.missing == ["doc-0"]  # doc-0: year 2000, deleted
+        assert sharded.count("group == 9") == 1
+        assert sharded.search_vectors(x[10], 1).ids[0][0] == "doc-10"

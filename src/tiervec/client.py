@@ -25,7 +25,14 @@ from tiervec import errors
 from tiervec._validate import as_documents, as_vectors
 from tiervec.corpus import Document
 from tiervec.filters import Filter
-from tiervec.search import CollectionStats, FilterPlan, FilterStrategy, SearchResult, TierStats
+from tiervec.search import (
+    CollectionStats,
+    FilterPlan,
+    FilterStrategy,
+    Page,
+    SearchResult,
+    TierStats,
+)
 from tiervec.store.writes import WriteStats
 from tiervec.wire import document_from_dict, encode_vectors
 
@@ -78,15 +85,23 @@ class Client:
     def create(self, name: str, *, model: str | None = "all-MiniLM-L6-v2",
                dim: int | None = None, tiers: str | None = None,
                fields: Mapping[str, str] | None = None,
-               indexes: Sequence[str] = (),
-               chunking: str | Mapping[str, Any] | None = None) -> RemoteCollection:
-        """A new collection on the server (options as :meth:`tiervec.Collection.create`;
-        ``chunking``: ``"late"``, ``"naive"`` or the fields of a ``ChunkingConfig``)."""
+               indexes: Sequence[str] = (), lexical: bool | None = None,
+               chunking: str | Mapping[str, Any] | None = None,
+               multivector: bool | Mapping[str, Any] | None = None) -> RemoteCollection:
+        """A new collection on the server, with every option the HTTP create takes (as
+        :meth:`tiervec.Collection.create`): ``lexical`` (a BM25 index; default: when it has a
+        model), ``chunking`` (``"late"``, ``"naive"`` or a ``ChunkingConfig``'s fields),
+        ``multivector`` (``True`` or a ``MultiVectorConfig``'s fields: ``reps``, ``k_sim``,
+        ``dim_proj``, ``final_dim``, ``token_codec``, ``candidates``)."""
         body: dict[str, Any] = {"name": name, "model": model, "dim": dim,
                                 "fields": dict(fields or {}), "indexes": list(indexes)}
+        if lexical is not None:
+            body["lexical"] = lexical
         if chunking is not None:
             body["chunking"] = {"method": chunking} if isinstance(chunking, str) else \
                 dict(chunking)
+        if multivector:
+            body["multivector"] = {} if multivector is True else dict(multivector)
         if tiers is not None:
             body["tiers"] = str(tiers)
         return RemoteCollection(self, name, self.request("POST", "/v1/collections", body))
@@ -186,6 +201,21 @@ class RemoteCollection:
         answer = self.client.request("POST", f"{self._base}/documents/delete", {"ids": ids})
         return WriteStats(deleted=answer["deleted"], missing=list(answer["missing"]))
 
+    def delete_where(self, filter: Filter) -> WriteStats:
+        """Delete every document ``filter`` matches (one commit on the server)."""
+        answer = self.client.request("POST", f"{self._base}/documents/delete",
+                                     {"filter": filter})
+        return WriteStats(deleted=answer["deleted"])
+
+    def set_metadata(self, updates: Mapping[str, Mapping[str, Any]], *,
+                     replace: bool = False) -> WriteStats:
+        """New metadata for documents by id, merged (or ``replace``: instead); nothing is
+        encoded again. Unknown ids are reported in ``missing``."""
+        body = {"documents": [{"id": str(i), "metadata": dict(m)} for i, m in updates.items()],
+                "replace": replace}
+        answer = self.client.request("PATCH", f"{self._base}/documents", body)
+        return WriteStats(replaced=answer["replaced"], missing=list(answer["missing"]))
+
     def compact(self) -> WriteStats:
         return WriteStats(deleted=self.client.request("POST", f"{self._base}/compact")["deleted"])
 
@@ -195,6 +225,14 @@ class RemoteCollection:
         wanted = [str(i) for i in np.asarray(ids, dtype=object).ravel()]
         answer = self.client.request("POST", f"{self._base}/documents/get", {"ids": wanted})
         return [None if d is None else document_from_dict(d) for d in answer["documents"]]
+
+    def scroll(self, filter: Filter = None, *, limit: int = 100,
+               cursor: str | None = None) -> Page:
+        """A page of documents in id order (``filter``'s matches), after ``cursor``."""
+        answer = self.client.request("POST", f"{self._base}/documents/scroll",
+                                     {"filter": filter, "limit": limit, "cursor": cursor})
+        return Page(documents=[document_from_dict(d) for d in answer["documents"]],
+                    cursor=answer["cursor"])
 
     @property
     def has_lexical(self) -> bool:

@@ -195,6 +195,40 @@ def search(
     _run(go)
 
 
+@app.command()
+def docs(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    filter_: Annotated[str | None, typer.Option(
+        "--filter", "-f", help="Only documents whose metadata match, e.g. 'year >= 2020'.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10_000,
+                                       help="Documents per page.")] = 20,
+    cursor: Annotated[str | None, typer.Option(
+        "--cursor", help="Start after this id (the cursor a page printed).")] = None,
+) -> None:
+    """List a collection's documents in id order, one JSON object a line, a page at a time.
+
+    The next page's cursor goes to standard error (none after the last page).
+
+    Example: tiervec docs my-col --filter 'year >= 2020' -n 100 > page.jsonl
+    """
+
+    def go() -> None:
+        import sys
+
+        from tiervec.wire import document_to_dict
+
+        with open_searchable(collection, read_only=True) as col:
+            page = col.scroll(filter_, limit=limit, cursor=cursor)
+        for doc in page.documents:
+            sys.stdout.write(json.dumps(document_to_dict(doc), ensure_ascii=False) + "\n")
+        if page.cursor is not None:
+            err_console.print(f"next page: --cursor {escape(repr(page.cursor))}",
+                              highlight=False)
+
+    _run(go)
+
+
 def _multivector_config(fde: str, candidates: int, token_codec: str) -> Any:
     """The ``MultiVectorConfig`` of ``--fde RxBxD``, ``--candidates`` and ``--token-codec``."""
     from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig

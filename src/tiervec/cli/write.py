@@ -61,19 +61,24 @@ def delete(
     ids_file: Annotated[Path | None, typer.Option(
         "--ids-file", help="A file of ids to delete, one per line ('-': standard input).",
         show_default=False)] = None,
+    where: Annotated[str | None, typer.Option(
+        "--filter", help="Delete every document this filter matches, e.g. 'year < 2000'.",
+        show_default=False)] = None,
     compact_after: Annotated[bool, typer.Option(
         "--compact", help="Compact afterwards, reclaiming the space now (see `tiervec "
         "compact`).")] = False,
 ) -> None:
-    """Delete documents by id. Unknown ids are reported, not an error.
+    """Delete documents by id, or those a filter matches. Unknown ids are reported, not an
+    error.
 
     Deleted documents disappear from searches at once;
     `tiervec compact` (or --compact) reclaims their space.
 
     Example: tiervec delete my-collection doc-17 doc-42 --compact
+    (or: tiervec delete my-collection --filter 'year < 2000')
     """
-    if ids is None and ids_file is None:
-        raise typer.BadParameter("give the ids to delete, or --ids-file FILE",
+    if (ids is None and ids_file is None) == (where is None):
+        raise typer.BadParameter("give the ids to delete (or --ids-file FILE), or --filter",
                                  param_hint="ID...")
 
     def go() -> None:
@@ -81,7 +86,7 @@ def delete(
 
         wanted = list(ids or []) + (_read_ids(ids_file) if ids_file is not None else [])
         with tiervec.open(collection) as col:
-            stats = col.delete(wanted)
+            stats = col.delete(wanted) if where is None else col.delete_where(where)
             console.print(f"[green]{escape(str(collection))}[/]: deleted "
                           f"{_documents(stats.deleted)}, {len(col):,} left")
             if stats.missing:
@@ -92,6 +97,55 @@ def delete(
                                   f"{escape(shown)}{more}", highlight=False)
             if compact_after:
                 _compact(col, collection)
+
+    _run(go)
+
+
+@app.command("set-metadata")
+def set_metadata(
+    collection: CollectionArg,
+    updates: Annotated[Path, typer.Argument(
+        help="A .jsonl file ('-': standard input) of {\"id\": ..., field: value, ...} lines.",
+        show_default=False)],
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Replace each document's metadata instead of merging into it.")
+    ] = False,
+) -> None:
+    """Change documents' metadata without encoding them again (their stored vectors are kept).
+
+    Each line names a document and its new fields; a null value removes a field.
+    Unknown ids are reported, not an error.
+
+    Example: tiervec set-metadata my-collection changes.jsonl (lines such as
+    {"id": "doc-17", "year": 2021}; '-' reads them from standard input)
+    """
+
+    def go() -> None:
+        import json
+        import sys
+
+        import tiervec
+        from tiervec.errors import MalformedCorpus
+
+        lines = (sys.stdin if str(updates) == "-" else updates.open(encoding="utf-8"))
+        changes: dict[str, dict[str, Any]] = {}
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                changes[str(record.pop("id"))] = record
+            except (ValueError, KeyError, AttributeError):
+                raise MalformedCorpus(f"{updates} line {n}: expected a JSON object with an "
+                                      "'id' and the fields to set") from None
+        with tiervec.open(collection) as col:
+            stats = col.set_metadata(changes, replace=replace)
+        console.print(f"[green]{escape(str(collection))}[/]: metadata of "
+                      f"{_documents(stats.replaced)} changed")
+        if stats.missing:
+            err_console.print(f"[yellow]Not found:[/] {len(stats.missing):,} ids: "
+                              f"{escape(', '.join(map(repr, stats.missing[:SHOWN_IDS])))}",
+                              highlight=False)
 
     _run(go)
 

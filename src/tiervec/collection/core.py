@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tiervec.collection.documents import Documents
 from tiervec.collection.groups import WriteQueue
-from tiervec.collection.writing import Writing
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig
@@ -31,7 +31,7 @@ from tiervec.store.locks import RWLock, WriterLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 
 
-class Collection(Writing):
+class Collection(Documents):
     """Documents and vectors in a folder, searched through a chain of tiers.
 
     Create one with :func:`tiervec.create` and reopen it with :func:`tiervec.open`; the

@@ -12,7 +12,8 @@ from tiervec.corpus import Document
 from tiervec.distribute.scatter import ShardSet
 from tiervec.encode.base import ProgressFn
 from tiervec.errors import CollectionError, DuplicateIds
-from tiervec.search import Chain
+from tiervec.filters import Filter
+from tiervec.search import Chain, Page
 from tiervec.store.writes import WriteStats
 
 
@@ -58,6 +59,36 @@ class ShardedWrites(ShardSet):
         missing = set().union(*(s.missing for s in stats)) if stats else set()
         return WriteStats(deleted=sum(s.deleted for s in stats),
                           missing=[i for i in ids if i in missing])
+
+    def delete_where(self, filter: Filter) -> WriteStats:
+        """Delete what ``filter`` matches, on every shard at once (one commit each)."""
+        self._require_writable()
+        stats = self._each("write", "delete_where", filter)
+        self._forget()
+        return WriteStats(deleted=sum(s.deleted for s in stats))
+
+    def set_metadata(self, updates: Mapping[str, Mapping[str, Any]], *,
+                     replace: bool = False) -> WriteStats:
+        """New metadata for documents by id, each on its shard (nothing encoded again)."""
+        self._require_writable()
+        ids = list(updates)
+        refs = [a.write.remote("set_metadata", {ids[i]: updates[ids[i]] for i in rows},
+                               replace=replace) if rows else None
+                for a, rows in zip(self._actors, self._routed(ids), strict=True)]
+        stats = [s for s in self._gather_some(refs) if s is not None]
+        missing = set().union(*(s.missing for s in stats)) if stats else set()
+        self._forget()
+        return WriteStats(replaced=sum(s.replaced for s in stats),
+                          missing=[i for i in ids if i in missing])
+
+    def scroll(self, filter: Filter = None, *, limit: int = 100,
+               cursor: str | None = None) -> Page:
+        """A page of documents in id order across the shards: each shard's page after
+        ``cursor``, merged, the first ``limit`` kept (the rest come again next page)."""
+        pages = self._reads("scroll", filter, limit=limit, cursor=cursor)
+        docs = sorted((d for p in pages for d in p.documents), key=lambda d: d.id)
+        more = len(docs) > limit or any(p.cursor is not None for p in pages)
+        return Page(documents=docs[:limit], cursor=docs[limit - 1].id if more else None)
 
     def _write(self, method: str, docs: list[Document], vectors: np.ndarray | None,
                progress: ProgressFn | None, **call: Any) -> list[Any]:

@@ -15,7 +15,7 @@
 from tiervec.search.filtered import FilterPlan, FilterPolicy, FilterStrategy
 from tiervec.search.pipeline import Pipeline
 from tiervec.search.query import FusionConfig, FusionMethod, Query, SearchMode, SearchOptions
-from tiervec.search.results import SearchResult, ShardReport
+from tiervec.search.results import Page, SearchResult, ShardReport
 from tiervec.search.searchable import CollectionStats, Searchable, TierStats
 from tiervec.search.spec import DEFAULT_CHAIN, DEFAULT_OVERSAMPLE, Chain, Location, Tier
 from tiervec.search.stages import Candidates
@@ -35,6 +35,7 @@ __all__ = [
     "FusionConfig",
     "FusionMethod",
     "Location",
+    "Page",
     "Pipeline",
     "Query",
     "SearchMode",

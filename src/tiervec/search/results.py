@@ -21,6 +21,15 @@ class ShardReport:
         return bool(self.failed)
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection's documents in id order (:meth:`Collection.scroll`), and the
+    cursor of the next (``None`` after the last page)."""
+
+    documents: list[Any]
+    cursor: str | None
+
+
 class _Top(NamedTuple):
     ids: np.ndarray
     scores: np.ndarray

@@ -115,6 +115,39 @@ class IdsIn(BaseModel):
     ids: list[str]
 
 
+class DeleteIn(BaseModel):
+    """Documents to delete: by ``ids``, or every one a ``filter`` matches (one of the two)."""
+
+    model_config = Strict
+    ids: list[str] | None = None
+    filter: FilterIn = None
+
+
+class ScrollIn(BaseModel):
+    """A page of documents in id order: those ``filter`` matches after ``cursor`` (the
+    ``cursor`` of the page before; none for the first)."""
+
+    model_config = Strict
+    filter: FilterIn = None
+    limit: Annotated[Int, Field(ge=1, le=10_000)] = 100
+    cursor: str | None = None
+
+
+class MetadataUpdate(BaseModel):
+    model_config = Strict
+    id: Annotated[str, Field(min_length=1, max_length=512)]
+    metadata: dict[str, Any]
+
+
+class MetadataIn(BaseModel):
+    """New metadata for documents by id: merged into theirs (a null value removes a field),
+    or with ``replace`` instead of it. Nothing is encoded again."""
+
+    model_config = Strict
+    documents: list[MetadataUpdate]
+    replace: bool = False
+
+
 class FusionIn(BaseModel):
     """How a hybrid search fuses its dense and lexical lists (omitted fields: the
     collection's fusion, as tuned by ``tiervec tune``)."""
@@ -202,6 +235,11 @@ class WriteOut(BaseModel):
 
 class GetOut(BaseModel):
     documents: list[DocumentOut | None]
+
+
+class PageOut(BaseModel):
+    documents: list[DocumentOut]
+    cursor: str | None = Field(description="The next page's cursor; null after the last.")
 
 
 class CountOut(BaseModel):

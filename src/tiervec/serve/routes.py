@@ -261,10 +261,49 @@ async def _delete(request: Request, name: str, ids: list[str]) -> dict[str, Any]
 
 
 @write.post("/collections/{name}/documents/delete", response_model=m.WriteOut)
-async def delete_documents(name: str, body: m.IdsIn, request: Request) -> Response:
-    """Delete documents by id; unknown ids are listed in ``missing`` (none: nothing done)."""
-    _check_ids(body.ids, _limits(request))
-    return _json(await _delete(request, name, body.ids))
+async def delete_documents(name: str, body: m.DeleteIn, request: Request) -> Response:
+    """Delete documents by ``ids`` (unknown ones listed in ``missing``; none: nothing done),
+    or every document a ``filter`` matches, in one commit."""
+    if (body.ids is None) == (body.filter is None):
+        raise InvalidRequest("give 'ids' or a 'filter' (one of the two)")
+    if body.ids is not None:
+        _check_ids(body.ids, _limits(request))
+        return _json(await _delete(request, name, body.ids))
+    _check_filter(body.filter, _limits(request))
+    served = _served(request, name)
+    try:
+        stats = await anyio.to_thread.run_sync(served.collection.delete_where, body.filter)
+    finally:
+        served.documents.forget()
+    _registry(request).merge_later(served)
+    return _json({"deleted": stats.deleted, "missing": []})
+
+
+@write.patch("/collections/{name}/documents", response_model=m.WriteOut)
+async def update_metadata(name: str, body: m.MetadataIn, request: Request) -> Response:
+    """Change documents' metadata without encoding them again (their stored vectors are
+    kept); unknown ids are listed in ``missing``."""
+    _check_ids([d.id for d in body.documents], _limits(request))
+    updates = {d.id: d.metadata for d in body.documents}
+    served = _served(request, name)
+    try:
+        stats = await anyio.to_thread.run_sync(
+            lambda: served.collection.set_metadata(updates, replace=body.replace))
+    finally:
+        served.documents.forget(updates)
+    return _json({"replaced": stats.replaced, "missing": list(stats.missing)})
+
+
+@read.post("/collections/{name}/documents/scroll", response_model=m.PageOut)
+async def scroll_documents(name: str, body: m.ScrollIn, request: Request) -> Response:
+    """A page of documents in id order (a filter's matches, if given), and the cursor of
+    the next page: ids, not positions, so writes between pages skip and repeat nothing."""
+    _check_filter(body.filter, _limits(request))
+    page = await anyio.to_thread.run_sync(
+        lambda: _served(request, name).collection.scroll(body.filter, limit=body.limit,
+                                                         cursor=body.cursor))
+    return _json({"documents": [document_to_dict(d) for d in page.documents],
+                  "cursor": page.cursor})
 
 
 @write.delete("/collections/{name}/documents/{doc_id:path}", response_model=m.WriteOut)

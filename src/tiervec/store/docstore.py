@@ -386,6 +386,19 @@ class DocStore:
         return found
 
     @_locked
+    def page_ids(self, after: str | None, limit: int, where: str = "1",
+                 params: Sequence[Any] = ()) -> list[str]:
+        """Up to ``limit`` ids of the snapshot's documents in id order, after ``after``, whose
+        metadata match ``where`` (a compiled filter over ``meta``): walks the id index, so a
+        page costs the same wherever it starts."""
+        visible, args = self._visible("d")
+        start = "" if after is None else "AND d.id > ?"
+        return [i for (i,) in self._db.execute(
+            f"SELECT DISTINCT d.id FROM docs d LEFT JOIN meta ON meta.row = d.row "
+            f"WHERE {visible} {start} AND ({where}) ORDER BY d.id LIMIT ?",
+            (*args, *(() if after is None else (after,)), *params, limit))]
+
+    @_locked
     def count(self) -> int:
         """Number of documents in the snapshot."""
         where, params = self._visible()
