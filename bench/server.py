@@ -81,6 +81,13 @@ request = function()
   i = i % #reqs + 1
   return reqs[i]
 end
+local shown = 0
+response = function(status, headers, body)
+  if status >= 400 and shown < 3 then  -- the first errors, to say what they were
+    shown = shown + 1
+    io.write("ERR " .. status .. " " .. string.sub(body or "", 1, 300):gsub("\n", " ") .. "\n")
+  end
+end
 done = function(s, latency, requests)
   io.write(string.format('WRK{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, '
     .. '"status_errors": %d, "socket_errors": %d}\n', s.requests, s.duration,
@@ -106,7 +113,8 @@ def wrk(url: str, requests: list[Request], concurrency: int, seconds: float,
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK{")), None)
     if line is None:
         sys.exit(f"wrk failed: {out.stdout}{out.stderr}")
-    return dict(json.loads(line[3:]))
+    errors = [ln[4:] for ln in out.stdout.splitlines() if ln.startswith("ERR ")]
+    return {**json.loads(line[3:]), "first_errors": errors[:3]}
 
 
 @dataclass
@@ -126,6 +134,7 @@ class Cell:
                 "p50_ms": round(w["p50_us"] / 1000, 3), "p99_ms": round(w["p99_us"] / 1000, 3),
                 "requests_per_s": round(w["requests"] / (w["duration_us"] / 1e6), 1),
                 "errors": w["status_errors"] + w["socket_errors"],
+                "first_errors": w.get("first_errors", []),
                 "recall_at_10": None if self.recall is None else round(self.recall, 4)}
 
 
@@ -330,6 +339,8 @@ def loads(target: Any, q: np.ndarray, q_texts: list[str], x: np.ndarray, texts: 
             console.print(f"  {cell.system:<22} {workload:<6} c={c:<3} {r['requests_per_s']:>9,.1f}"
                           f" req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  "
                           f"errors {r['errors']}")
+            for error in r["first_errors"]:
+                console.print(f"    error: {error}", highlight=False, markup=False)
             cells.append(cell)
     return cells
 

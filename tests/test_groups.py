@@ -107,6 +107,20 @@ def test_writes_of_one_id_keep_their_order(col) -> None:
     assert len(col) == 3 and col.count("year > 2000") == 1
 
 
+def test_a_leader_whose_own_write_waits_commits_it_next(col) -> None:
+    """The thread that takes the mutex may hold a write of an id an earlier queued write
+    holds: it commits the group, then its own write, before it answers."""
+    from tiervec.collection.groups import PendingWrite
+
+    first = PendingWrite(docs=[tiervec.Document(id="x", text="one")], vectors=vec(1)[None],
+                         replace=True)
+    col._queue.put(first)  # queued by a thread that has not reached the mutex yet
+    stats = col.upsert(docs(["x"], year=2002), vectors=vec(2))  # this thread leads
+    assert first.done and first.result() == WriteStats(added=1)
+    assert stats == WriteStats(replaced=1)
+    assert col.get(["x"])[0].metadata == {"year": 2002}  # type: ignore[union-attr]
+
+
 def test_many_threads_write_at_once(col) -> None:
     """Free-running threads: every write is answered and there, searches see each."""
     errors: list[BaseException] = []
@@ -115,6 +129,7 @@ def test_many_threads_write_at_once(col) -> None:
         try:
             for j in range(10):
                 col.upsert(docs([f"t{t}-{j}"], year=2000 + j), vectors=vec(1000 * t + j))
+                col.upsert(docs([f"shared-{j % 3}"], year=t), vectors=vec(10**6 + j))  # shared ids
         except BaseException as exc:
             errors.append(exc)
 
@@ -124,7 +139,7 @@ def test_many_threads_write_at_once(col) -> None:
     for thread in threads:
         thread.join(60)
     assert not errors
-    assert len(col) == 121 and col._queue.writes >= 120
+    assert len(col) == 124 and col._queue.writes >= 240
     for t in (0, 7, 11):
         assert col.search_vectors(vec(1000 * t + 9), k=1).ids[0][0] == f"t{t}-9"
 

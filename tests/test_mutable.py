@@ -81,7 +81,8 @@ FILTERS = [
 def test_filtered_search_matches_brute_force(tmp_path, data, tiers, exact_max):
     vectors, queries, docs = data
     with make(tmp_path, data, tiers) as col:
-        col.filter_policy = tiervec.search.filtered.FilterPolicy(exact_max=exact_max)
+        col.filter_policy = tiervec.search.filtered.FilterPolicy(
+            exact_max=exact_max, exact_max_share=1.0)  # exact_max alone decides
         for flt, pred in FILTERS:
             allowed = np.array([pred(d) for d in docs])
             assert col.count(flt) == allowed.sum()

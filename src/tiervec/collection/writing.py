@@ -97,8 +97,8 @@ class Writing(Reading):
         write = PendingWrite(docs, vectors, replace, truncated)
         self._queue.put(write)
         with self._write_mutex:
-            if not write.done:  # no commit took it yet: commit it and all queued since
-                self._commit_queued()
+            while not write.done:  # no commit took it yet: commit it and all queued since
+                self._commit_queued()  # (again if it waited behind a write of its ids)
         return write.result()
 
     def _commit_queued(self) -> None:

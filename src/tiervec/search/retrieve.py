@@ -49,7 +49,8 @@ class TierRetriever:
         if n_allowed >= self.count:
             return S.GRAPH if graph else S.SCAN
         if n_allowed == 0 or (
-                n_allowed <= min(policy.exact_max, policy.subset_min) and len(self.full)):
+                n_allowed <= min(policy.exact_max, policy.subset_min,
+                                 policy.exact_max_share * self.count) and len(self.full)):
             return S.EXACT  # whatever the first tier can do: no need to build its index
         scanner = self.scanner()
         cheap = isinstance(scanner, MaskedScanner) and scanner.masks_cheaply

@@ -28,7 +28,7 @@ from tiervec.errors import TiervecError
 from tiervec.serve import failures, pages, routes
 from tiervec.serve.config import NAME, Limits, ServerConfig
 from tiervec.serve.middleware import BodyLimit, SecurityHeaders, Unexpected
-from tiervec.serve.models import HealthOut, ReadyOut, SearchIn
+from tiervec.serve.models import HealthOut, ReadyOut, SearchIn, WriteDocuments
 from tiervec.serve.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
     app.add_exception_handler(HTTPException, failures.on_http_error)
     app.include_router(routes.read)
     app.include_router(routes.write)
-    _document_bodies(app, (SearchIn,), config.limits)
+    _document_bodies(app, (SearchIn, WriteDocuments), config.limits)
     _add_health(app, registry)
     pages.add_pages(app)
     app.add_middleware(SecurityHeaders)

@@ -198,16 +198,19 @@ def _documents(body: m.WriteDocuments, limits: Limits) -> list[dict[str, Any]]:
     return [d.model_dump() for d in docs]
 
 
-async def _write_documents(request: Request, name: str, body: m.WriteDocuments,
-                           replace: bool) -> Response:
+async def _write_documents(request: Request, name: str, replace: bool) -> Response:
     served = _served(request, name)
-    col = served.collection
-    docs = _documents(body, _limits(request))
-    raw = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
-        body.vectors
+    col, limits = served.collection, _limits(request)
+    raw = await request.body()
+    ids: list[str] = []
 
-    def commit() -> dict[str, int]:
-        vectors = None if raw is None else decode_vectors(raw, col.dim, "vectors")
+    def commit() -> dict[str, int]:  # parsed and checked here too: off the event loop
+        body = parse_body(m.WriteDocuments, raw)
+        docs = _documents(body, limits)
+        ids.extend(d["id"] for d in docs)
+        given = body.vectors.model_dump() if isinstance(body.vectors, m.BinaryVectors) else \
+            body.vectors
+        vectors = None if given is None else decode_vectors(given, col.dim, "vectors")
         if replace:
             stats = col.upsert(docs, vectors=vectors)
             return {"added": stats.added, "replaced": stats.replaced}
@@ -216,22 +219,30 @@ async def _write_documents(request: Request, name: str, body: m.WriteDocuments,
     try:  # concurrent writes meet in the library, which commits them as one (group commit)
         out = await anyio.to_thread.run_sync(commit)
     finally:  # committed or not, what the cache holds of these ids may be stale
-        served.documents.forget(d["id"] for d in docs)
+        served.documents.forget(ids)
     _registry(request).merge_later(served)
     return _json(out)
 
 
-@write.post("/collections/{name}/documents", response_model=m.WriteOut)
-async def add_documents(name: str, body: m.WriteDocuments, request: Request) -> Response:
+def _body_of(model: type[Any]) -> dict[str, Any]:
+    """The spec of a body that an endpoint parses itself (see :func:`parse_body`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+
+
+@write.post("/collections/{name}/documents", response_model=m.WriteOut,
+            openapi_extra=_body_of(m.WriteDocuments))
+async def add_documents(name: str, request: Request) -> Response:
     """Add new documents (ids already there are an error: 409 DuplicateIds). Acknowledged
     once committed: a crash after the answer loses nothing."""
-    return await _write_documents(request, name, body, replace=False)
+    return await _write_documents(request, name, replace=False)
 
 
-@write.put("/collections/{name}/documents", response_model=m.WriteOut)
-async def upsert_documents(name: str, body: m.WriteDocuments, request: Request) -> Response:
+@write.put("/collections/{name}/documents", response_model=m.WriteOut,
+           openapi_extra=_body_of(m.WriteDocuments))
+async def upsert_documents(name: str, request: Request) -> Response:
     """Add documents, replacing those whose id is there, atomically."""
-    return await _write_documents(request, name, body, replace=True)
+    return await _write_documents(request, name, replace=True)
 
 
 @read.post("/collections/{name}/documents/get", response_model=m.GetOut)
@@ -381,39 +392,35 @@ def _check_texts(texts: list[str], limits: Limits) -> None:
                             "characters")
 
 
-#: The search body is parsed by pydantic straight from JSON (numbers parsed in Rust, several
-#: times faster than the json module's floats for a query vector); the spec still names it.
-SEARCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/SearchIn"}}}}}
-
-
-async def _search_body(request: Request) -> m.SearchIn:
-    raw = await request.body()
+def parse_body(model: type[Any], raw: bytes) -> Any:
+    """``model`` parsed by pydantic straight from the JSON bytes (numbers parsed in Rust,
+    several times faster than the json module's floats for vectors). Valid JSON that its
+    parser refuses (a lone surrogate escape, ``"\\ud800"``; NaN) is read by the json module
+    instead, so that the library says what is wrong with it."""
     try:
-        return m.SearchIn.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors()
     if errors and errors[0]["type"] == "json_invalid":
-        # valid JSON that pydantic's parser refuses: a lone surrogate escape ("\ud800") in a
-        # string; the json module reads it, and the library says what is wrong with it
         try:
             parsed = json.loads(raw)
         except (ValueError, RecursionError):
             parsed = None
         if parsed is not None:
             try:
-                return m.SearchIn.model_validate(parsed)
+                return model.model_validate(parsed)
             except ValidationError as exc:
                 errors = exc.errors()
     raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))} for e in errors])
 
 
-@read.post("/collections/{name}/search", response_model=m.SearchOut, openapi_extra=SEARCH_BODY)
+@read.post("/collections/{name}/search", response_model=m.SearchOut,
+           openapi_extra=_body_of(m.SearchIn))
 async def search(name: str, request: Request) -> Response:
     """Top ``k`` documents for each query (text or vector), filtered if asked; concurrent
     searches are batched into one encoder and one kernel call."""
     start = perf_counter()
-    body = await _search_body(request)
+    body = parse_body(m.SearchIn, await request.body())
     served = _served(request, name)
     query = _query(body, served.collection.dim, _limits(request), served.collection.fusion)
     cache = served.documents if body.include_documents else None

@@ -204,18 +204,19 @@ class CollectionFiles:
         remove_tree(tmp)
         tmp.mkdir(parents=True)
         try:
-            save_npy(tmp / VECTORS, vectors)
+            save_npy(tmp / VECTORS, vectors, sync=False)  # publish_dir fsyncs them all
             for key, array in codes.items():
-                save_npy(tmp / f"{key}.npy", array)
+                save_npy(tmp / f"{key}.npy", array, sync=False)
             if postings is not None:
-                self.save_postings(tmp, *postings)
+                self.save_postings(tmp, *postings, sync=False)
             if chunks is not None:
-                save_npy(tmp / CHUNKS, chunks)
+                save_npy(tmp / CHUNKS, chunks, sync=False)
             if tokens is not None:
-                save_npy(tmp / TOKENS, tokens.vectors)
-                save_npy(tmp / TOKEN_PTR, tokens.ptr)
+                save_npy(tmp / TOKENS, tokens.vectors, sync=False)
+                save_npy(tmp / TOKEN_PTR, tokens.ptr, sync=False)
                 if tokens.codes is not None:
-                    save_npy(tmp / token_codes_name(tokens.codes[0]), tokens.codes[1])
+                    save_npy(tmp / token_codes_name(tokens.codes[0]), tokens.codes[1],
+                             sync=False)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)
@@ -247,10 +248,10 @@ class CollectionFiles:
                     out[lo : lo + chunk] = source.take(positions[lo : lo + chunk])
                 out.flush()
                 del out
-                fsync_file(tmp / name)
             if manifest.lexical:
                 key = manifest.lexical["key"]
-                self.save_postings(tmp, key, self.merged_postings(manifest, key, positions))
+                self.save_postings(tmp, key, self.merged_postings(manifest, key, positions),
+                                   sync=False)
             if manifest.multivector:
                 self._copy_tokens(tmp, manifest, positions, chunk)
             publish_dir(tmp, final)
@@ -269,7 +270,8 @@ class CollectionFiles:
                                  for p, o in zip(ptrs, offsets, strict=True)])
         sizes = np.concatenate([np.diff(np.asarray(p, np.int64)) for p in ptrs])
         sizes, starts = sizes[positions], starts[positions]
-        save_npy(folder / TOKEN_PTR, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+        save_npy(folder / TOKEN_PTR, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                 sync=False)  # (a temporary folder: publish_dir fsyncs it)
         sources = {TOKENS: CodeSource(self.tokens(segments))}
         key = manifest.multivector.get("token_codec", {}).get("key") \
             if manifest.multivector else None
@@ -289,7 +291,6 @@ class CollectionFiles:
                 at += len(index)
             out.flush()
             del out
-            fsync_file(folder / name)
 
     def tokens(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:
         """Each segment's token vectors, memory-mapped."""
@@ -304,10 +305,12 @@ class CollectionFiles:
         return [load_npy(self.segment_dir(s) / token_codes_name(key), mmap=mmap)
                 for s in segments]
 
-    def save_postings(self, folder: Path, key: str, postings: Postings) -> None:
-        """Write a segment's postings into ``folder`` (its folder, or a temporary one)."""
+    def save_postings(self, folder: Path, key: str, postings: Postings,
+                      sync: bool = True) -> None:
+        """Write a segment's postings into ``folder`` (its folder; or, ``sync=False``, a
+        temporary one that :func:`publish_dir` fsyncs)."""
         for name, file in file_names(key).items():
-            save_npy(folder / file, getattr(postings, name))
+            save_npy(folder / file, getattr(postings, name), sync=sync)
 
     def postings(self, segment: SegmentEntry, key: str) -> Postings:
         """A segment's postings, memory-mapped."""
