@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,8 +103,12 @@ class _WarningsToConsole(logging.Handler):
     """tiervec's warnings (and, with --verbose, its info) on stderr, once each."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        label = "[yellow]Warning:[/]" if record.levelno >= logging.WARNING else "[dim]info:[/]"
+        label = "[red]Failed:[/]" if record.levelno >= logging.ERROR else \
+            "[yellow]Warning:[/]" if record.levelno >= logging.WARNING else "[dim]info:[/]"
         err_console.print(f"{label} {escape(record.getMessage())}", highlight=False)
+        if record.exc_info:  # a bug (a server's 500): its traceback, to report it
+            err_console.print(escape("".join(traceback.format_exception(*record.exc_info))),
+                              highlight=False)
 
 
 def _version(value: bool) -> None:
