@@ -104,7 +104,8 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+                    "processor": platform.processor() or platform.machine(),
+                    "load_average": [round(x, 2) for x in os.getloadavg()]},
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -226,6 +226,13 @@ class DocStore:
         return dropped.rowcount
 
     @_locked
+    def drop_rows(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Delete the rows in the ranges ``[start, stop)`` (a merge's old segments)."""
+        with self._db:
+            for table in _TABLES:
+                self._db.executemany(f"DELETE FROM {table} WHERE row >= ? AND row < ?", ranges)
+
+    @_locked
     def purge(self, keep: Sequence[tuple[int, int]]) -> int:
         """Delete every row outside the ranges ``[start, stop)`` of ``keep`` (rows of segments
         a compaction removed). Returns how many documents were deleted."""

@@ -287,13 +287,23 @@ def finish_compaction(
     files: CollectionFiles, docs_db: DocStore, manifest: Manifest,
     dropped: Sequence[SegmentEntry], vacuum: bool,
 ) -> None:
-    """After a committed compaction: remove the old segments' files and database rows."""
+    """After a committed compaction: remove the old segments' files and database rows (and
+    any other rows the manifest does not list)."""
     for segment in dropped:
         files.remove_segment(segment)
     files.remove_stale_graphs(manifest)
     docs_db.purge([(s.start, s.start + s.rows) for s in manifest.segments])
     if vacuum:
         docs_db.vacuum()
+
+
+def drop_segments(files: CollectionFiles, docs_db: DocStore,
+                  dropped: Sequence[SegmentEntry]) -> None:
+    """After a committed merge: remove the merged segments' files and rows, and nothing else
+    (safe beside later writes: no manifest from now on lists them)."""
+    for segment in dropped:
+        files.remove_segment(segment)
+    docs_db.drop_rows([(s.start, s.start + s.rows) for s in dropped])
 
 
 def commit_codecs(
