@@ -27,14 +27,14 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
          str(ROOT / "tests" / "test_schema.py")],
         env={**os.environ, "TIERVEC_SCHEMA_EXAMPLES": str(args.examples)}, cwd=ROOT,
         check=False, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     rows = []
-    for outcome, name in re.findall(r"^(PASSED|FAILED|ERROR) \S+?::(\S+(?: [^\n]*?)?)(?: - |$)",
-                                    out.stdout, re.MULTILINE):
+    for name, outcome in re.findall(r"::(\S+(?:\[[^\]\n]*\])?) (PASSED|FAILED|ERROR)",
+                                    out.stdout):
         operation = name.split("[", 1)[1].rstrip("]") if "[" in name else name
         rows.append({"operation": operation, "examples": args.examples,
                      "failed": outcome != "PASSED"})
