@@ -169,8 +169,8 @@ class Registry:
     # -- merging small segments -------------------------------------------------------------
     def merge_later(self, served: Served) -> None:
         """After a write: merge the collection's segments in the background if many small
-        writes fragmented it (see :meth:`Collection.is_fragmented`); writes wait for it,
-        searches do not."""
+        writes fragmented it (see :meth:`Collection.is_fragmented`); writes wait for the
+        merge's commit only, searches not at all."""
         if served.merging or not served.collection.is_fragmented():
             return
         served.merging = True
