@@ -58,22 +58,19 @@ def serve(
     def go() -> None:
         from tiervec.serve import Limits, ServerConfig, run
 
-        # click takes an empty variable for an unset one; for a key, that would open the server
-        empty = {"TIERVEC_API_KEY": api_key, "TIERVEC_READ_KEY": read_key}
-        given = {var: "" if value is None and os.environ.get(var) == "" else value
-                 for var, value in empty.items()}
+        def key(given: str | None, variable: str) -> str | None:
+            # click takes an empty variable for an unset one: for a key, that would open the
+            # server, so the empty string goes on to be refused
+            return "" if given is None and os.environ.get(variable) == "" else given
+
         limits = Limits(max_body_bytes=int(max_body_mb * 1024 * 1024),
                         max_documents=max_documents, max_text_chars=max_text_chars,
                         max_k=max_k)
-        config = ServerConfig(api_key=given["TIERVEC_API_KEY"],
-                              read_key=given["TIERVEC_READ_KEY"], insecure=insecure,
+        config = ServerConfig(api_key=key(api_key, "TIERVEC_API_KEY"),
+                              read_key=key(read_key, "TIERVEC_READ_KEY"), insecure=insecure,
                               cors_origins=tuple(cors_origin or ()), limits=limits,
                               batching=batching, ray_address=(address or "") if ray else None)
-        config.check_address(host)
-        if api_key is None:
-            console.print(f"[yellow]tiervec: no API key: anyone who can reach {host}:{port} "
-                          "may read and write every collection (set --api-key or "
-                          "TIERVEC_API_KEY)[/yellow]")
+        config.check_address(host)  # before joining a Ray cluster (run() warns of no key)
         if ray:  # joined here, in the main thread, before uvicorn sets its signal handlers
             from tiervec.distribute.cluster import connect
 

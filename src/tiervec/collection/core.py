@@ -52,7 +52,6 @@ class Collection(Documents):
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
         self._queue = WriteQueue()
-        self._dropped = []
         self._build_lock = threading.Lock()
         self._stamp = manifest_stamp(path)
         immutable = read_only and not os.access(path, os.W_OK)

@@ -12,7 +12,7 @@ from tiervec._text import check_value
 from tiervec.collection.writing import Writing
 from tiervec.corpus import Document
 from tiervec.errors import CollectionError, FilterError, InvalidRequest
-from tiervec.filters import Filter, compile_filter, parse
+from tiervec.filters import Filter, compile_filter
 from tiervec.search import Page
 from tiervec.store import writes
 from tiervec.store.fields import fields_from_manifest
@@ -39,8 +39,7 @@ class Documents(Writing):
         where, params = "1", list[Any]()
         if not is_empty(filter):
             fields = fields_from_manifest(self._manifest.fields)
-            where, params = compile_filter(parse(filter) if isinstance(filter, str)
-                                           else filter, fields)  # type: ignore[arg-type]
+            where, params = compile_filter(filter, fields)  # type: ignore[arg-type]
         with self._rw.read():
             ids = self._docs.page_ids(cursor, limit + 1, where, params)
             docs = self._docs.get(ids[:limit])

@@ -47,8 +47,6 @@ class Writing(Reading):
     _lock: WriterLock | None
     _write_mutex: threading.Lock
     _queue: WriteQueue
-    #: Segments a merge dropped, removed once the writer mutex is free.
-    _dropped: list[SegmentEntry]
     #: Documents written by this object that the model read only the start of (not chunked).
     truncated: int = 0
 
@@ -199,24 +197,21 @@ class Writing(Reading):
             manifest = self._manifest
             if not manifest.deleted and len(manifest.segments) <= 1:
                 return WriteStats()
-            return self._merge(None, vacuum)
+            new, dropped = self._merge(None)
+            writes.finish_compaction(self._files, self._docs, new, dropped, vacuum)
+        return WriteStats(deleted=manifest.deleted - new.deleted)
 
-    def _merge(self, segments: list[int] | None, vacuum: bool | None) -> WriteStats:
-        """Merge the live rows of ``segments`` (numbers; all if ``None``) into one (the writer
-        mutex is held); what was deleted in them is reclaimed. ``vacuum=None``: leave the
-        removal of the old segments to the caller, once it has let the mutex go."""
-        manifest, alive = self._manifest, self._snap.alive
-        new, old_segments = writes.commit_compaction(
-            self._files, manifest, self._docs, self._snap.rows,
+    def _merge(self, segments: list[int] | None) -> tuple[Manifest, list[SegmentEntry]]:
+        """Merge the live rows of ``segments`` (numbers; all if ``None``) into one and adopt
+        the result (the writer mutex is held): the new manifest, and the segments it dropped
+        (their files and rows are the caller's to remove)."""
+        alive = self._snap.alive
+        new, dropped = writes.commit_compaction(
+            self._files, self._manifest, self._docs, self._snap.rows,
             None if alive is None else np.flatnonzero(alive), merge=segments)
         with self._rw.write():
             self._set_snapshot(new)
-        if vacuum is None:
-            self._files.remove_stale_graphs(new)
-            self._dropped = old_segments
-        else:
-            writes.finish_compaction(self._files, self._docs, new, old_segments, vacuum)
-        return WriteStats(deleted=manifest.deleted - new.deleted)
+        return new, dropped
 
     def is_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
         """Whether many small writes left more than ``max_segments`` segments (every search
@@ -234,9 +229,9 @@ class Writing(Reading):
             sizes = [s.rows for s in self._manifest.segments]
             largest = int(np.argmax(sizes))
             tail = [i for i in range(len(sizes)) if i != largest]
-            self._merge(tail if sizes[largest] > sum(sizes) - sizes[largest] else None,
-                        vacuum=None)
-            dropped, self._dropped = self._dropped, []
+            new, dropped = self._merge(
+                tail if sizes[largest] > sum(sizes) - sizes[largest] else None)
+            self._files.remove_stale_graphs(new)
         # the old segments' files and rows go once writers may commit again
         writes.drop_segments(self._files, self._docs, dropped)
         return True

@@ -79,7 +79,7 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
     app.add_middleware(Unexpected)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                            allow_headers=["authorization", "api-key", "content-type"],
                            max_age=600)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_body_bytes)

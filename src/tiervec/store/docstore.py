@@ -226,11 +226,17 @@ class DocStore:
         return dropped.rowcount
 
     @_locked
-    def drop_rows(self, ranges: Sequence[tuple[int, int]]) -> None:
-        """Delete the rows in the ranges ``[start, stop)`` (a merge's old segments)."""
+    def drop_rows(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Delete the rows in the ranges ``[start, stop)`` (of segments a merge or compaction
+        removed). Returns how many documents were deleted."""
+        n = 0
         with self._db:
             for table in _TABLES:
-                self._db.executemany(f"DELETE FROM {table} WHERE row >= ? AND row < ?", ranges)
+                for lo, hi in ranges:
+                    cur = self._db.execute(f"DELETE FROM {table} WHERE row >= ? AND row < ?",
+                                           (lo, hi))
+                    n += cur.rowcount if table == "docs" else 0
+        return n
 
     @_locked
     def purge(self, keep: Sequence[tuple[int, int]]) -> int:
@@ -243,15 +249,7 @@ class DocStore:
                 gaps.append((lo, start))
             lo = max(lo, stop)
         gaps.append((lo, self.next_row))
-        gaps = [g for g in gaps if g[1] > g[0]]
-        n = 0
-        with self._db:
-            for table in _TABLES:
-                for lo, hi in gaps:
-                    cur = self._db.execute(f"DELETE FROM {table} WHERE row >= ? AND row < ?",
-                                           (lo, hi))
-                    n += cur.rowcount if table == "docs" else 0
-        return n
+        return self.drop_rows([g for g in gaps if g[1] > g[0]])
 
     @_locked
     def vacuum(self) -> None:

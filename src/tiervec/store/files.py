@@ -55,11 +55,8 @@ def publish_dir(tmp: Path, final: Path) -> None:
     together (flushes issued at once share the file system's journal commits: a segment's
     seven files cost about two flushes, not seven), then the folder, then the rename."""
     files = [p for p in tmp.iterdir() if p.is_file()]
-    if len(files) > 1:
-        with ThreadPoolExecutor(min(8, len(files))) as pool:
-            list(pool.map(fsync_file, files))
-    elif files:
-        fsync_file(files[0])
+    with ThreadPoolExecutor(max(1, min(8, len(files)))) as pool:
+        list(pool.map(fsync_file, files))
     fsync_dir(tmp)
     os.replace(tmp, final)
     fsync_dir(final.parent)
