@@ -30,6 +30,7 @@ from tiervec.search import (
     FilterPlan,
     FilterStrategy,
     Page,
+    SearchOptions,
     SearchResult,
     TierStats,
 )
@@ -87,14 +88,17 @@ class Client:
                fields: Mapping[str, str] | None = None,
                indexes: Sequence[str] = (), lexical: bool | None = None,
                chunking: str | Mapping[str, Any] | None = None,
-               multivector: bool | Mapping[str, Any] | None = None) -> RemoteCollection:
+               multivector: bool | Mapping[str, Any] | None = None,
+               recall_target: float | None = 0.95) -> RemoteCollection:
         """A new collection on the server, with every option the HTTP create takes (as
         :meth:`tiervec.Collection.create`): ``lexical`` (a BM25 index; default: when it has a
         model), ``chunking`` (``"late"``, ``"naive"`` or a ``ChunkingConfig``'s fields),
         ``multivector`` (``True`` or a ``MultiVectorConfig``'s fields: ``reps``, ``k_sim``,
-        ``dim_proj``, ``final_dim``, ``token_codec``, ``candidates``)."""
+        ``dim_proj``, ``final_dim``, ``token_codec``, ``candidates``), ``recall_target``
+        (recall@10 against exact search kept as it grows; ``None``: none)."""
         body: dict[str, Any] = {"name": name, "model": model, "dim": dim,
-                                "fields": dict(fields or {}), "indexes": list(indexes)}
+                                "fields": dict(fields or {}), "indexes": list(indexes),
+                                "recall_target": recall_target}
         if lexical is not None:
             body["lexical"] = lexical
         if chunking is not None:
@@ -241,7 +245,8 @@ class RemoteCollection:
 
     def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
                mode: str = "dense", fusion: Any = None, min_relevance: float | None = None,
-               oversample: int | Sequence[int] | None = None) -> SearchResult:
+               oversample: int | Sequence[int] | None = None,
+               effort: int | None = None) -> SearchResult:
         """Top ``k`` documents for each query text, as :meth:`tiervec.Collection.search`
         (``fusion``: a :class:`~tiervec.search.FusionConfig` or a dict of its fields)."""
         key = "query" if isinstance(queries, str) else "queries"
@@ -249,23 +254,23 @@ class RemoteCollection:
                                 "mode": str(mode)}
         if fusion is not None:
             body["fusion"] = fusion.to_dict() if hasattr(fusion, "to_dict") else dict(fusion)
-        return self._search(body, k, filter, oversample, min_relevance)
+        return self._search(body, k, filter, oversample, min_relevance, effort)
 
     def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
                        min_relevance: float | None = None,
-                       oversample: int | Sequence[int] | None = None) -> SearchResult:
+                       oversample: int | Sequence[int] | None = None,
+                       effort: int | None = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n, dim)`` (or one ``(dim,)``)."""
         return self._search({"vectors": encode_vectors(as_vectors(vectors, self.dim))}, k,
-                            filter, oversample, min_relevance)
+                            filter, oversample, min_relevance, effort)
 
     def _search(self, body: dict[str, Any], k: int, filter: Filter,
                 oversample: int | Sequence[int] | None,
-                min_relevance: float | None = None) -> SearchResult:
+                min_relevance: float | None = None, effort: int | None = None) -> SearchResult:
         body.update(k=k, filter=filter, include_documents=False)
         if min_relevance is not None:
             body["min_relevance"] = min_relevance
-        if oversample is not None:
-            body["oversample"] = oversample if isinstance(oversample, int) else list(oversample)
+        body.update(_settings(oversample, effort))
         rows = self.client.request("POST", f"{self._base}/search", body)["results"]
         ids = np.full((len(rows), k), "", dtype=object)
         scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
@@ -282,10 +287,13 @@ class RemoteCollection:
     def count(self, filter: Filter = None) -> int:
         return int(self.client.request("POST", f"{self._base}/count", {"filter": filter})["count"])
 
-    def explain(self, filter: Filter = None) -> FilterPlan:
-        answer = self.client.request("POST", f"{self._base}/explain", {"filter": filter})
+    def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
+        body = {"filter": filter, **_settings(options.oversample if options else None,
+                                              options.effort if options else None)}
+        answer = self.client.request("POST", f"{self._base}/explain", body)
         return FilterPlan(matches=answer["matches"], share=answer["share"],
-                          strategy=FilterStrategy(answer["strategy"]))
+                          strategy=FilterStrategy(answer["strategy"]), recall=answer["recall"],
+                          oversample=answer["oversample"], effort=answer["effort"])
 
     def stats(self) -> CollectionStats:
         answer = dict(self.client.request("GET", f"{self._base}/stats"))
@@ -299,3 +307,13 @@ class RemoteCollection:
             return dict(self.client.request("GET", f"{self._base}/plan"))
         except errors.PlanNotFound:
             return None
+
+
+def _settings(oversample: int | Sequence[int] | None, effort: int | None) -> dict[str, Any]:
+    """A request's oversampling and ANN effort (where given) as the HTTP API takes them."""
+    out: dict[str, Any] = {}
+    if oversample is not None:
+        out["oversample"] = oversample if isinstance(oversample, int) else list(oversample)
+    if effort is not None:
+        out["effort"] = effort
+    return out

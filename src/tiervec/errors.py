@@ -288,3 +288,7 @@ class ShardUnavailable(ClusterError, ConnectionError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return type(self), (str(self), self.shards)
+
+
+class InvalidRecallTarget(TiervecError, ValueError):
+    """A recall target outside (0, 1], or its k outside [1, 1000]."""

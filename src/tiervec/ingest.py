@@ -51,22 +51,28 @@ class IndexStats:
 def open_or_create(
     folder: str | Path, model: str | None = None, tiers: str | Chain | None = None,
     lexical: bool = True, chunking: ChunkingConfig | None = None,
-    multivector: MultiVectorConfig | None = None,
+    multivector: MultiVectorConfig | None = None, recall_target: float | None = None,
 ) -> tuple[Collection, bool]:
     """The collection in ``folder`` (checked against ``model``, ``tiers`` and ``chunking``
     where given), or a new one with them (defaults: all-MiniLM-L6-v2,
     :data:`~tiervec.search.DEFAULT_CHAIN`, a lexical index unless ``lexical`` is false, no
-    chunking); ``True`` when it was created."""
+    chunking, recall@10 0.95 kept); ``True`` when it was created. A ``recall_target`` given
+    for an existing collection replaces its own."""
     from tiervec.encode import DEFAULT_MODEL
     from tiervec.encode.models import same_model
 
     folder = Path(folder).expanduser()
     chain = Chain.parse(tiers) if tiers is not None else None
     if not (folder / MANIFEST).exists():
+        target = {} if recall_target is None else {"recall_target": recall_target}
         col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN,
-                                lexical=lexical, chunking=chunking, multivector=multivector)
+                                lexical=lexical, chunking=chunking, multivector=multivector,
+                                **target)  # type: ignore[arg-type]
         return col, True
     col = Collection.open(folder)
+    if recall_target is not None and (col.recall_target is None
+                                      or col.recall_target.target != recall_target):
+        col.set_recall_target(recall_target)
     problem = None
     if model is not None and not same_model(col.model or "", model):
         problem = (f"{str(folder)!r} holds a collection built with model {col.model!r}, not "

@@ -45,6 +45,28 @@ TiersOpt = Annotated[
         "joined by '->'). Default for new collections: binary*4 -> float32@disk.",
     ),
 ]
+RecallOpt = Annotated[float | None, typer.Option(
+    "--recall-target", help="Recall@10 against exact search to keep as the collection grows "
+    "(a fraction in (0, 1]; default 0.95): the cheapest oversampling (and ANN effort) that "
+    "meets it is measured on the collection's own vectors.", show_default=False)]
+
+
+def describe_recall(recall: dict[str, Any] | None) -> str:
+    """The recall line of ``tiervec info``: target, measured recall, setting, when."""
+    if recall is None:
+        return "no target kept (the chain's oversampling as written)"
+    head = f"target recall@{recall['k']} >= {recall['target']:g}"
+    if recall.get("recall") is None:
+        return head + ": not measured yet (measured once the collection holds 1,000 vectors," \
+            " or by `tiervec recall`)"
+    setting = ", ".join(f"{key} {recall[key]}" for key in ("oversample", "effort")
+                        if recall.get(key) is not None) or "nothing to tune"
+    met = "met" if recall["met"] else "NOT met: the chain cannot reach it; pick another"
+    return (f"{head}: estimated {recall['recall']:.3f} with {setting} ({met}); measured on "
+            f"{recall['queries']} stored vectors of {recall['rows']:,} in "
+            f"{recall['seconds']:.1f} s, {recall['measured_at']}")
+
+
 ModelOpt = Annotated[
     str | None,
     typer.Option(

@@ -18,6 +18,7 @@ from tiervec.cli._app import (
     _run,
     app,
     console,
+    describe_recall,
     err_console,
     index_with_progress,
 )
@@ -259,3 +260,57 @@ def _report_plan(result: Any) -> None:
             f"{v.recall_at_k_vs_exact:.3f}"
         )
 
+
+
+@app.command()
+def recall(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.")],
+    target: Annotated[float | None, typer.Option(
+        "--target", help="A new recall@10 target to keep, in (0, 1].",
+        show_default=False)] = None,
+    off: Annotated[bool, typer.Option(
+        "--off", help="Keep no target: searches use the chain's oversampling as written.")
+    ] = False,
+    queries: Annotated[int, typer.Option(
+        "--queries", help="Stored vectors used as queries.", min=10, max=10_000)] = 200,
+) -> None:
+    """Measure the collection's recall against exact search now, and keep the cheapest
+    oversampling (and ANN effort) that meets its target.
+
+    A collection measures itself as it grows (once it holds 1,000 vectors, again each time it
+    has grown by half or been compacted); this runs the same measurement in the foreground and
+    shows every setting it tried. Stored vectors are the queries (each one's own row left
+    out); the target is met with a margin for real queries, which sit farther from the data.
+
+    Example: tiervec recall my-collection --target 0.98
+    """
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection) as col:
+            if off:
+                col.set_recall_target(None)
+                console.print(f"{collection}: no recall target kept")
+                return
+            if target is not None:
+                col.set_recall_target(target)
+                col.wait_for_recall()
+            with console.status("Measuring recall against exact search"):
+                measure = col.measure_recall(queries=queries)
+            if measure is None:
+                console.print(f"{collection}: nothing to measure (empty collection)")
+                return
+            table = Table(title=f"{collection}: recall@{measure.k} vs exact, {measure.queries}"
+                          f" stored vectors of {measure.rows:,} as queries; green = kept",
+                          title_justify="left")
+            for name in ("oversample", "effort", "recall", "work/query"):
+                table.add_column(name, justify="right")
+            for p in measure.points:
+                kept = (p.oversample, p.effort) == (measure.oversample or 1, measure.effort or 1)
+                table.add_row(str(p.oversample), str(p.effort), f"{p.recall:.3f}",
+                              f"{p.cost:,.0f}", style="green" if kept else None)
+            console.print(table)
+            console.print(describe_recall(col.stats().recall))
+
+    _run(go)

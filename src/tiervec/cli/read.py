@@ -14,11 +14,13 @@ from rich.table import Table
 
 from tiervec.cli._app import (
     ModelOpt,
+    RecallOpt,
     StrictOpt,
     TiersOpt,
     _run,
     app,
     console,
+    describe_recall,
     err_console,
     index_with_progress,
 )
@@ -37,6 +39,7 @@ def index(
     lexical: Annotated[bool, typer.Option(
         "--lexical/--no-lexical", help="Keep a BM25 index of titles and texts (lexical and "
         "hybrid search) in a new collection.")] = True,
+    recall_target: RecallOpt = None,
     chunking: Annotated[str | None, typer.Option(
         "--chunking", help="Cut long documents into chunks of the model's tokens, a vector "
         "each: 'late' (the model reads the whole document, then each chunk is pooled) or "
@@ -106,11 +109,13 @@ def index(
             index_on_ray(corpus, collection, address=address, shards=shards,
                          encoders=encoders, gpus=gpus, vectors_column=vectors_column,
                          create={"model": model, "tiers": tiers, "lexical": lexical,
-                                 "chunking": config, "multivector": mv})
+                                 "chunking": config, "multivector": mv,
+                                 **({} if recall_target is None else
+                                    {"recall_target": recall_target})})
             return
         corpus_file(corpus)  # a missing corpus fails before a collection is created
         col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config,
-                                multivector=mv)
+                                multivector=mv, recall_target=recall_target)
         with col:
             stats = index_with_progress(col, corpus, strict)
             rows = f", {col.stats().rows:,} chunks" if col.chunking else ""
@@ -289,7 +294,9 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                 ("RAM", f"{ram} B/vector = {ram * n / 2**20:,.1f} MiB "
                         f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
                 ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
-                ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"),
+                ("recall", describe_recall(col.stats().recall)),
+                ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"
+                 " (as written; the measured setting above is what runs)"),
                 ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
                     " (`tiervec compact` reclaims their space)" if unreclaimed else "")),
                 ("chunking", col.chunking.describe() + f" ({col.stats().rows:,} chunks)"

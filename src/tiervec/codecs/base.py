@@ -66,11 +66,15 @@ class SubsetScanner(Scanner, Protocol):
 @runtime_checkable
 class FilteringIndex(Scanner, Protocol):
     """An ANN index that applies a bitmap inside its search, widening it until every query
-    has enough allowed results."""
+    has enough allowed results; ``scale`` multiplies the effort it starts with."""
 
     def search_filtered(
-        self, queries: np.ndarray, m: int, mask: np.ndarray | None
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None, scale: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
+        ...
+
+    def visited(self, m: int, scale: int = 1) -> float:
+        """Codes compared per query for ``m`` candidates at ``scale`` (its cost)."""
         ...
 
 

@@ -22,6 +22,7 @@ from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FilterPolicy
+from tiervec.search.recall import DEFAULT_TARGET, RecallTarget
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import opening
 from tiervec.store.docstore import DB, DocStore
@@ -75,6 +76,7 @@ class Collection(Documents):
         lexical: bool | LexicalConfig | None = None,
         chunking: ChunkingConfig | str | None = None,
         multivector: MultiVectorConfig | bool | None = None,
+        recall_target: float | RecallTarget | None = DEFAULT_TARGET,
     ) -> Collection:
         """A new, empty collection in ``path`` (a new or empty folder).
 
@@ -91,7 +93,11 @@ class Collection(Documents):
         ``multivector`` (``True`` or a :class:`~tiervec.encode.muvera.MultiVectorConfig`)
         keeps every document's token vectors; its MUVERA FDE is the vector the chain
         compresses and searches, and MaxSim over the tokens re-ranks the candidates (``tiers``
-        then applies to FDEs).
+        then applies to FDEs). ``recall_target`` is the recall@10 against exact search the
+        collection keeps as it grows (a fraction in (0, 1], or a
+        :class:`~tiervec.search.recall.RecallTarget`; ``None``: the chain's oversampling as
+        written): its chain is measured on its own vectors and the cheapest oversampling (and
+        ANN effort) that meets it is used.
         """
         path = Path(path).expanduser()
         chain = Chain.parse(tiers)
@@ -101,10 +107,13 @@ class Collection(Documents):
         if isinstance(chunking, str):
             chunking = ChunkingConfig(method=chunking)  # type: ignore[arg-type]
         mv = MultiVectorConfig() if multivector is True else (multivector or None)
+        target = recall_target if recall_target is None or isinstance(
+            recall_target, RecallTarget) else RecallTarget(target=recall_target)
         manifest, encoder, lock = opening.new_folder(
             path, model=model, dim=dim, chain=str(chain),
             codec_names=[t.codec for t in chain.tiers], encoder=encoder, fields=fields,
-            indexes=indexes, lexical=config, chunking=chunking, multivector=mv)
+            indexes=indexes, lexical=config, chunking=chunking, multivector=mv,
+            search={"recall_target": None if target is None else target.to_dict()})
         return cls(path, manifest, read_only=False, encoder=encoder, lock=lock)
 
     @classmethod
@@ -120,10 +129,14 @@ class Collection(Documents):
         """
         path = Path(path).expanduser()
         manifest, lock = opening.existing_folder(path, read_only)
-        return cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
+        collection = cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
+        collection._recall_check()  # grown (or never measured) since: measured in the background
+        return collection
 
     def close(self) -> None:
-        """Save an updated HNSW graph (writers), release the database and the writer lock."""
+        """Stop a recall measurement in flight, save an updated HNSW graph (writers), release
+        the database and the writer lock."""
+        self._stop_recall()
         if self._lock is not None:
             self.save_graph()
         with self._write_mutex:  # after a commit in flight

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tiervec._text import check_value
-from tiervec.collection.writing import Writing
+from tiervec.collection.tuning import Tuning
 from tiervec.corpus import Document
 from tiervec.errors import CollectionError, FilterError, InvalidRequest
 from tiervec.filters import Filter, compile_filter
@@ -23,7 +23,7 @@ from tiervec.store.writes import WriteStats
 MAX_PAGE = 10_000
 
 
-class Documents(Writing):
+class Documents(Tuning):
     """Scrolling, deleting by filter and metadata updates (see the module)."""
 
     def scroll(self, filter: Filter = None, *, limit: int = 100,

@@ -40,19 +40,21 @@ from tiervec.search import (
     Query,
     Searchable,
     SearchMode,
+    SearchOptions,
     SearchResult,
 )
 from tiervec.search.assemble import build_pipeline
 from tiervec.search.cutoff import RelevanceModel, cut
 from tiervec.search.hybrid import mode_pipeline
 from tiervec.search.maxsim import MaxSimRescorer
+from tiervec.search.recall import RecallMeasure, RecallTarget, tuned_options
 from tiervec.search.searchable import SearchMethods, tier_stats
 from tiervec.search.stages import ChunkCollapse
 from tiervec.store import writes
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.filtering import FilterRunner
-from tiervec.store.layout import VECTORS, CollectionFiles
+from tiervec.store.layout import RECALL, VECTORS, CollectionFiles
 from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.tokens import TokenStore
@@ -86,6 +88,33 @@ class Reading(SearchMethods):
         self._pipeline: Pipeline | None = None
         self._lexical: LexicalIndex | None = None
         self._tokens: TokenStore | None = None
+
+    def recall(self) -> RecallMeasure | None:
+        """The last recall measurement of the collection's chain (``None``: not measured yet;
+        see :meth:`~tiervec.Collection.measure_recall`)."""
+        stamp = self._files.side_stamp(RECALL)
+        cached = getattr(self, "_recall_cache", None)
+        if cached is None or cached[0] != stamp:
+            data = self._files.read_side(RECALL) if stamp is not None else None
+            measure = None
+            try:
+                measure = RecallMeasure.from_dict(data) if data else None
+            except (TypeError, ValueError, KeyError):
+                measure = None  # from another version: measured again
+            cached = self._recall_cache = (stamp, measure)
+        measure = cached[1]
+        return measure if measure is not None and measure.chain == self._manifest.chain \
+            and self.recall_target is not None else None
+
+    @property
+    def recall_target(self) -> RecallTarget | None:
+        """The recall@k against exact search the collection keeps (``None``: none kept, the
+        chain's own oversampling is used as written)."""
+        search = self._manifest.search
+        if "recall_target" not in search:
+            return RecallTarget()
+        stored = search["recall_target"]
+        return None if stored is None else RecallTarget.from_dict(stored)
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed."""
@@ -259,6 +288,9 @@ class Reading(SearchMethods):
         """``query`` (prepared) over ``snap``, its dense side through ``pipeline``; also the
         rows found."""
         allowed = self._allowed(query.filter, snap)
+        if pipeline is self._pipeline:  # the chain as stored: its measured setting applies
+            query = replace(query, options=tuned_options(query.options, self.recall(),
+                                                         pipeline.oversample))
         model = None if query.min_relevance is None else self._relevance_model(query)
         fusion = self._fusion(query)
         lexical = self._lexical_for(snap) if query.mode.needs_texts else None
@@ -337,8 +369,9 @@ class Reading(SearchMethods):
                 return len(self)
             return int(np.count_nonzero(mask if snap.heads is None else mask & snap.heads))
 
-    def explain(self, filter: Filter = None) -> FilterPlan:
-        """How a search with ``filter`` would run (see :mod:`tiervec.search.filtered`)."""
+    def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
+        """How a search with ``filter`` (and per-request ``options``) would run (see
+        :mod:`tiervec.search.filtered`), with the estimated recall of that setting."""
         self.refresh()
         with self._rw.read():
             snap, count = self._snap, self._manifest.count
@@ -349,7 +382,19 @@ class Reading(SearchMethods):
             if snap.heads is not None:  # a chunked collection: documents, not chunks
                 count = snap.documents
                 n = count if mask is None else int(np.count_nonzero(mask & snap.heads))
-        return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
+        plan = FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
+        return self._with_recall(plan, options or SearchOptions())
+
+    def _with_recall(self, plan: FilterPlan, options: SearchOptions) -> FilterPlan:
+        """``plan`` with the setting a search would run with and its measured recall."""
+        measure = self.recall()
+        if measure is None:
+            return plan
+        factors = list(self.pipeline().oversample)
+        tuned = tuned_options(options, measure, factors)
+        first = tuned.factors(factors)[0] if factors else None
+        return replace(plan, recall=measure.estimate(first, tuned.effort), oversample=first,
+                       effort=tuned.effort)
 
     def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None:
         """The boolean mask over ``snap``'s positions a search may return (``None``: all)."""
@@ -441,7 +486,17 @@ class Reading(SearchMethods):
             tiers=tiers, ram_bytes=sum(t.ram_bytes for t in tiers),
             disk_bytes=sum(t.disk_bytes for t in tiers),
             ram_bytes_per_vector=chain.ram_bytes_per_vector(dim), full_precision=full,
+            recall=self._recall_summary() if str(chain) == manifest.chain else None,
         )
+
+    def _recall_summary(self) -> dict[str, Any] | None:
+        target = self.recall_target
+        if target is None:
+            return None
+        measure = self.recall()
+        if measure is None:
+            return {**target.to_dict(), "recall": None, "measured_at": None}
+        return measure.summary()
 
     def _stored_codecs(self) -> dict[str, Codec]:
         if self._codecs is None:

@@ -23,6 +23,7 @@ from tiervec.search import (
     Pipeline,
     Query,
     Searchable,
+    SearchOptions,
     SearchResult,
 )
 from tiervec.search.searchable import SearchMethods
@@ -92,7 +93,8 @@ class TieredView(SearchMethods):
     def count(self, filter: Filter = None) -> int:
         return self._collection.count(filter)
 
-    def explain(self, filter: Filter = None) -> FilterPlan:
+    def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
+        """How a search would run through this view's chain (its recall is not measured)."""
         count = self._snap.count
         mask = self._collection._allowed(filter, self._snap)
         n = count if mask is None else int(np.count_nonzero(mask))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,16 @@ def sum_stats(stats: Sequence[CollectionStats]) -> CollectionStats:
         dim=first.dim, model=first.model, chain=first.chain, tiers=tiers,
         ram_bytes=sum(s.ram_bytes for s in stats), disk_bytes=sum(s.disk_bytes for s in stats),
         ram_bytes_per_vector=first.ram_bytes_per_vector,
-        full_precision=all(s.full_precision for s in stats))
+        full_precision=all(s.full_precision for s in stats),
+        recall=_worst_recall([s.recall for s in stats]))
+
+
+def _worst_recall(recalls: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The shard measurement with the lowest recall (an unmeasured shard's, if any)."""
+    measured = [r for r in recalls if r is not None]
+    if not recalls or len(measured) < len(recalls):
+        return None
+    return min(measured, key=lambda r: -1.0 if r.get("recall") is None else r["recall"])
 
 
 def allocate(n: int, sizes: Sequence[int]) -> list[int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from tiervec.search import (
     Query,
     Searchable,
     SearchMode,
+    SearchOptions,
     SearchResult,
 )
 from tiervec.search.searchable import SearchMethods
@@ -293,14 +295,21 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     def count(self, filter: Filter = None) -> int:
         return int(sum(self._reads("count", filter)))
 
-    def explain(self, filter: Filter = None) -> FilterPlan:
-        """Matches summed over the shards; the strategy of the shard with the most."""
-        plans: list[FilterPlan] = self._reads("explain", filter)
+    def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
+        """Matches summed over the shards; the strategy of the shard with the most; the
+        lowest recall a shard estimates (each measures and tunes its own)."""
+        plans: list[FilterPlan] = self._reads("explain", filter, options)
         total = len(self)
         matches = sum(p.matches for p in plans)
         strategy = max(plans, key=lambda p: p.matches).strategy if plans else FilterStrategy.SCAN
-        return FilterPlan(matches=matches, share=matches / total if total else 0.0,
+        plan = FilterPlan(matches=matches, share=matches / total if total else 0.0,
                           strategy=strategy)
+        measured = [p for p in plans if p.recall is not None]
+        if not plans or len(measured) < len(plans):
+            return plan
+        worst = min(measured, key=lambda p: p.recall or 0.0)
+        return replace(plan, recall=worst.recall, oversample=worst.oversample,
+                       effort=worst.effort)
 
     def stats(self, chain: Chain | None = None) -> CollectionStats:
         if chain is None:

@@ -76,12 +76,18 @@ class ANNScanner:
         """Top ``m`` rows per query."""
         return self.search_filtered(queries, m, None)
 
+    def visited(self, m: int, scale: int = 1) -> float:
+        """Codes compared per query for ``m`` candidates at ``scale`` times the starting
+        effort, unfiltered (the recall tuner's cost model)."""
+        raise NotImplementedError
+
     def search_filtered(
-        self, queries: np.ndarray, m: int, mask: np.ndarray | None
+        self, queries: np.ndarray, m: int, mask: np.ndarray | None, scale: int = 1,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``m`` rows per query; with ``mask`` (bool per row), only allowed rows, widening
         the search until each query has ``min(m, allowed rows)`` of them (a
-        :class:`~tiervec.codecs.base.FilteringIndex`)."""
+        :class:`~tiervec.codecs.base.FilteringIndex`). The effort starts at ``scale`` times
+        its usual start (the collection's measured recall setting)."""
         faiss = faiss_module()
         n = self.ntotal
         if n == 0 or len(queries) == 0:
@@ -95,7 +101,7 @@ class ANNScanner:
         q = pack_signs(q) if self.packed_bits else q
         out_s, out_r = empty_top(len(queries), m)
         todo = np.arange(len(queries))
-        effort = min(self._max_effort(), self._effort(m, max(allowed, 1) / n))
+        effort = min(self._max_effort(), self._effort(m, max(allowed, 1) / n) * scale)
         while len(todo):
             params = self._params(effort)
             if sel is not None:

@@ -60,5 +60,9 @@ class HNSWScanner(ANNScanner):
     def _max_effort(self) -> int:
         return max(self.ntotal, EF_SEARCH_MIN)
 
+    def visited(self, m: int, scale: int = 1) -> float:
+        ef = min(self._max_effort(), self._effort(m, 1.0) * scale)
+        return float(min(self.ntotal, ef * 2 * HNSW_M))  # each node visited: its 2M links
+
     def _params(self, effort: int) -> Any:
         return faiss_module().SearchParametersHNSW(efSearch=int(effort))

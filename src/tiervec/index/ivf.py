@@ -43,6 +43,10 @@ SCAN_PER_RESULT = 16
 POINTS_PER_LIST = 39
 TRAIN_PER_LIST = 40
 KMEANS_ITERATIONS = 10
+#: From this many lists on, the lists' centroids are found through an HNSW graph (k-means and
+#: assignment stay near linear in the lists: 10M vectors, 12,649 lists) rather than by
+#: comparing each vector with every centroid.
+GRAPH_QUANTIZER_FROM = 8_192
 
 
 def nlist_for(n: int) -> int:
@@ -91,7 +95,8 @@ class IVFScanner(ANNScanner):
     def _trained(self, x: np.ndarray, nlist: int) -> Any:
         faiss = faiss_module()
         d = self.codec.dim
-        quantizer = faiss.IndexFlatIP(d)
+        quantizer = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT) \
+            if nlist >= GRAPH_QUANTIZER_FROM else faiss.IndexFlatIP(d)
         if isinstance(self.codec, BinaryCodec):
             index = faiss.IndexIVFPQFastScan(quantizer, d, nlist, d // 4, 4,
                                              faiss.METRIC_INNER_PRODUCT, 32)
@@ -123,6 +128,12 @@ class IVFScanner(ANNScanner):
 
     def _max_effort(self) -> int:
         return int(self.index.nlist)
+
+    def visited(self, m: int, scale: int = 1) -> float:
+        if self.index is None:
+            return 0.0
+        probes = min(self._max_effort(), self._effort(m, 1.0) * scale)
+        return self.ntotal * probes / int(self.index.nlist)
 
     def _params(self, effort: int) -> Any:
         return faiss_module().SearchParametersIVF(nprobe=int(effort))

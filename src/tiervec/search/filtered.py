@@ -76,11 +76,16 @@ class FilterPolicy:
 
 @dataclass(frozen=True)
 class FilterPlan:
-    """How a filtered search would run: matching documents, their share, the strategy."""
+    """How a filtered search would run: matching documents, their share, the strategy; and,
+    where the collection's recall was measured, the setting a search runs with and its
+    estimated recall@k against exact search (measured unfiltered; ``None``: not measured)."""
 
     matches: int
     share: float
     strategy: FilterStrategy
+    recall: float | None = None
+    oversample: int | None = None
+    effort: int | None = None
 
 
 def strategy_for(

@@ -100,7 +100,10 @@ class Pipeline:
         self.first.scanner()
 
     def depths(self, k: int, options: SearchOptions | None = None) -> list[int]:
-        """Candidates each stage hands on for a top-``k`` search, the last stage's ``k``."""
+        """Candidates each stage hands on for a top-``k`` search, the last stage's ``k``. A
+        pipeline of retrievers alone (hybrid's) leaves the oversampling to its chain."""
+        if self.chain is None and not self.oversample:
+            return [k]
         factors = (options or SearchOptions()).factors(self.oversample)
         return [k * f for f in factors] + [k]
 

@@ -135,8 +135,16 @@ class SearchOptions:
     aggregate: str | None = None
     #: A multi-vector collection's FDE candidates MaxSim re-ranks (``None``: its own).
     candidates: int | None = None
+    #: An ANN first tier's effort (nprobe, efSearch) as a multiple of where it starts
+    #: (``None``: the collection's measured setting, else 1).
+    effort: int | None = None
 
     def __post_init__(self) -> None:
+        if self.effort is not None and (
+                isinstance(self.effort, bool) or not isinstance(self.effort, int)
+                or not 1 <= self.effort <= 1024):
+            raise InvalidSearchOptions(f"effort must be a whole number in [1, 1024], "
+                                       f"got {self.effort!r}")
         if self.candidates is not None and (
                 isinstance(self.candidates, bool) or not isinstance(self.candidates, int)
                 or not 1 <= self.candidates <= 100_000):

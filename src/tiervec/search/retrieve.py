@@ -84,7 +84,8 @@ class TierRetriever:
         elif strategy is S.GRAPH:  # the bitmap is applied inside the graph traversal
             assert isinstance(scanner, FilteringIndex)
             found = scanner.search_filtered(queries, m,
-                                            None if n_allowed == self.count else allowed)
+                                            None if n_allowed == self.count else allowed,
+                                            scale=query.options.effort or 1)
         else:
             assert allowed is not None
             found = overfetch(scanner.search, queries, m, allowed, n_allowed, policy)

@@ -68,6 +68,9 @@ class CollectionStats:
     disk_bytes: int
     ram_bytes_per_vector: int
     full_precision: bool
+    #: The recall target kept and its last measurement (``None``: no target kept); see
+    #: :meth:`tiervec.search.recall.RecallMeasure.summary`.
+    recall: dict[str, Any] | None = None
 
     @property
     def deleted_share(self) -> float:
@@ -125,7 +128,8 @@ class Searchable(Protocol):
 
     def count(self, filter: Filter = None) -> int: ...
 
-    def explain(self, filter: Filter = None) -> FilterPlan: ...
+    def explain(self, filter: Filter = None,
+                options: SearchOptions | None = None) -> FilterPlan: ...
 
     def with_tiers(self, tiers: str | Chain) -> Searchable:
         """The same documents searched through another chain, its codecs fitted on the stored
@@ -146,6 +150,7 @@ class SearchMethods:
         self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
         mode: SearchMode | str = SearchMode.DENSE,
         fusion: FusionConfig | Mapping[str, Any] | None = None, min_relevance: float | None = None,
+        oversample: int | Sequence[int] | None = None, effort: int | None = None,
     ) -> SearchResult:
         """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
 
@@ -157,13 +162,25 @@ class SearchMethods:
         ``mode``: ``"dense"`` (the tier chain), ``"lexical"`` (BM25; only documents sharing a
         term with the query) or ``"hybrid"`` (both, fused by ``fusion``, default
         :attr:`fusion`). ``min_relevance`` keeps only results whose calibrated probability of
-        relevance reaches it (fit one with ``tiervec tune``), possibly none.
+        relevance reaches it (fit one with ``tiervec tune``), possibly none. ``oversample``
+        and ``effort`` override the collection's measured setting for this search (see
+        :class:`~tiervec.search.SearchOptions`).
         """
         return self.run(Query.of(queries, k=k, filter=filter, mode=mode,
-                                 options=SearchOptions(fusion=fusion),
+                                 options=SearchOptions(fusion=fusion, oversample=_tuple(oversample),
+                                                       effort=effort),
                                  min_relevance=min_relevance))
 
     def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
-                       min_relevance: float | None = None) -> SearchResult:
+                       min_relevance: float | None = None,
+                       oversample: int | Sequence[int] | None = None,
+                       effort: int | None = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
-        return self.run(Query(vectors=vectors, k=k, filter=filter, min_relevance=min_relevance))
+        return self.run(Query(vectors=vectors, k=k, filter=filter, min_relevance=min_relevance,
+                              options=SearchOptions(oversample=_tuple(oversample),
+                                                    effort=effort)))
+
+
+def _tuple(oversample: int | Sequence[int] | None) -> int | tuple[int, ...] | None:
+    return oversample if oversample is None or isinstance(oversample, int) else \
+        tuple(oversample)

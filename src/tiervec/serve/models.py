@@ -91,6 +91,10 @@ class CreateCollection(BaseModel):
                                         "vector each (default: a vector per document).")
     multivector: MultiVectorIn | None = Field(None, description="Keep every token's vector "
                                               "(MUVERA + MaxSim search).")
+    recall_target: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        0.95, description="Recall@10 against exact search kept as the collection grows: the "
+        "cheapest oversampling (and ANN effort) meeting it is measured on the collection's own "
+        "vectors; null keeps none (the chain's oversampling as written).")
 
 
 class DocumentIn(BaseModel):
@@ -174,7 +178,10 @@ class SearchIn(BaseModel):
     filter: FilterIn = None
     oversample: Annotated[Int, Field(ge=1)] | list[Annotated[Int, Field(ge=1)]] | None = Field(
         None, description="Candidates each passing tier hands on, as a multiple of k: one "
-        "factor, or one per such tier.")
+        "factor, or one per such tier (default: the collection's measured setting).")
+    effort: Annotated[Int, Field(ge=1, le=1024)] | None = Field(
+        None, description="An ANN first tier's nprobe / efSearch as a multiple of where it "
+        "starts (default: the collection's measured setting).")
     include_documents: bool = Field(True, description="Return title, text and metadata.")
     mode: Literal["dense", "lexical", "hybrid", "multivector"] = Field(
         "dense", description="dense (the tier chain), lexical (BM25), hybrid (both fused) or "
@@ -188,6 +195,13 @@ class SearchIn(BaseModel):
 class FilterRequest(BaseModel):
     model_config = Strict
     filter: FilterIn = None
+
+
+class ExplainIn(FilterRequest):
+    """A search's filter and the per-request settings it would run with."""
+
+    oversample: Annotated[Int, Field(ge=1)] | list[Annotated[Int, Field(ge=1)]] | None = None
+    effort: Annotated[Int, Field(ge=1, le=1024)] | None = None
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -250,6 +264,10 @@ class ExplainOut(BaseModel):
     matches: int
     share: float
     strategy: str
+    recall: float | None = Field(None, description="Estimated recall@k against exact search "
+                                 "of an unfiltered search at this setting (null: not measured).")
+    oversample: int | None = None
+    effort: int | None = None
 
 
 class TierOut(BaseModel):
@@ -279,6 +297,8 @@ class StatsOut(BaseModel):
     disk_bytes: int
     ram_bytes_per_vector: int
     full_precision: bool
+    recall: dict[str, Any] | None = Field(None, description="The recall target kept and its "
+                                          "last measurement (null: no target kept).")
 
 
 class CollectionOut(BaseModel):

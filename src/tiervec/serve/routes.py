@@ -350,8 +350,8 @@ def _query(body: m.SearchIn, dim: int, limits: Limits, default_fusion: FusionCon
     if body.fusion is not None:
         asked = body.fusion.model_dump(exclude_none=True)
         fusion = {**default_fusion.to_dict(), **asked} if asked else None
-    options = SearchOptions(oversample=tuple(body.oversample) if isinstance(
-        body.oversample, list) else body.oversample, fusion=fusion)
+    options = SearchOptions(oversample=_factors(body.oversample), fusion=fusion,
+                            effort=body.effort)
     texts = [body.query] if body.query is not None else body.queries
     if texts is not None:
         _check_texts(texts, limits)
@@ -439,9 +439,16 @@ async def count(name: str, body: m.FilterRequest, request: Request) -> Response:
 
 
 @read.post("/collections/{name}/explain", response_model=m.ExplainOut)
-async def explain(name: str, body: m.FilterRequest, request: Request) -> Response:
-    """How a search with ``filter`` would run: matches, their share, the strategy."""
+async def explain(name: str, body: m.ExplainIn, request: Request) -> Response:
+    """How a search with ``filter`` would run: matches, their share, the strategy, the
+    oversampling and effort it runs with and their estimated recall."""
     _check_filter(body.filter, _limits(request))
+    options = SearchOptions(oversample=_factors(body.oversample), effort=body.effort)
     plan = await anyio.to_thread.run_sync(_served(request, name).collection.explain,
-                                          body.filter)
-    return _json({"matches": plan.matches, "share": plan.share, "strategy": str(plan.strategy)})
+                                          body.filter, options)
+    return _json({"matches": plan.matches, "share": plan.share, "strategy": str(plan.strategy),
+                  "recall": plan.recall, "oversample": plan.oversample, "effort": plan.effort})
+
+
+def _factors(oversample: int | list[int] | None) -> int | tuple[int, ...] | None:
+    return tuple(oversample) if isinstance(oversample, list) else oversample

@@ -13,6 +13,7 @@
     segments/<name>/tokens*.npy   a multi-vector collection's token vectors (see store.tokens)
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
     plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
+    recall.json                   the chain's last recall measurement (not part of a commit)
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ TOKEN_PTR = "tokens.ptr.npy"
 def token_codes_name(key: str) -> str:
     return f"tokens.{key}.npy"
 PLAN = "plan.json"
+#: The last recall measurement (see tiervec.search.recall): a cache, re-measured if lost.
+RECALL = "recall.json"
 #: A sharded collection's manifest (in the folder above its shards; see tiervec.distribute).
 SHARDED = "sharded.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
@@ -144,7 +147,11 @@ class CollectionFiles:
 
     def write_plan(self, plan: Mapping[str, Any]) -> None:
         """Keep a plan's results beside the collection (atomically replaced)."""
-        atomic_write_text(self.root / PLAN, json.dumps(plan, indent=2) + "\n")
+        self.write_side(PLAN, plan)
+
+    def write_side(self, name: str, data: Mapping[str, Any]) -> None:
+        """Keep a measurement (``PLAN``, ``RECALL``) beside the collection, atomically."""
+        atomic_write_text(self.root / name, json.dumps(data, indent=2) + "\n")
 
     # -- reading ------------------------------------------------------------------------------
     def has_plan(self) -> bool:
@@ -152,12 +159,23 @@ class CollectionFiles:
 
     def read_plan(self) -> dict[str, Any] | None:
         """The last plan written by :meth:`write_plan`, or ``None``."""
+        return self.read_side(PLAN)
+
+    def side_stamp(self, name: str) -> int | None:
+        """When a side file was last replaced (``None``: there is none)."""
         try:
-            return json.loads((self.root / PLAN).read_text(encoding="utf-8"))
+            return (self.root / name).stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def read_side(self, name: str) -> dict[str, Any] | None:
+        """A side file written by :meth:`write_side`, or ``None`` (unreadable ones warned of)."""
+        try:
+            return json.loads((self.root / name).read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.root / PLAN, exc)
+            log.warning("ignoring unreadable %s: %s", self.root / name, exc)
             return None
 
     def vectors(self, segments: Sequence[SegmentEntry]) -> list[np.ndarray]:

@@ -38,13 +38,14 @@ def new_folder(
     lexical: LexicalConfig | None = None,
     chunking: ChunkingConfig | None = None,
     multivector: MultiVectorConfig | None = None,
+    search: Mapping[str, Any] | None = None,
 ) -> tuple[Manifest, Encoder | None, WriterLock]:
     """Check the options, write an empty collection in ``path`` and hold its writer lock;
     returns its manifest, its encoder (loaded unless given) and the lock. ``chain`` is a
     canonical chain spec and ``codec_names`` its tiers' codecs; ``lexical``: the lexical
     index's config (``None``: no lexical index); ``chunking``: how documents are cut into
     chunks (``None``: a vector per document); ``multivector``: keep token vectors, the FDEs
-    being the collection's vectors."""
+    being the collection's vectors; ``search``: search settings (the recall target)."""
     declared = declared_fields(fields, indexes)
     if multivector is not None and (model is None or chunking is not None):
         raise InvalidMultiVector(
@@ -80,6 +81,7 @@ def new_folder(
         chunking=None if chunking is None else chunking.to_dict(),
         multivector=None if multivector is None else {"config": multivector.to_dict(),
                                                       "token_dim": token_dim},
+        search=dict(search or {}),
     )
     CollectionFiles(path).make_dirs()
     lock = WriterLock(path)

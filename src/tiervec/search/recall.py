@@ -1,0 +1,308 @@
+"""Recall that holds as a collection grows: measure a chain's recall@k against exact search on
+the collection's own vectors, and choose the cheapest setting that meets a target.
+
+The denser a collection, the more candidates compressed codes need: ``binary*4 ->
+float32@disk`` finds 96% of the exact top 10 on SciFact's 5k documents and 76% at 1M vectors.
+A :class:`RecallTarget` (default recall@10 >= 0.95) is kept by measuring, not guessing:
+
+1. Queries: ``queries`` stored vectors drawn at random (seeded) among the live rows; each
+   query's own row is left out of both its exact and its approximate top ``k``.
+2. Exact top ``k + 1`` from the full-precision vectors on disk, one blocked scan
+   (``queries x rows x dim`` multiply-adds: the measurement's bounded cost, stated in
+   :attr:`RecallMeasure.seconds`).
+3. The chain's recall over a ladder of settings (:data:`LADDER` oversampling of the first
+   tier; for an ANN first tier also :data:`EFFORTS`, multiples of its nprobe / efSearch),
+   searched by bisection (recall grows with both), and the cheapest setting whose recall
+   clears the target with the margin real queries need is kept.
+
+Real queries sit farther from the data than stored vectors do, so the estimate from stored
+vectors is optimistic; :data:`QUERY_MARGIN` shrinks the allowed miss rate by the factor
+measured between the two on SciFact and NFCorpus queries at 1M vectors (``bench/scale.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from tiervec.codecs.base import merge_top_m, top_m
+from tiervec.errors import InvalidRecallTarget
+from tiervec.search.query import SearchOptions
+from tiervec.store.codes import CodeSource
+
+DEFAULT_TARGET = 0.95
+DEFAULT_K = 10
+#: Oversampling of the first tier tried (candidates = k x factor).
+LADDER = (1, 2, 3, 4, 6, 8, 10, 14, 20, 28, 40, 56, 80, 112, 160, 224, 320, 448, 640)
+#: Multiples of an ANN first tier's starting effort (nprobe, efSearch) tried.
+EFFORTS = (1, 2, 4, 8, 16)
+#: Stored vectors used as queries (fewer when the collection has fewer live rows).
+QUERIES = 200
+#: The allowed miss rate ``1 - target`` is divided by this for the stored-vector estimate:
+#: real queries missed up to this many times more often at the same setting (see module doc).
+QUERY_MARGIN = 2.0
+#: A collection is measured again once it holds this many times the rows it was measured at.
+GROWTH = 1.5
+#: One disk read (a full-precision vector rescored) costs about as much as scanning this many
+#: codes in RAM (1M x 384, binary@ivf: 4 ns a code in FAISS's list scan, 100 ns a read).
+READ_COST = 25
+
+
+@dataclass(frozen=True)
+class RecallTarget:
+    """Recall@``k`` against exact search the collection keeps (``target`` in (0, 1])."""
+
+    target: float = DEFAULT_TARGET
+    k: int = DEFAULT_K
+
+    def __post_init__(self) -> None:
+        target = self.target
+        if isinstance(target, bool) or not isinstance(target, int | float) or \
+                not math.isfinite(target) or not 0 < target <= 1:
+            raise InvalidRecallTarget(
+                f"a recall target is a fraction in (0, 1], got {target!r} (e.g. 0.95: find 95% "
+                "of the exact top k)")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or not 1 <= self.k <= 1000:
+            raise InvalidRecallTarget(f"the recall target's k is a whole number in [1, 1000], "
+                                      f"got {self.k!r}")
+        object.__setattr__(self, "target", float(target))
+
+    @property
+    def estimate_needed(self) -> float:
+        """Recall the stored-vector estimate must reach (the miss rate over the margin)."""
+        return 1.0 - (1.0 - self.target) / QUERY_MARGIN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "k": self.k}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> RecallTarget:
+        data = data or {}
+        return cls(target=data.get("target", DEFAULT_TARGET), k=int(data.get("k", DEFAULT_K)))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One setting measured: first-tier oversampling, ANN effort multiple, recall, cost."""
+
+    oversample: int
+    effort: int
+    recall: float
+    cost: float
+
+
+@dataclass
+class RecallMeasure:
+    """A measurement: the setting kept, its estimated recall, and what the measurement cost.
+
+    ``setting`` is ``None`` where the chain has nothing to tune (one scanned tier).
+    """
+
+    chain: str
+    target: float
+    k: int
+    rows: int
+    queries: int
+    recall: float
+    met: bool
+    oversample: int | None
+    effort: int | None
+    seconds: float
+    measured_at: str
+    margin: float = QUERY_MARGIN
+    points: list[Point] = field(default_factory=list)
+
+    def estimate(self, oversample: int | None, effort: int | None) -> float | None:
+        """The recall measured at the largest setting at or below ``(oversample, effort)``
+        (a lower bound; ``None`` where nothing measured lies below it)."""
+        if not self.points:
+            return self.recall
+        below = [p.recall for p in self.points
+                 if (oversample is None or p.oversample <= oversample)
+                 and (effort is None or p.effort <= effort)]
+        return max(below) if below else None
+
+    def stale(self, rows: int) -> bool:
+        """Whether a collection of ``rows`` rows should be measured again."""
+        return rows >= self.rows * GROWTH or rows * GROWTH <= self.rows
+
+    def summary(self) -> dict[str, Any]:
+        """What stats show: the measurement without its points."""
+        out = asdict(self)
+        del out["points"]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["points"] = [asdict(p) for p in self.points]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecallMeasure:
+        data = dict(data)
+        data["points"] = [Point(**p) for p in data.get("points", [])]
+        return cls(**data)
+
+
+def tuned_options(options: SearchOptions, measure: RecallMeasure | None,
+                  factors: Sequence[int]) -> SearchOptions:
+    """``options`` with the measured setting where the request set none (``factors``: the
+    chain's own oversampling of each passing stage; the first is the measured one)."""
+    if measure is None:
+        return options
+    oversample, effort = options.oversample, options.effort
+    if oversample is None and measure.oversample is not None and factors:
+        oversample = (measure.oversample, *factors[1:])
+    if effort is None:
+        effort = measure.effort
+    if (oversample, effort) == (options.oversample, options.effort):
+        return options
+    return replace(options, oversample=oversample, effort=effort)
+
+
+def sample_rows(alive: np.ndarray | None, count: int, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` rows (sorted) drawn among the live ones of ``count``."""
+    live = np.arange(count) if alive is None else np.flatnonzero(alive)
+    take = min(n, len(live))
+    return np.sort(np.random.default_rng(seed).choice(live, take, replace=False))
+
+
+def exact_top(full: CodeSource, queries: np.ndarray, k: int, alive: np.ndarray | None = None,
+              exclude: np.ndarray | None = None, block: int = 65_536,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top ``k`` rows by inner product over every full-precision vector, one blocked
+    scan of the memory maps; dead rows (``alive`` false) and each query's ``exclude[i]`` row
+    never count."""
+    best = (np.full((len(queries), k), -np.inf, np.float32),
+            np.full((len(queries), k), -1, np.int64))
+    q = np.ascontiguousarray(queries, np.float32)
+    for array, start in zip(full.arrays, full.starts, strict=True):
+        for lo in range(0, len(array), block):
+            chunk = np.asarray(array[lo : lo + block], np.float32)
+            scores = q @ chunk.T
+            first = start + lo
+            if alive is not None:
+                scores[:, ~alive[first : first + len(chunk)]] = -np.inf
+            if exclude is not None:
+                inside = (exclude >= first) & (exclude < first + len(chunk))
+                scores[np.flatnonzero(inside), exclude[inside] - first] = -np.inf
+            s, cols = top_m(scores, k)
+            rows = np.where(np.isfinite(s), cols + first, -1)
+            best = merge_top_m(best, (s, rows), k)
+    return best
+
+
+def recall_of(found: np.ndarray, exact: np.ndarray, k: int) -> float:
+    """Mean share of each query's exact top ``k`` (``-1`` padding ignored) found."""
+    hits = 0
+    total = 0
+    for got, want in zip(found, exact, strict=True):
+        want = want[want >= 0][:k]
+        total += len(want)
+        hits += len(np.intersect1d(got[got >= 0][:k], want, assume_unique=False))
+    return hits / total if total else 1.0
+
+
+#: ``search(queries, k, options) -> rows (nq, k)`` over the collection's pipeline.
+SearchFn = Callable[[np.ndarray, int, SearchOptions], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What a chain lets the tuner turn: first-tier oversampling (chains of 2+ tiers), ANN
+    effort (an indexed first tier), and the cost model's scale."""
+
+    oversample: bool
+    effort: bool
+    #: codes an ANN first tier visits per query at effort 1 for ``k * oversample`` candidates
+    #: (scan: every row); see :func:`cost`
+    visited: Callable[[int, int], float]
+    rest: tuple[int, ...] = ()
+
+
+def measure(
+    search: SearchFn, full: CodeSource, alive: np.ndarray | None, knobs: Knobs,
+    target: RecallTarget, chain: str, *, queries: int = QUERIES, seed: int = 0,
+    stop: Callable[[], bool] = lambda: False,
+) -> RecallMeasure:
+    """Measure the chain behind ``search`` on ``full``'s own vectors and choose the cheapest
+    setting (see the module docstring)."""
+    started = time.perf_counter()
+    count = len(full)
+    k = target.k
+    rows = sample_rows(alive, count, queries, seed)
+    q = full.take(rows).astype(np.float32)
+    exact = exact_top(full, q, k, alive, exclude=rows)[1]
+    need = target.estimate_needed
+    points: dict[tuple[int, int], Point] = {}
+
+    def run(oversample: int, effort: int) -> Point:
+        key = (oversample, effort)
+        if key not in points:
+            options = SearchOptions(
+                oversample=(oversample, *knobs.rest) if knobs.oversample else None,
+                effort=effort if knobs.effort else None)
+            found = search(q, k + 1, options)
+            found = np.array([r[r != row][:k] for r, row in zip(found, rows, strict=True)])
+            points[key] = Point(oversample, effort, recall_of(found, exact, k),
+                                cost(knobs, k, oversample, effort))
+        return points[key]
+
+    ladder = LADDER if knobs.oversample else (1,)
+    efforts = EFFORTS if knobs.effort else (1,)
+    best: Point | None = None
+    for effort in efforts:
+        if stop():
+            break
+        if best is not None and cost(knobs, k, ladder[0], effort) >= best.cost:
+            break  # more effort cannot be cheaper than what already meets the target
+        found = _lowest_meeting(partial(_at_effort, run, effort), ladder, need)
+        if found is not None and (best is None or found.cost < best.cost):
+            best = found
+    if best is None:  # nothing met it: keep the highest recall measured
+        best = max(points.values(), key=lambda p: (p.recall, -p.cost))
+    return RecallMeasure(
+        chain=chain, target=target.target, k=k, rows=count, queries=len(rows),
+        recall=round(best.recall, 4),
+        met=best.recall >= need,
+        oversample=best.oversample if knobs.oversample else None,
+        effort=best.effort if knobs.effort else None,
+        seconds=round(time.perf_counter() - started, 3),
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        points=sorted(points.values(), key=lambda p: (p.effort, p.oversample)))
+
+
+def _at_effort(run: Callable[[int, int], Point], effort: int, oversample: int) -> Point:
+    return run(oversample, effort)
+
+
+def _lowest_meeting(run: Callable[[int], Point], ladder: Sequence[int],
+                    need: float) -> Point | None:
+    """The lowest ladder step whose recall reaches ``need`` (bisection: recall grows along
+    the ladder), or ``None`` if even the top does not."""
+    top = run(ladder[-1])
+    if top.recall < need:
+        return None
+    lo, hi = -1, len(ladder) - 1  # ladder[hi] meets, ladder[lo] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if run(ladder[mid]).recall >= need:
+            hi = mid
+        else:
+            lo = mid
+    return run(ladder[hi])
+
+
+def cost(knobs: Knobs, k: int, oversample: int, effort: int) -> float:
+    """Work per query in units of one code scanned: codes visited plus disk reads."""
+    reads = k * oversample if knobs.oversample else 0
+    return knobs.visited(k * oversample, effort) + READ_COST * reads
+
+
