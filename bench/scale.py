@@ -59,7 +59,6 @@ from _common import (
     write_json,
 )
 from speed import synthetic
-from tiervec.search import SearchOptions
 
 K = 10
 TOP = 100
@@ -110,7 +109,7 @@ def nfcorpus_queries() -> np.ndarray:
     if not cached.exists():
         from tiervec.eval.beir import load_beir
 
-        data = load_beir(shared_data() / "beir" / "nfcorpus", split="test")
+        data = load_beir(shared_data() / "beir" / "nfcorpus-pp", split="test")
         col = beir_collection(shared_data() / "beir" / "scifact", "scifact")
         np.save(cached, col.encoder.encode_queries(list(data.queries.values())))
         col.close()
@@ -119,21 +118,24 @@ def nfcorpus_queries() -> np.ndarray:
 
 def read_rows(path: Path, start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` of a float32 .npy read into RAM (no memory map: RSS stays flat)."""
+    shape, offset = npy_layout(path)
+    out = np.empty((stop - start, shape[1]), np.float32)
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        shape, _, _ = np.lib.format._read_array_header(f, version)
-        offset = f.tell()
-        dim = shape[1]
-        out = np.empty((stop - start, dim), np.float32)
-        f.seek(offset + start * dim * 4)
+        f.seek(offset + start * shape[1] * 4)
         f.readinto(memoryview(out).cast("B"))
     return out
 
 
+def npy_layout(path: Path) -> tuple[tuple[int, ...], int]:
+    """A .npy file's shape and where its data starts."""
+    mapped = np.load(path, mmap_mode="r")
+    layout = mapped.shape, int(mapped.offset)
+    del mapped
+    return layout
+
+
 def npy_rows(path: Path) -> int:
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        return int(np.lib.format._read_array_header(f, version)[0][0])
+    return npy_layout(path)[0][0]
 
 
 def exact_scan(path: Path, queries: np.ndarray, k: int, block: int = 500_000) -> np.ndarray:
@@ -196,13 +198,17 @@ def _status() -> dict[str, float]:
 
 
 def ingest(folder: Path, n: int, kill_after: float) -> dict[str, Any]:
-    """A fresh ingest killed after ``kill_after`` seconds, then resumed to the end."""
+    """A fresh ingest killed ``kill_after`` seconds after it created its collection, then
+    resumed to the end."""
     path = folder / "collection"
     if path.exists():
         shutil.rmtree(path)
-    cmd = [sys.executable, __file__, "--ingest-child", "--dir", str(folder), "--n", str(n)]
+    cmd = [sys.executable, __file__, "--ingest-child", "--dir", str(folder.parent),
+           "--n", str(n)]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    time.sleep(kill_after)
+    while not (path / "manifest.json").exists() and first.poll() is None:
+        time.sleep(0.05)
+    time.sleep(kill_after)  # after the collection was created: partway through its adds
     first.send_signal(signal.SIGKILL)
     first.wait()
     col = tiervec.open(path, read_only=True)
@@ -225,29 +231,43 @@ def ingest(folder: Path, n: int, kill_after: float) -> dict[str, Any]:
 
 # -- margin ------------------------------------------------------------------------------------
 def margin(folder: Path) -> dict[str, Any]:
-    """Stored-vector recall estimate vs real queries' recall, along the ladder."""
-    from tiervec.search.recall import LADDER, RecallTarget
+    """The collection's recall estimate beside real queries' recall: made-up queries along the
+    ladder; then each workload's first half of queries as the seen sample, its setting
+    checked on the other half."""
+    from tiervec.search import Query, SearchOptions
 
-    col = tiervec.open(folder / "collection")
-    measure = col.measure_recall(queries=200)  # a ladder is measured around the chosen point
-    assert measure is not None
-    estimate = {p.oversample: p.recall for p in measure.points if p.effort == 1}
+    path = folder / "collection"
+    (path / "queries.npy").unlink(missing_ok=True)
+    col = tiervec.open(path)
+    synthetic = col.measure_recall()
+    assert synthetic is not None and synthetic.source == "synthetic"
+    estimate = {p.oversample: p.recall for p in synthetic.points if p.effort == 1}
+    pipeline = col.pipeline()
+    workloads = {name: (np.load(folder / f"queries-{name}.npy"),
+                        np.load(folder / f"exact-{name}.npy")) for name in ("scifact", "nfcorpus")}
     rows = []
-    for name in ("scifact", "nfcorpus"):
-        q = np.load(folder / f"queries-{name}.npy")
-        exact = np.load(folder / f"exact-{name}.npy")
-        for factor in LADDER:
-            if factor not in estimate or factor > 160:
-                continue
-            result = col.search_vectors(q, K, oversample=factor)
-            found = _rows(result.ids)
-            real = recall_at(found, exact)
-            est = estimate[factor]
-            rows.append({"queries": name, "oversample": factor, "estimate": est,
-                         "real": real, "miss_ratio": (1 - real) / max(1 - est, 1e-4)})
+    for name, (q, exact) in workloads.items():
+        for factor in sorted(estimate):
+            found = pipeline.run(Query(vectors=q, k=K, options=SearchOptions(oversample=factor)))
+            real = recall_at(found[0].rows, exact)
+            rows.append({"queries": name, "oversample": factor, "estimate": estimate[factor],
+                         "real": real})
     col.close()
-    target = RecallTarget()
-    return {"rows": rows, "estimate_needed": target.estimate_needed, "chosen": measure.summary()}
+    seen = []
+    for name, (q, exact) in workloads.items():
+        (path / "queries.npy").unlink(missing_ok=True)
+        col = tiervec.open(path)
+        half = len(q) // 2
+        col.search_vectors(q[:half], K)  # the workload's first half: the sample it keeps
+        measure = col.measure_recall()
+        assert measure is not None and measure.source == "seen"
+        found = _rows(col.search_vectors(q[half:], K).ids)  # at the measured setting
+        seen.append({"queries": name, "sample": half, "held_out": len(q) - half,
+                     "oversample": measure.oversample, "estimate": measure.recall,
+                     "held_out_recall": recall_at(found, exact[half:])})
+        col.close()
+    (path / "queries.npy").unlink(missing_ok=True)
+    return {"synthetic": rows, "chosen_synthetic": synthetic.summary(), "seen": seen}
 
 
 def _rows(ids: np.ndarray) -> np.ndarray:
@@ -427,11 +447,16 @@ def main() -> None:
         console.print(out["ingest"])
     if "margin" in phases:
         out["margin"] = margin(folder)
-        table = [(r["queries"], r["oversample"], r["estimate"], r["real"], r["miss_ratio"])
-                 for r in out["margin"]["rows"]]
-        columns = ("queries", "oversample", "stored-vector estimate", "real recall@10",
-                   "miss ratio")
-        print_table("Recall estimate vs real queries", columns, table)
+        table = [(r["queries"], r["oversample"], r["estimate"], r["real"])
+                 for r in out["margin"]["synthetic"]]
+        columns = ("real queries", "oversample", "estimate (made-up queries)", "real recall@10")
+        print_table("Recall estimate from made-up queries vs real queries", columns, table)
+        console.print(markdown_table(columns, table), soft_wrap=True)
+        table = [(r["queries"], r["sample"], r["oversample"], r["estimate"], r["held_out"],
+                  r["held_out_recall"]) for r in out["margin"]["seen"]]
+        columns = ("workload", "queries seen", "oversample chosen", "estimate",
+                   "held-out queries", "their recall@10")
+        print_table("Measured on the queries seen, checked on held-out ones", columns, table)
         console.print(markdown_table(columns, table), soft_wrap=True)
     if "search" in phases:
         out["search"] = search_phase(folder, args.n, args.skip_faiss)

@@ -65,7 +65,7 @@ def test_the_setting_rises_as_the_collection_grows_and_recall_holds(tmp_path):
         stored = np.concatenate([stored, x])
         measure = col.wait_for_recall(timeout=120)  # measured in the background
         assert measure is not None and measure.rows == len(stored)
-        assert measure.met and measure.recall >= RecallTarget().estimate_needed
+        assert measure.met and measure.recall >= RecallTarget().needed(measure.margin)
         settings.append(measure.oversample)
         # queries that are not stored vectors: the target holds for them too
         assert real_recall(col, queries, stored) >= 0.95
@@ -152,3 +152,35 @@ def test_a_deleted_document_never_counts_as_a_neighbour(tmp_path):
     again = col.wait_for_recall(timeout=60)  # compaction: measured again
     assert again is not None and again.rows == 2_000
     col.close()
+
+
+def test_the_queries_searched_become_the_measurement_queries(tmp_path):
+    col = tiervec.create(tmp_path / "c", model=None, dim=DIM)
+    x = clustered(5_000, seed=6)
+    add(col, x, 0)
+    first = col.measure_recall()
+    assert first is not None and first.source == "synthetic"
+    # far-off queries (a workload unlike the data): measured on them once 100 were seen
+    far = clustered(150, seed=7, centers=3) + 0.5 * clustered(150, seed=8)
+    col.search_vectors(far[:60], 10)
+    assert col.recall().source == "synthetic"
+    col.search_vectors(far[60:], 10)  # the 100th query seen: measured again, on them
+    again = col.wait_for_recall(timeout=60)
+    assert again is not None and again.source == "seen"
+    col.close()
+    kept = np.load(tmp_path / "c" / "queries.npy")
+    assert kept.shape == (150, DIM)  # the sample outlives the process
+    col = tiervec.open(tmp_path / "c")
+    assert col._query_sample().seen == 150
+    col.close()
+
+
+def test_the_query_sample_is_uniform_and_bounded():
+    from tiervec.search.recall import QuerySample
+
+    sample = QuerySample(2, size=100)
+    for start in range(0, 10_000, 250):
+        sample.offer(np.column_stack([np.arange(start, start + 250), np.zeros(250)]))
+    kept = sample.snapshot()[:, 0]
+    assert sample.seen == 10_000 and len(kept) == 100 and len(set(kept)) == 100
+    assert 2_500 < kept.mean() < 7_500  # not only the first or the last queries

@@ -235,6 +235,7 @@ class Reading(SearchMethods):
         """Search with a :class:`~tiervec.search.Query`: the path every search takes (texts
         encoded, deleted documents and the filter applied, rows turned into ids)."""
         query = self.prepare(query)
+        self._offer(query)
         for attempt in range(3):
             self.refresh()
             try:
@@ -247,6 +248,10 @@ class Reading(SearchMethods):
             if attempt == 2 or not np.any((result.ids == "") & (rows >= 0)):
                 break  # else a compaction purged rows of this reader's snapshot: catch up
         return result
+
+    def _offer(self, query: Query) -> None:
+        """A prepared query's vectors, for the sample recall is measured on (a writer's; see
+        :mod:`tiervec.collection.tuning`)."""
 
     def prepare(self, query: Query) -> Query:
         """``query`` with checked query vectors, its texts encoded where it has none and its

@@ -17,7 +17,15 @@ import numpy as np
 
 from tiervec.collection.writing import Writing
 from tiervec.search import Chain, Query, SearchOptions
-from tiervec.search.recall import QUERIES, Knobs, RecallMeasure, RecallTarget, measure
+from tiervec.search.recall import (
+    MIN_SEEN,
+    QUERIES,
+    Knobs,
+    QuerySample,
+    RecallMeasure,
+    RecallTarget,
+    measure,
+)
 from tiervec.store import writes
 from tiervec.store.layout import RECALL
 from tiervec.store.writes import WriteStats
@@ -38,6 +46,8 @@ class Tuning(Writing):
     _recall_thread: threading.Thread | None = None
     _recall_stop: threading.Event | None = None
     _last_commit: float = 0.0
+    _sample: QuerySample | None = None
+    _sample_saved: int = 0
 
     def set_recall_target(self, target: float | RecallTarget | None, *, k: int = 10) -> None:
         """Keep recall@``k`` against exact search at ``target`` or above (``None``: keep no
@@ -83,6 +93,33 @@ class Tuning(Writing):
         super().set_tiers(tiers)
         self._recall_check(force=True)
 
+    # -- the queries searched -------------------------------------------------------------------
+    def _query_sample(self) -> QuerySample:
+        if self._sample is None:
+            kept = self._files.read_query_sample()
+            if kept is not None and (kept.ndim != 2 or kept.shape[1] != self.dim):
+                kept = None
+            self._sample = QuerySample(self.dim, vectors=kept,
+                                       seen=0 if kept is None else len(kept))
+            self._sample_saved = self._sample.seen
+        return self._sample
+
+    def _offer(self, query: Query) -> None:
+        if self.read_only or query.vectors is None or not query.mode.needs_vectors:
+            return
+        sample = self._query_sample()
+        before = sample.seen
+        if sample.offer(query.vectors) >= MIN_SEEN > before:
+            measured = self.recall()  # enough real queries: measure on them from now on
+            if measured is not None and measured.source == "synthetic":
+                self._recall_check(force=True)
+
+    def _save_sample(self) -> None:
+        sample = self._sample
+        if sample is not None and sample.seen != self._sample_saved and self._lock is not None:
+            self._files.write_query_sample(sample.snapshot())
+            self._sample_saved = sample.seen
+
     # -- internals ------------------------------------------------------------------------------
     def _measure(self, queries: int, seed: int, stop: Any) -> RecallMeasure | None:
         target = self.recall_target
@@ -107,15 +144,17 @@ class Tuning(Writing):
             rows = found.rows
             return np.where(rows < count, rows, -1)  # rows added since: not in the exact top
 
-        result = measure(search, full, snap.alive, knobs, target, chain, queries=queries,
-                         seed=seed, stop=stop)
+        seen = self._query_sample().snapshot()
+        result = measure(search, full, snap.alive, knobs, target, chain, seen=seen,
+                         queries=queries, seed=seed, stop=stop)
         if stop() or self._lock is None:
             return None
         self._files.write_side(RECALL, result.to_dict())
-        log.info("%s: recall@%d %.3f (target %.2f) with oversample %s, effort %s; measured on "
-                 "%d stored vectors of %d in %.1f s", self.path, result.k, result.recall,
+        self._save_sample()
+        log.info("%s: recall@%d %.3f (target %.2f) with oversample %s, effort %s; measured with "
+                 "%d %s queries on %d vectors in %.1f s", self.path, result.k, result.recall,
                  result.target, result.oversample, result.effort, result.queries,
-                 result.rows, result.seconds)
+                 result.source, result.rows, result.seconds)
         return self.recall()
 
     def _recall_due(self) -> bool:
@@ -158,10 +197,15 @@ class Tuning(Writing):
                 log.warning("%s: measuring recall failed: %s", self.path, exc)
 
     def _stop_recall(self) -> None:
-        """Stop a background measurement and wait for it (before closing)."""
+        """Stop a background measurement and wait for it, keep the query sample (before
+        closing)."""
         if self._recall_stop is not None:
             self._recall_stop.set()
         thread = self._recall_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._recall_thread = None
+        try:
+            self._save_sample()
+        except OSError as exc:  # a cache: losing it only means measuring on made-up queries
+            log.warning("%s: could not keep the query sample: %s", self.path, exc)

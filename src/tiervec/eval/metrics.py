@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tiervec.errors import TiervecError
+from tiervec.search.recall import recall_per_query as recall_vs_exact_per_query
 
 Qrels = Mapping[str, Mapping[str, int]]
 Run = Mapping[str, Mapping[str, float]]
@@ -85,12 +86,3 @@ def recall_vs_exact(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> float:
     """
     shares = recall_vs_exact_per_query(rows, exact_rows, k)
     return float(shares.mean()) if len(shares) else 1.0
-
-
-def recall_vs_exact_per_query(rows: np.ndarray, exact_rows: np.ndarray, k: int) -> np.ndarray:
-    """Each query's ``|top_k(rows) ∩ top_k(exact)| / |top_k(exact)|`` (1 when exact is empty)."""
-    shares = []
-    for found, exact in zip(rows, exact_rows, strict=True):
-        truth = set(exact[:k].tolist()) - {-1, ""}
-        shares.append(len(set(found[:k].tolist()) & truth) / len(truth) if truth else 1.0)
-    return np.asarray(shares, dtype=np.float64)

@@ -14,12 +14,14 @@
     indexes/<kind>-*.faiss       the ANN index of an ``@hnsw``/``@ivf`` first tier
     plan.json                     the last ``tiervec plan`` measured on it (not part of a commit)
     recall.json                   the chain's last recall measurement (not part of a commit)
+    queries.npy                   a sample of the query vectors searched (recall is measured on it)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,6 +60,8 @@ def token_codes_name(key: str) -> str:
 PLAN = "plan.json"
 #: The last recall measurement (see tiervec.search.recall): a cache, re-measured if lost.
 RECALL = "recall.json"
+#: A sample of the query vectors the collection was searched with (float32, at most 1,000).
+QUERY_SAMPLE = "queries.npy"
 #: A sharded collection's manifest (in the folder above its shards; see tiervec.distribute).
 SHARDED = "sharded.json"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
@@ -152,6 +156,23 @@ class CollectionFiles:
     def write_side(self, name: str, data: Mapping[str, Any]) -> None:
         """Keep a measurement (``PLAN``, ``RECALL``) beside the collection, atomically."""
         atomic_write_text(self.root / name, json.dumps(data, indent=2) + "\n")
+
+    def write_query_sample(self, vectors: np.ndarray) -> None:
+        """Keep the sample of searched query vectors (atomically replaced)."""
+        path = self.root / QUERY_SAMPLE
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_npy(tmp, vectors)
+        os.replace(tmp, path)
+
+    def read_query_sample(self) -> np.ndarray | None:
+        """The kept sample of query vectors, or ``None`` (an unreadable one is ignored)."""
+        try:
+            return load_npy(self.root / QUERY_SAMPLE, mmap=False)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.root / QUERY_SAMPLE, exc)
+            return None
 
     # -- reading ------------------------------------------------------------------------------
     def has_plan(self) -> bool:
