@@ -66,14 +66,25 @@ def as_documents(items: Iterable[Document | Mapping[str, Any]],
         else:
             docs.append(document_from_record(item, f"document {i}",  # type: ignore[arg-type]
                                              allow_empty))
-        doc = docs[-1]
-        check_text(doc.id, f"the id of document {i}")
-        what = f"document {doc.id!r}"
-        check_text(doc.text, f"the text of {what}")
-        check_text(doc.title, f"the title of {what}")
-        check_value(dict(doc.metadata), f"the metadata of {what}")
+    _check_strings(docs)
     return docs
 
+
+def _check_strings(docs: Sequence[Document]) -> None:
+    """Every id, text, title and metadata string valid Unicode (one pass over the batch's
+    strings; a document at a time only to name the culprit)."""
+    joined = "\x00".join(s for d in docs for s in (d.id, d.title, d.text))
+    if not joined.isascii():
+        try:
+            joined.encode("utf-8")
+        except UnicodeEncodeError:
+            for i, doc in enumerate(docs):
+                check_text(doc.id, f"the id of document {i}")
+                check_text(doc.text, f"the text of document {doc.id!r}")
+                check_text(doc.title, f"the title of document {doc.id!r}")
+    for doc in docs:
+        if doc.metadata:
+            check_value(dict(doc.metadata), f"the metadata of document {doc.id!r}")
 
 
 def check_unique(ids: Sequence[str]) -> None:

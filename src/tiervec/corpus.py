@@ -56,6 +56,10 @@ def document_from_record(record: Mapping[str, Any], where: str,
     ``where`` names the record in error messages (e.g. ``"corpus.jsonl line 7"``);
     ``allow_empty`` accepts a record with neither title nor text (its vector is given).
     """
+    if allow_empty and type(record) is dict and len(record) == 1:  # an id for given vectors
+        ((key, value),) = record.items()
+        if key in _ID_KEYS and isinstance(value, str) and value:
+            return Document(id=value, text="")
     if not isinstance(record, Mapping):
         raise MalformedCorpus(f"{where}: expected an object with '_id' and 'text', got {record!r}")
     doc_id = next((record[k] for k in _ID_KEYS if record.get(k) not in (None, "")), None)

@@ -116,7 +116,8 @@ class Tuning(Writing):
 
     def _save_sample(self) -> None:
         sample = self._sample
-        if sample is not None and sample.seen != self._sample_saved and self._lock is not None:
+        if sample is not None and sample.seen != self._sample_saved and self._lock is not None \
+                and self._manifest.count >= AUTO_MIN_ROWS:  # kept where recall is measured
             self._files.write_query_sample(sample.snapshot())
             self._sample_saved = sample.seen
 

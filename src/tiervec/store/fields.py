@@ -136,6 +136,8 @@ def typed_columns(
     folded = {sql_fold(n): n for n in out}
     columns: dict[str, list[Any]] = {}
     for i, doc in enumerate(docs):
+        if not doc.metadata:
+            continue
         for name, value in flat_metadata(doc):
             if value is None:
                 continue
