@@ -48,6 +48,9 @@ class Tuning(Writing):
     _last_commit: float = 0.0
     _sample: QuerySample | None = None
     _sample_saved: int = 0
+    #: Whether searches add their query vectors to the sample recall is measured on (kept in
+    #: ``queries.npy`` beside the collection); ``False`` keeps none (made-up queries are used).
+    keep_query_sample: bool = True
 
     def set_recall_target(self, target: float | RecallTarget | None, *, k: int = 10) -> None:
         """Keep recall@``k`` against exact search at ``target`` or above (``None``: keep no
@@ -105,7 +108,8 @@ class Tuning(Writing):
         return self._sample
 
     def _offer(self, query: Query) -> None:
-        if self.read_only or query.vectors is None or not query.mode.needs_vectors:
+        if self.read_only or not self.keep_query_sample or query.vectors is None or \
+                not query.mode.needs_vectors:
             return
         sample = self._query_sample()
         before = sample.seen
