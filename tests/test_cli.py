@@ -640,3 +640,27 @@ def test_tune_reports_and_applies(indexed, beir, tmp_path):
     cut = run("search", folder, "bread yeast", "--hybrid", "--min-relevance", "0.0", "--json")
     assert cut.exit_code == 0, cut.output
     assert json.loads(cut.stdout)["results"][0]["id"] == "bread"
+
+
+def test_recall_measures_sets_and_shows_the_target(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "vec.tv"
+    col = tiervec.create(folder, model=None, dim=32)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2_000, 32)).astype(np.float32)
+    col.add([{"id": f"v{i}"} for i in range(len(x))], vectors=x / np.linalg.norm(x, axis=1)[:, None])
+    col.close()
+    result = run("recall", folder)
+    assert result.exit_code == 0, result.output
+    out = flat(result.stdout)
+    assert "recall@10 vs exact, 200 stored vectors" not in out  # made-up queries, not stored ones
+    assert "oversample" in out and "target recall@10 >= 0.95: estimated" in out
+    assert "synthetic" in out or "measured on" in out
+    result = run("recall", folder, "--target", "0.99")
+    assert result.exit_code == 0 and "target recall@10 >= 0.99" in flat(result.stdout)
+    assert "recall │ target recall@10 >= 0.99: estimated" in flat(run("info", folder).stdout)
+    bad = run("recall", folder, "--target", "1.5")
+    assert bad.exit_code == 1 and "fraction in (0, 1]" in flat(bad.stderr)
+    assert run("recall", folder, "--off").exit_code == 0
+    assert "no target kept" in flat(run("info", folder).stdout)

@@ -85,6 +85,7 @@ def test_search_filter_stats_and_plan_in_chromium(served: LiveServer, browser,
     wait.until(lambda d: d.find_element(By.ID, "summary").text.startswith("120 documents"))
     stats = browser.find_element(By.ID, "stats").text
     assert "binary*4" in stats and "float32@disk" in stats and "RAM" in stats
+    assert "recall@10 vs exact" in stats and "target 0.95; not measured yet" in stats
 
     def shown() -> list[str]:  # read in one script: the list may be re-rendered meanwhile
         return browser.execute_script(  # type: ignore[no-any-return]

@@ -184,3 +184,18 @@ def test_the_query_sample_is_uniform_and_bounded():
     kept = sample.snapshot()[:, 0]
     assert sample.seen == 10_000 and len(kept) == 100 and len(set(kept)) == 100
     assert 2_500 < kept.mean() < 7_500  # not only the first or the last queries
+
+
+def test_a_disk_tier_takes_no_ram_as_a_searched_collection_grows(tmp_path):
+    """Segments added after the pipeline was built are read from their files, as the first
+    ones are (an ingest while searching or measuring kept every new float32 vector in RAM)."""
+    col = tiervec.create(tmp_path / "c", model=None, dim=DIM)
+    add(col, clustered(500, seed=9), 0)
+    col.search_vectors(clustered(2, seed=10), 5)  # the pipeline is built
+    for step in range(1, 4):
+        add(col, clustered(500, seed=9 + step), 500 * step)
+    pipeline = col.pipeline()
+    assert len(pipeline.tiers[-1].source.arrays) == 4
+    assert all(isinstance(a, np.memmap) for a in pipeline.tiers[-1].source.arrays)
+    assert all(isinstance(a, np.memmap) for a in pipeline.first.full.arrays)
+    col.close()

@@ -451,3 +451,29 @@ def test_lexical_and_hybrid_search(api: TestClient, unit_vectors) -> None:
     assert no_fit.status_code == 409 and error_of(no_fit)["code"] == "CalibrationMissing"
     both = api.post("/v1/collections/lex/search", json={"query": "x", "vector": q[0].tolist()})
     assert both.status_code == 422
+
+
+def test_the_recall_target_over_http(api: TestClient, unit_vectors) -> None:
+    made = api.post("/v1/collections", json={"name": "r", "model": None, "dim": DIM,
+                                             "recall_target": 0.9})
+    assert made.status_code == 201
+    for bad in (0, 1.5, -1, "high"):
+        refused = api.post("/v1/collections", json={"name": "r2", "model": None, "dim": DIM,
+                                                    "recall_target": bad})
+        assert refused.status_code == 422, bad
+    none = api.post("/v1/collections", json={"name": "r3", "model": None, "dim": DIM,
+                                              "recall_target": None})
+    assert api.get("/v1/collections/r3/stats").json()["recall"] is None and none.is_success
+    col = served(api, "r")
+    col.add(docs(1_500), vectors=unit_vectors(1_500, DIM))
+    measure = col.measure_recall()
+    stats = api.get("/v1/collections/r/stats").json()["recall"]
+    assert stats["target"] == 0.9 and stats["oversample"] == measure.oversample
+    plan = api.post("/v1/collections/r/explain", json={}).json()
+    assert plan["oversample"] == measure.oversample and plan["recall"] == measure.recall
+    other = api.post("/v1/collections/r/explain", json={"oversample": 2, "effort": 3}).json()
+    assert other["oversample"] == 2 and other["effort"] == 3
+    body = {"vector": unit_vectors(1, DIM)[0].tolist(), "k": 5, "oversample": 2, "effort": 2}
+    assert len(api.post("/v1/collections/r/search", json=body).json()["results"][0]) == 5
+    bad = api.post("/v1/collections/r/search", json={**body, "effort": 0})
+    assert bad.status_code == 422

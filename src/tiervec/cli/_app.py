@@ -62,8 +62,8 @@ def describe_recall(recall: dict[str, Any] | None) -> str:
     setting = ", ".join(f"{key} {recall[key]}" for key in ("oversample", "effort")
                         if recall.get(key) is not None) or "nothing to tune"
     met = "met" if recall["met"] else "NOT met: the chain cannot reach it; pick another"
-    return (f"{head}: estimated {recall['recall']:.3f} with {setting} ({met}); measured on "
-            f"{recall['queries']} stored vectors of {recall['rows']:,} in "
+    return (f"{head}: estimated {recall['recall']:.3f} with {setting} ({met}); measured with "
+            f"{recall['queries']} {recall['source']} queries on {recall['rows']:,} vectors in "
             f"{recall['seconds']:.1f} s, {recall['measured_at']}")
 
 

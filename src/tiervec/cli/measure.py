@@ -272,15 +272,16 @@ def recall(
         "--off", help="Keep no target: searches use the chain's oversampling as written.")
     ] = False,
     queries: Annotated[int, typer.Option(
-        "--queries", help="Stored vectors used as queries.", min=10, max=10_000)] = 200,
+        "--queries", help="Queries to measure with.", min=10, max=10_000)] = 200,
 ) -> None:
     """Measure the collection's recall against exact search now, and keep the cheapest
     oversampling (and ANN effort) that meets its target.
 
     A collection measures itself as it grows (once it holds 1,000 vectors, again each time it
     has grown by half or been compacted); this runs the same measurement in the foreground and
-    shows every setting it tried. Stored vectors are the queries (each one's own row left
-    out); the target is met with a margin for real queries, which sit farther from the data.
+    shows every setting it tried. The queries are those the collection was searched with once
+    it has seen 100 (a sample kept in queries.npy), else query-like vectors made from its data;
+    the setting kept clears the target with a margin for the queries still to come.
 
     Example: tiervec recall my-collection --target 0.98
     """
@@ -302,7 +303,7 @@ def recall(
                 console.print(f"{collection}: nothing to measure (empty collection)")
                 return
             table = Table(title=f"{collection}: recall@{measure.k} vs exact, {measure.queries}"
-                          f" stored vectors of {measure.rows:,} as queries; green = kept",
+                          f" {measure.source} queries, {measure.rows:,} vectors; green = kept",
                           title_justify="left")
             for name in ("oversample", "effort", "recall", "work/query"):
                 table.add_column(name, justify="right")

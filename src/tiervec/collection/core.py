@@ -130,7 +130,7 @@ class Collection(Documents):
         path = Path(path).expanduser()
         manifest, lock = opening.existing_folder(path, read_only)
         collection = cls(path, manifest, read_only=read_only, encoder=encoder, lock=lock)
-        collection._recall_check()  # grown (or never measured) since: measured in the background
+        collection._start_tuning()  # grown (or never measured) since: measured in the background
         return collection
 
     def close(self) -> None:

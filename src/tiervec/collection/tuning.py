@@ -52,6 +52,12 @@ class Tuning(Writing):
     #: ``queries.npy`` beside the collection); ``False`` keeps none (made-up queries are used).
     keep_query_sample: bool = True
 
+    def _start_tuning(self) -> None:
+        """A writer just opened: a measurement due waits for writes to pause, as after a
+        commit (an ingest that starts right away is measured once it stops)."""
+        self._last_commit = time.monotonic()
+        self._recall_check()
+
     def set_recall_target(self, target: float | RecallTarget | None, *, k: int = 10) -> None:
         """Keep recall@``k`` against exact search at ``target`` or above (``None``: keep no
         target; searches use the chain's own oversampling). Measured again in the background."""

@@ -58,12 +58,14 @@ def segment_codes(
     files: CollectionFiles, manifest: Manifest, chain: Chain, appended: Appended
 ) -> list[np.ndarray]:
     """A new segment's codes for each tier; disk tiers and the first tier read its files,
-    memory-mapped (the first tier's scanner copies what it keeps; subset scans read them)."""
+    memory-mapped (the first tier's scanner copies what it keeps; subset scans read them), so
+    a disk tier holds no RAM however many segments are added."""
     by_tier = []
     for i, tier in enumerate(chain.tiers):
         entry = manifest.codecs[tier.codec]
         if tier.codec == EXACT_CODEC:
-            by_tier.append(appended.vectors)
+            by_tier.append(files.vectors([appended.segment])[0]
+                           if tier.location is Location.DISK else appended.vectors)
         elif tier.location is Location.DISK or i == 0:  # a first tier's scanner copies them
             by_tier.append(files.codes([appended.segment], entry, mmap=True)[0])
         else:

@@ -81,6 +81,18 @@ async function selectCollection(name) {
     .catch(() => null) : null, stats.chain);
 }
 
+// The recall target kept and what its last measurement chose (see `tiervec recall`).
+function describeRecall(r) {
+  if (!r) return "no target kept (the chain's oversampling as written)";
+  const target = `target ${r.target}`;
+  if (r.recall === null || r.recall === undefined) return `${target}; not measured yet`;
+  const setting = [r.oversample && `oversample ${r.oversample}`, r.effort && `effort ${r.effort}`]
+    .filter(Boolean).join(", ") || "nothing to tune";
+  return `${r.recall.toFixed(3)} (${target}${r.met ? "" : ", NOT met"}) with ${setting}; `
+    + `measured on ${r.queries} ${r.source} queries of ${r.rows.toLocaleString()} vectors, `
+    + `${r.measured_at}`;
+}
+
 function renderStats(stats, info) {
   const table = $("stats");
   const rows = [
@@ -90,6 +102,7 @@ function renderStats(stats, info) {
     ["chain", stats.chain],
     ["RAM", `${bytes(stats.ram_bytes)} (${stats.ram_bytes_per_vector} B/vector)`],
     ["disk (tiers)", bytes(stats.disk_bytes)],
+    ["recall@10 vs exact", describeRecall(stats.recall)],
   ];
   const frag = document.createDocumentFragment();
   for (const [k, v] of rows) {
