@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
+.PHONY: install demo test lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -83,6 +83,15 @@ bench-scaleout: install
 
 bench-multivector: install $(PEERS)/.installed
 	$(PY) bench/multivector.py
+
+# 10M x 384 on one node: generate (~15 GB), ingest with a kill -9, search beside FAISS; about
+# 33 GB of disk, deleted at the end (KEEP=1 keeps it). Not part of `make bench`: ~45 minutes.
+bench-10m: install
+	$(PY) bench/scale.py --n 10000000 $(if $(KEEP),--keep,)
+
+# The same at 1M, with the recall estimate against real SciFact and NFCorpus queries.
+bench-1m-recall: install
+	$(PY) bench/scale.py --n 1000000 --phases generate,ingest,margin,search
 
 serve: install
 	$(VENV)/bin/tiervec serve collections

@@ -377,6 +377,32 @@ def tiervec_rows(folder: Path, q: np.ndarray, exact: np.ndarray, add) -> None:
     col.close()
 
 
+def ivf_rows(folder: Path, q: np.ndarray, exact: np.ndarray, add) -> None:
+    """The ``binary@ivf`` rows alone, over the index an earlier search phase built and saved
+    (``--phases ivf``), measured on the same 109 seen SciFact queries."""
+    col = tiervec.open(folder / "collection")
+    assert str(col.chain) == IVF_CHAIN, col.chain
+    col.keep_query_sample = False
+    (folder / "collection" / "queries.npy").unlink(missing_ok=True)
+    col._sample = None  # as in the main run: only the 109 seen queries
+    col.keep_query_sample = True
+    col.search_vectors(np.load(folder / "queries-scifact-seen.npy"), K)
+    col.keep_query_sample = False
+    measure = col.measure_recall()
+    assert measure is not None and measure.source == "seen"
+
+    def search(x: np.ndarray) -> np.ndarray:
+        return _rows(col.search_vectors(x, K).ids)
+
+    setting = (f"{IVF_CHAIN} at x{measure.oversample}, effort {measure.effort} (measured in "
+               f"{measure.seconds:.0f} s)")
+    add("tiervec", setting, col.stats().ram_bytes_per_vector, col, search, q, exact,
+        extra={"recall_measure": measure.summary()})
+    add("tiervec", setting + ", cold float32 file", col.stats().ram_bytes_per_vector, col,
+        search, q, exact, before=lambda: drop_cache(col))
+    col.close()
+
+
 def faiss_rows(folder: Path, n: int, q: np.ndarray, exact: np.ndarray, add) -> None:
     """FAISS IVF-PQ (HNSW coarse quantizer) with float32 refining from the same file; exact."""
     import faiss
@@ -429,7 +455,8 @@ def faiss_rows(folder: Path, n: int, q: np.ndarray, exact: np.ndarray, add) -> N
     col.close()
 
 
-def search_phase(folder: Path, n: int, skip_faiss: bool) -> list[dict[str, Any]]:
+def search_phase(folder: Path, n: int, skip_faiss: bool,
+                 ivf_only: bool = False) -> list[dict[str, Any]]:
     q = np.load(folder / "queries-scifact.npy")
     exact = np.load(folder / "exact-scifact.npy")
     rows: list[dict[str, Any]] = []
@@ -452,6 +479,9 @@ def search_phase(folder: Path, n: int, skip_faiss: bool) -> list[dict[str, Any]]
                      "build_s": None if build is None else round(build, 1), **(extra or {})})
         console.print(f"  {system} {setting}: recall {recall:.4f}, {batch:,.0f} QPS")
 
+    if ivf_only:
+        ivf_rows(folder, q, exact, add)
+        return rows
     tiervec_rows(folder, q, exact, add)
     if not skip_faiss:
         faiss_rows(folder, n, q, exact, add)
@@ -508,6 +538,15 @@ def main() -> None:
         console.print(markdown_table(columns, table), soft_wrap=True)
     if "search" in phases:
         out["search"] = search_phase(folder, args.n, args.skip_faiss)
+        out["search_load_average"] = [round(x, 2) for x in os.getloadavg()]
+    if "ivf" in phases:  # the IVF rows again, over the saved index
+        out["ivf_rerun"] = search_phase(folder, args.n, args.skip_faiss, ivf_only=True)
+        out["ivf_rerun_load_average"] = [round(x, 2) for x in os.getloadavg()]
+        table = [(r["setting"], r["recall@10"], r["p50_ms"], r["p99_ms"], r["batch_qps"],
+                  r["disk_reads_per_query"]) for r in out["ivf_rerun"]]
+        columns = ("setting", "recall@10", "p50 ms", "p99 ms", "batch QPS", "reads/q")
+        print_table("IVF rows, over the saved index", columns, table)
+        console.print(markdown_table(columns, table), soft_wrap=True)
     if out.get("search"):
         table = [(r["system"], r["setting"], r["ram_bytes_per_vector"],
                   r["disk_reads_per_query"] or "", r["recall@10"],

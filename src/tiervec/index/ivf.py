@@ -136,4 +136,9 @@ class IVFScanner(ANNScanner):
         return self.ntotal * probes / int(self.index.nlist)
 
     def _params(self, effort: int) -> Any:
-        return faiss_module().SearchParametersIVF(nprobe=int(effort))
+        faiss = faiss_module()
+        params = faiss.SearchParametersIVF(nprobe=int(effort))
+        if int(self.index.nlist) >= GRAPH_QUANTIZER_FROM:  # the graph must find nprobe lists:
+            # left at its efSearch of 16 it finds 16, whatever nprobe (10M: recall 0.93 at x640)
+            params.quantizer_params = faiss.SearchParametersHNSW(efSearch=max(64, 2 * effort))
+        return params
