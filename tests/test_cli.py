@@ -649,7 +649,8 @@ def test_recall_measures_sets_and_shows_the_target(tmp_path):
     col = tiervec.create(folder, model=None, dim=32)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2_000, 32)).astype(np.float32)
-    col.add([{"id": f"v{i}"} for i in range(len(x))], vectors=x / np.linalg.norm(x, axis=1)[:, None])
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    col.add([{"id": f"v{i}"} for i in range(len(x))], vectors=x)
     col.close()
     result = run("recall", folder)
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ from tiervec._validate import as_vectors
 from tiervec.codecs import Codec, make_codec
 from tiervec.collection import multivector
 from tiervec.collection.chunks import evidence
+from tiervec.collection.measured import MeasuredRecall
 from tiervec.collection.snapshot import Snapshot
 from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
@@ -47,20 +48,20 @@ from tiervec.search.assemble import build_pipeline
 from tiervec.search.cutoff import RelevanceModel, cut
 from tiervec.search.hybrid import mode_pipeline
 from tiervec.search.maxsim import MaxSimRescorer
-from tiervec.search.recall import RecallMeasure, RecallTarget, tuned_options
+from tiervec.search.recall import tuned_options
 from tiervec.search.searchable import SearchMethods, tier_stats
 from tiervec.search.stages import ChunkCollapse
 from tiervec.store import writes
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.filtering import FilterRunner
-from tiervec.store.layout import RECALL, VECTORS, CollectionFiles
+from tiervec.store.layout import VECTORS, CollectionFiles
 from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.tokens import TokenStore
 
 
-class Reading(SearchMethods):
+class Reading(MeasuredRecall, SearchMethods):
     """Snapshot state and every read of a collection (see :class:`tiervec.Collection`)."""
 
     path: Path
@@ -88,33 +89,6 @@ class Reading(SearchMethods):
         self._pipeline: Pipeline | None = None
         self._lexical: LexicalIndex | None = None
         self._tokens: TokenStore | None = None
-
-    def recall(self) -> RecallMeasure | None:
-        """The last recall measurement of the collection's chain (``None``: not measured yet;
-        see :meth:`~tiervec.Collection.measure_recall`)."""
-        stamp = self._files.side_stamp(RECALL)
-        cached = getattr(self, "_recall_cache", None)
-        if cached is None or cached[0] != stamp:
-            data = self._files.read_side(RECALL) if stamp is not None else None
-            measure = None
-            try:
-                measure = RecallMeasure.from_dict(data) if data else None
-            except (TypeError, ValueError, KeyError):
-                measure = None  # from another version: measured again
-            cached = self._recall_cache = (stamp, measure)
-        measure = cached[1]
-        return measure if measure is not None and measure.chain == self._manifest.chain \
-            and self.recall_target is not None else None
-
-    @property
-    def recall_target(self) -> RecallTarget | None:
-        """The recall@k against exact search the collection keeps (``None``: none kept, the
-        chain's own oversampling is used as written)."""
-        search = self._manifest.search
-        if "recall_target" not in search:
-            return RecallTarget()
-        stored = search["recall_target"]
-        return None if stored is None else RecallTarget.from_dict(stored)
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed."""
@@ -248,10 +222,6 @@ class Reading(SearchMethods):
             if attempt == 2 or not np.any((result.ids == "") & (rows >= 0)):
                 break  # else a compaction purged rows of this reader's snapshot: catch up
         return result
-
-    def _offer(self, query: Query) -> None:
-        """A prepared query's vectors, for the sample recall is measured on (a writer's; see
-        :mod:`tiervec.collection.tuning`)."""
 
     def prepare(self, query: Query) -> Query:
         """``query`` with checked query vectors, its texts encoded where it has none and its
@@ -390,17 +360,6 @@ class Reading(SearchMethods):
         plan = FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
         return self._with_recall(plan, options or SearchOptions())
 
-    def _with_recall(self, plan: FilterPlan, options: SearchOptions) -> FilterPlan:
-        """``plan`` with the setting a search would run with and its measured recall."""
-        measure = self.recall()
-        if measure is None:
-            return plan
-        factors = list(self.pipeline().oversample)
-        tuned = tuned_options(options, measure, factors)
-        first = tuned.factors(factors)[0] if factors else None
-        return replace(plan, recall=measure.estimate(first, tuned.effort), oversample=first,
-                       effort=tuned.effort)
-
     def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None:
         """The boolean mask over ``snap``'s positions a search may return (``None``: all)."""
         fields = fields_from_manifest(self._manifest.fields)
@@ -493,15 +452,6 @@ class Reading(SearchMethods):
             ram_bytes_per_vector=chain.ram_bytes_per_vector(dim), full_precision=full,
             recall=self._recall_summary() if str(chain) == manifest.chain else None,
         )
-
-    def _recall_summary(self) -> dict[str, Any] | None:
-        target = self.recall_target
-        if target is None:
-            return None
-        measure = self.recall()
-        if measure is None:
-            return {**target.to_dict(), "recall": None, "measured_at": None}
-        return measure.summary()
 
     def _stored_codecs(self) -> dict[str, Codec]:
         if self._codecs is None:
