@@ -104,14 +104,15 @@ class Tuning(Writing):
 
     # -- the queries searched -------------------------------------------------------------------
     def _query_sample(self) -> QuerySample:
-        if self._sample is None:
-            kept = self._files.read_query_sample()
-            if kept is not None and (kept.ndim != 2 or kept.shape[1] != self.dim):
-                kept = None
-            self._sample = QuerySample(self.dim, vectors=kept,
-                                       seen=0 if kept is None else len(kept))
-            self._sample_saved = self._sample.seen
-        return self._sample
+        with self._build_lock:  # searches in several threads: one sample
+            if self._sample is None:
+                kept = self._files.read_query_sample()
+                if kept is not None and (kept.ndim != 2 or kept.shape[1] != self.dim):
+                    kept = None
+                self._sample = QuerySample(self.dim, vectors=kept,
+                                           seen=0 if kept is None else len(kept))
+                self._sample_saved = self._sample.seen
+            return self._sample
 
     def _offer(self, query: Query) -> None:
         if self.read_only or not self.keep_query_sample or query.vectors is None or \

@@ -232,14 +232,18 @@ def sample_rows(alive: np.ndarray | None, count: int, n: int, seed: int = 0) -> 
 
 
 def exact_top(full: CodeSource, queries: np.ndarray, k: int, alive: np.ndarray | None = None,
-              block: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+              block: int = 65_536, stop: Callable[[], bool] | None = None,
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top ``k`` rows by inner product over every full-precision vector, one blocked
-    scan of the memory maps; dead rows (``alive`` false) never count."""
+    scan of the memory maps; dead rows (``alive`` false) never count. ``stop()`` true ends
+    the scan early (the result is then partial)."""
     best = (np.full((len(queries), k), -np.inf, np.float32),
             np.full((len(queries), k), -1, np.int64))
     q = np.ascontiguousarray(queries, np.float32)
     for array, start in zip(full.arrays, full.starts, strict=True):
         for lo in range(0, len(array), block):
+            if stop is not None and stop():
+                return best
             chunk = np.asarray(array[lo : lo + block], np.float32)
             scores = q @ chunk.T
             first = start + lo
@@ -317,7 +321,7 @@ def measure(
         q, source = np.asarray(seen[np.sort(pick)], np.float32), "seen"
     else:
         q, source = synthetic_queries(full, alive, queries, seed), "synthetic"
-    exact = exact_top(full, q, k, alive)[1]
+    exact = exact_top(full, q, k, alive, stop=stop)[1]
     need = target.needed(MARGIN)
     points: dict[tuple[int, int], Point] = {}
 
