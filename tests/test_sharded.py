@@ -272,3 +272,20 @@ def test_scroll_delete_by_filter_and_metadata_updates_across_shards(tmp_path, da
         assert stats.replaced == 1 and stats.missing == ["doc-0"]  # doc-0: year 2000, deleted
         assert sharded.count("group == 9") == 1
         assert sharded.search_vectors(x[10], 1).ids[0][0] == "doc-10"
+
+
+def test_a_view_sees_every_write_committed_before_it_was_made(tmp_path, data, ray_cluster):
+    """Shard actors cached one view per chain, so a view made after a delete (or an add)
+    still searched the documents as they were."""
+    docs, x, _ = data
+    with tiervec.create_sharded(tmp_path / "v", shards=2, model=None, dim=DIM,
+                                tiers="binary*4 -> float32@disk") as col:
+        col.add(docs[:200], vectors=x[:200])
+        before = col.with_tiers("float32").search_vectors(x[7], 1)
+        assert before.ids[0][0] == "doc-7"
+        col.delete(["doc-7"])
+        after = col.with_tiers("float32").search_vectors(x[7], 5)
+        assert "doc-7" not in after.ids[0]
+        assert col.with_tiers("float32").count() == 199
+        col.add(docs[200:210], vectors=x[200:210])
+        assert col.with_tiers("float32").search_vectors(x[205], 1).ids[0][0] == "doc-205"

@@ -27,7 +27,8 @@ class Shard:
     def __init__(self, path: str, name: str, read_only: bool = False) -> None:
         self.path, self.name, self.read_only = path, name, read_only
         self._collection: Collection | None = None
-        self._views: dict[str, Searchable] = {}
+        #: a view per chain, with the committed state it was made of
+        self._views: dict[str, tuple[tuple[int, int, int], Searchable]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -38,13 +39,19 @@ class Shard:
             return self._collection
 
     def _searchable(self, chain: str | None) -> Searchable:
+        """The collection, or its view through ``chain``: made again once a write committed
+        since (a view is a snapshot; one made after a write must see it, as on one node)."""
         col = self.collection
         if chain is None:
             return col
+        col.refresh()
+        manifest = col._manifest
+        state = (manifest.epoch, manifest.generation, manifest.count)
         with self._lock:
-            if chain not in self._views:
-                self._views[chain] = col.with_tiers(chain)
-            return self._views[chain]
+            cached = self._views.get(chain)
+            if cached is None or cached[0] != state:
+                cached = self._views[chain] = (state, col.with_tiers(chain))
+            return cached[1]
 
     # -- reads --------------------------------------------------------------------------------
     def ping(self) -> int:
