@@ -289,3 +289,26 @@ def test_a_view_sees_every_write_committed_before_it_was_made(tmp_path, data, ra
         assert col.with_tiers("float32").count() == 199
         col.add(docs[200:210], vectors=x[200:210])
         assert col.with_tiers("float32").search_vectors(x[205], 1).ids[0][0] == "doc-205"
+
+
+def test_a_copied_folder_never_reaches_the_originals_shards(tmp_path, data, ray_cluster):
+    """A copy (or a restore) has the original's id: its shards' actors were the original's,
+    and a delete on the copy removed the document from the original's folder."""
+    import shutil
+
+    docs, x, _ = data
+    a = tiervec.create_sharded(tmp_path / "a", shards=2, model=None, dim=DIM, tiers="float32")
+    a.add(docs[:50], vectors=x[:50])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    b = tiervec.open_sharded(tmp_path / "b")
+    try:
+        b.delete(["doc-1"])
+        assert b.get(["doc-1"])[0] is None and len(b) == 49
+        assert a.get(["doc-1"])[0] is not None and len(a) == 50
+    finally:
+        b.close()
+    assert a.search_vectors(x[1], 1).ids[0][0] == "doc-1"  # closing the copy left `a` alone
+    a.close()
+    with tiervec.open(tmp_path / "a" / a.shards[shard_of(["doc-1"], 2)[0]],
+                      read_only=True) as shard:
+        assert shard.get(["doc-1"])[0] is not None

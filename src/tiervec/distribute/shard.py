@@ -59,6 +59,11 @@ class Shard:
         self.collection  # noqa: B018 - opens the folder
         return os.getpid()
 
+    def folder(self) -> str:
+        """The folder this actor serves, resolved (opening it first)."""
+        self.collection  # noqa: B018 - opens the folder
+        return str(os.path.realpath(self.path))
+
     def threads(self) -> dict[str, int]:
         """The threads a search call gets here: FAISS's (OpenMP) and NumPy's BLAS (both set by
         the actor's ``OMP_NUM_THREADS``)."""

@@ -11,6 +11,7 @@ the CLI and the server take it as they take a :class:`~tiervec.Collection`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -32,6 +33,7 @@ from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
+    CollectionError,
     CollectionExists,
     EncoderRequired,
     InvalidRequest,
@@ -116,9 +118,12 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         remote = ray.remote(Shard)
         threads = threads or max(1, (os.cpu_count() or 1) // len(manifest.shards))
         mode = "r" if read_only else "w"
+        # an actor is bound to its folder: a copy or a restore of this one (same uid, another
+        # path) gets actors of its own, never this folder's
+        where = hashlib.blake2b(str(root.resolve()).encode(), digest_size=6).hexdigest()
         actors = [
             remote.options(**cluster.options(
-                name=f"{manifest.uid}:{name}:{mode}", max_restarts=RESTARTS,
+                name=f"{manifest.uid}:{where}:{name}:{mode}", max_restarts=RESTARTS,
                 max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
                 # the search threads of FAISS and BLAS, set when the process starts: Ray gives
                 # an actor that reserves no CPU one, and a threaded actor's calls inherit it
@@ -127,7 +132,12 @@ class ShardedCollection(ShardedWrites, SearchMethods):
             for name in manifest.shards
         ]
         out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout)
-        out._each("ping")  # every shard opened (a lock held elsewhere is raised here)
+        folders = out._each("folder")  # every shard opened (a lock held elsewhere is raised)
+        for name, folder in zip(manifest.shards, folders, strict=True):
+            if Path(folder) != (root / name).resolve():  # the name's digest collided
+                raise CollectionError(
+                    f"the actor found for shard {name!r} of {str(root)!r} serves {folder!r}; "
+                    "close the collection that holds it, then open this one")
         return out
 
     def close(self) -> None:
