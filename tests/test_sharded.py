@@ -312,3 +312,20 @@ def test_a_copied_folder_never_reaches_the_originals_shards(tmp_path, data, ray_
     with tiervec.open(tmp_path / "a" / a.shards[shard_of(["doc-1"], 2)[0]],
                       read_only=True) as shard:
         assert shard.get(["doc-1"])[0] is not None
+
+
+def test_closing_a_second_handle_leaves_the_first_ones_shards_up(tmp_path, data, ray_cluster):
+    """A second opener (another process on the cluster: `tiervec index --ray --address`
+    beside a server) got the same actors and, closing, killed them under the first."""
+    docs, x, _ = data
+    first = tiervec.create_sharded(tmp_path / "s", shards=2, model=None, dim=DIM,
+                                   tiers="float32")
+    first.add(docs[:50], vectors=x[:50])
+    second = tiervec.open_sharded(tmp_path / "s")
+    assert len(second) == 50
+    second.close()
+    assert first.search_vectors(x[3], 1).ids[0][0] == "doc-3"  # still served
+    first.add(docs[50:60], vectors=x[50:60])
+    first.close()  # the last user: the actors go
+    with tiervec.open(tmp_path / "s" / first.shards[0]) as shard:  # its writer lock released
+        assert len(shard) > 0

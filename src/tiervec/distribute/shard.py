@@ -30,6 +30,21 @@ class Shard:
         #: a view per chain, with the committed state it was made of
         self._views: dict[str, tuple[tuple[int, int, int], Searchable]] = {}
         self._lock = threading.Lock()
+        #: the open ShardedCollection handles using this actor (in any process); the last to
+        #: close stops it. A restarted actor starts again from 0.
+        self._users = 0
+
+    def attach(self) -> int:
+        """A handle starts using this actor; how many use it now."""
+        with self._lock:
+            self._users += 1
+            return self._users
+
+    def detach(self) -> int:
+        """A handle stops using this actor; how many still do."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            return self._users
 
     @property
     def collection(self) -> Collection:

@@ -133,6 +133,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         ]
         out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout)
         folders = out._each("folder")  # every shard opened (a lock held elsewhere is raised)
+        out._each("attach")
         for name, folder in zip(manifest.shards, folders, strict=True):
             if Path(folder) != (root / name).resolve():  # the name's digest collided
                 raise CollectionError(
@@ -141,16 +142,27 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         return out
 
     def close(self) -> None:
-        """Close every shard (graphs saved, writer locks released) and stop its actor."""
+        """Stop using the shards; the last handle to close them (in any process on the
+        cluster) closes each shard (graphs saved, writer locks released) and stops its actor,
+        so closing a second handle never takes the shards from under the first."""
         if not self._owner or not self._actors:
             return
         ray = cluster.ray_module()
+        last = []
+        for actor in self._actors:
+            try:
+                if ray.get(actor.detach.remote(), timeout=self.timeout) == 0:
+                    last.append(actor)
+            except Exception as exc:  # a shard already down has nothing left to close
+                if not cluster.is_down(exc):
+                    raise
+                last.append(actor)
         try:
-            ray.get([a.close.remote() for a in self._actors], timeout=self.timeout)
-        except Exception as exc:  # a shard already down has nothing left to close
+            ray.get([a.close.remote() for a in last], timeout=self.timeout)
+        except Exception as exc:
             if not cluster.is_down(exc):
                 raise
-        for actor in self._actors:
+        for actor in last:
             ray.kill(actor)
         self._actors = []
 
