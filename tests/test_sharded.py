@@ -329,3 +329,19 @@ def test_closing_a_second_handle_leaves_the_first_ones_shards_up(tmp_path, data,
     first.close()  # the last user: the actors go
     with tiervec.open(tmp_path / "s" / first.shards[0]) as shard:  # its writer lock released
         assert len(shard) > 0
+
+
+def test_a_write_waits_for_a_slow_shard_that_a_search_would_not(tmp_path, data, ray_cluster):
+    """On a busy machine an add failed with "did not answer in time": the search deadline
+    applied to writes, leaving the caller not knowing whether the write landed."""
+    docs, x, _ = data
+    with tiervec.create_sharded(tmp_path / "w", shards=2, model=None, dim=DIM,
+                                tiers="float32") as col:
+        col.timeout = 1e-6  # every shard is "slow" against it
+        assert col.add(docs[:300], vectors=x[:300]) == 300
+        assert col.upsert(docs[:10], vectors=x[:10]).replaced == 10
+        assert col.delete(["doc-1"]).deleted == 1
+        with pytest.raises(ShardUnavailable, match="did not answer"):
+            col.search_vectors(x[:2], 3)
+        col.timeout = 30.0
+        assert len(col) == 299

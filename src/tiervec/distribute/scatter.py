@@ -55,22 +55,33 @@ class ShardSet:
         index = shard if isinstance(shard, int) else self.shards.index(shard)
         return self._actors[index]
 
-    def _gather(self, refs: Sequence[Any], partial: bool = False,
-                ) -> tuple[list[Any], ShardReport]:
+    def _gather(self, refs: Sequence[Any], partial: bool = False, write: bool = False,
+                wait: bool = False) -> tuple[list[Any], ShardReport]:
         """The shards' answers, in shard order; shards that are down are left out when
-        ``partial``, else :class:`ShardUnavailable` names them."""
+        ``partial``, else :class:`ShardUnavailable` names them. A ``write`` waits for a slow
+        shard as long as its actor lives (no deadline: the caller must learn whether the
+        write landed), and says so when one died; ``wait`` waits the same way (a write's
+        reads)."""
         ray = cluster.ray_module()
         deadline = time.monotonic() + self.timeout
         answers, answered, failed = [], [], {}
         for name, ref in zip(self.shards, refs, strict=True):
             try:
-                left = max(0.0, deadline - time.monotonic())
+                left = None if write or wait else max(0.0, deadline - time.monotonic())
                 answers.append(cluster.gathered(partial_call(ray.get, ref, timeout=left)))
                 answered.append(name)
             except Exception as exc:
                 if not cluster.is_down(exc):
                     raise
                 failed[name] = cluster.describe_down(exc)
+        if failed and write:
+            listed = "; ".join(f"{n}: {why}" for n, why in failed.items())
+            raise ShardUnavailable(
+                f"{len(failed)} of {len(self.shards)} shards of {str(self.path)!r} died during "
+                f"the write ({listed}): their part of it may or may not have been committed; "
+                "the other shards' parts were. Once they are back, write the same documents "
+                "again with upsert (or ingest, which adds only what is missing), or delete the "
+                "same ids again: those are safe to repeat", tuple(failed))
         if failed and not partial:
             listed = "; ".join(f"{n}: {why}" for n, why in failed.items())
             raise ShardUnavailable(
@@ -82,9 +93,10 @@ class ShardSet:
         return answers, ShardReport(answered=tuple(answered), failed=failed)
 
     def _each(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """``method`` of every shard's actor, called at once; the answers in shard order."""
+        """``method`` of every shard's actor, called at once; the answers in shard order
+        (a ``write`` waits for slow shards)."""
         refs = [getattr(a, method).remote(*args, **kwargs) for a in self._actors]
-        return self._gather(refs)[0]
+        return self._gather(refs, write=method == "write")[0]
 
     def _reads(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
         """A read of every shard's collection (through this view's chain)."""
@@ -95,10 +107,11 @@ class ShardSet:
         where = self.sharding.route(ids)
         return [np.flatnonzero(where == s).tolist() for s in range(len(self.shards))]
 
-    def _manifests(self) -> list[Manifest]:
+    def _manifests(self, wait: bool = False) -> list[Manifest]:
+        """The shards' manifests (``wait``: for slow shards, as a write does)."""
         if "manifests" not in self._shared:  # the same settings in every shard: those up will do
             refs = [a.manifest.remote() for a in self._actors]
-            found, report = self._gather(refs, partial=self.partial)
+            found, report = self._gather(refs, partial=self.partial, wait=wait)
             if not found:
                 raise ShardUnavailable(f"no shard of {str(self.path)!r} answers",
                                        tuple(report.failed))
@@ -114,20 +127,22 @@ class ShardSet:
         """Settings may have changed (a write): read them again when next needed."""
         self._shared.pop("manifests", None)
 
-    def _gather_some(self, refs: Sequence[Any]) -> list[Any]:
+    def _gather_some(self, refs: Sequence[Any], write: bool = False) -> list[Any]:
         """:meth:`_gather` of calls made to some shards only (``None``: none made)."""
         ray = cluster.ray_module()
         if all(r is None for r in refs):
             return [None] * len(refs)
         done = ray.put(None)
-        answers = self._gather([done if r is None else r for r in refs])[0]
+        answers = self._gather([done if r is None else r for r in refs], write=write)[0]
         return answers
 
-    def missing(self, ids: Sequence[str]) -> list[str]:
+    def missing(self, ids: Sequence[str], *, write: bool = False) -> list[str]:
+        """The ids among ``ids`` that the collection does not hold (``write``: a write's own
+        check, which waits for slow shards as the write does)."""
         ids = [str(i) for i in ids]
         routed = self._routed(ids)
         refs = [a.call.remote("missing", [ids[i] for i in rows]) if rows else None
                 for a, rows in zip(self._actors, routed, strict=True)]
-        gone = {i for found in self._gather_some(refs) if found for i in found}
+        gone = {i for found in self._gather_some(refs, write=write) if found for i in found}
         return [i for i in ids if i in gone]
 

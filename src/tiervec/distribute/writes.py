@@ -26,8 +26,9 @@ class ShardedWrites(ShardSet):
         """Add new documents, each to its shard (every shard's part one committed segment;
         the shards encode their own texts). Ids must be new: one the collection holds raises
         :class:`~tiervec.errors.DuplicateIds` before anything is written."""
-        docs, vectors = documents_to_write(documents, vectors, self._manifest.dim)
-        held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs]))]
+        docs, vectors = documents_to_write(documents, vectors, self._manifests(wait=True)[0].dim)
+        held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs],
+                                                                   write=True))]
         if held:
             raise DuplicateIds(
                 f"{len(held)} ids are already in the collection (e.g. {sorted(held)[:5]}); "
@@ -39,7 +40,7 @@ class ShardedWrites(ShardSet):
     def upsert(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
                progress: ProgressFn | None = None) -> WriteStats:
         """Add or replace documents by id, each in its shard."""
-        docs, vectors = documents_to_write(documents, vectors, self._manifest.dim)
+        docs, vectors = documents_to_write(documents, vectors, self._manifests(wait=True)[0].dim)
         stats = self._write("upsert", docs, vectors, progress)
         return WriteStats(added=sum(s.added for s in stats),
                           replaced=sum(s.replaced for s in stats),
@@ -55,7 +56,7 @@ class ShardedWrites(ShardSet):
         routed = self._routed(ids)
         refs = [a.delete.remote([ids[i] for i in rows]) if rows else None
                 for a, rows in zip(self._actors, routed, strict=True)]
-        stats = [s for s in self._gather_some(refs) if s is not None]
+        stats = [s for s in self._gather_some(refs, write=True) if s is not None]
         missing = set().union(*(s.missing for s in stats)) if stats else set()
         return WriteStats(deleted=sum(s.deleted for s in stats),
                           missing=[i for i in ids if i in missing])
@@ -75,7 +76,7 @@ class ShardedWrites(ShardSet):
         refs = [a.write.remote("set_metadata", {ids[i]: updates[ids[i]] for i in rows},
                                replace=replace) if rows else None
                 for a, rows in zip(self._actors, self._routed(ids), strict=True)]
-        stats = [s for s in self._gather_some(refs) if s is not None]
+        stats = [s for s in self._gather_some(refs, write=True) if s is not None]
         missing = set().union(*(s.missing for s in stats)) if stats else set()
         self._forget()
         return WriteStats(replaced=sum(s.replaced for s in stats),
@@ -100,7 +101,7 @@ class ShardedWrites(ShardSet):
             part = None if vectors is None else vectors[rows]
             refs.append(getattr(actor, method).options(**call).remote(
                 [docs[i] for i in rows], part) if rows else None)
-        out = [a for a in self._gather_some(refs) if a is not None]
+        out = [a for a in self._gather_some(refs, write=True) if a is not None]
         if progress is not None:
             progress(len(docs))
         self._forget()
