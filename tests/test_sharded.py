@@ -345,3 +345,21 @@ def test_a_write_waits_for_a_slow_shard_that_a_search_would_not(tmp_path, data, 
             col.search_vectors(x[:2], 3)
         col.timeout = 30.0
         assert len(col) == 299
+
+
+def test_a_shard_whose_restarts_ran_out_is_reported_and_revived(tmp_path, data, ray_cluster):
+    ray = ray_cluster
+    sharded, single = _pair(tmp_path, data, "float32", shards=2)
+    with sharded, single:
+        _, _, queries = data
+        assert sharded.health() == {s: None for s in sharded.shards}
+        ray.kill(sharded.actor(1), no_restart=True)  # as when its restarts have run out
+        health = sharded.health()
+        assert health[sharded.shards[0]] is None and health[sharded.shards[1]]
+        with pytest.raises(ShardUnavailable):
+            sharded.search_vectors(queries, 10)
+        assert sharded.revive() == [sharded.shards[1]]
+        assert sharded.health() == {s: None for s in sharded.shards}
+        np.testing.assert_array_equal(sharded.search_vectors(queries, 10).ids,
+                                      single.search_vectors(queries, 10).ids)
+        assert sharded.revive() == []

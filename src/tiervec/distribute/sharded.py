@@ -71,6 +71,9 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     raises :class:`~tiervec.errors.ShardUnavailable` naming them.
     """
 
+    #: search threads per shard actor (what a revived actor gets too)
+    _threads: int = 1
+
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def create(
@@ -114,24 +117,12 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         over the shards)."""
         root = Path(path).expanduser()
         manifest = ShardedManifest.read(root)
-        ray = cluster.connect(address)
-        remote = ray.remote(Shard)
+        cluster.connect(address)
         threads = threads or max(1, (os.cpu_count() or 1) // len(manifest.shards))
-        mode = "r" if read_only else "w"
-        # an actor is bound to its folder: a copy or a restore of this one (same uid, another
-        # path) gets actors of its own, never this folder's
-        where = hashlib.blake2b(str(root.resolve()).encode(), digest_size=6).hexdigest()
-        actors = [
-            remote.options(**cluster.options(
-                name=f"{manifest.uid}:{where}:{name}:{mode}", max_restarts=RESTARTS,
-                max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
-                # the search threads of FAISS and BLAS, set when the process starts: Ray gives
-                # an actor that reserves no CPU one, and a threaded actor's calls inherit it
-                runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
-            )).remote(str((root / name).resolve()), name, read_only)
-            for name in manifest.shards
-        ]
+        actors = [_start_actor(root, manifest, name, read_only, threads)
+                  for name in manifest.shards]
         out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout)
+        out._threads = threads
         folders = out._each("folder")  # every shard opened (a lock held elsewhere is raised)
         out._each("attach")
         for name, folder in zip(manifest.shards, folders, strict=True):
@@ -140,6 +131,44 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                     f"the actor found for shard {name!r} of {str(root)!r} serves {folder!r}; "
                     "close the collection that holds it, then open this one")
         return out
+
+    def health(self) -> dict[str, str | None]:
+        """Each shard's state: ``None`` when its actor answers, else why not (a dead actor
+        whose restarts ran out stays dead until :meth:`revive`)."""
+        ray = cluster.ray_module()
+        out: dict[str, str | None] = {}
+        for name, actor in zip(self.shards, self._actors, strict=True):
+            try:
+                ray.get(actor.folder.remote(), timeout=min(self.timeout, 10.0))
+                out[name] = None
+            except Exception as exc:
+                if not cluster.is_down(exc):
+                    raise
+                out[name] = cluster.describe_down(exc)
+        return out
+
+    def revive(self) -> list[str]:
+        """Start a new actor for every shard whose actor is dead (its restarts ran out), which
+        reopens the shard's folder: a long-running server recovers without restarting. The
+        shards revived."""
+        ray = cluster.ray_module()
+        revived = []
+        for i, (name, why) in enumerate(self.health().items()):
+            if why is None:
+                continue
+            try:
+                ray.kill(self._actors[i], no_restart=True)  # a hung one: its name freed
+            except Exception as exc:  # already gone
+                if not cluster.is_down(exc):
+                    raise
+            actor = _start_actor(self.path, self.sharding, name, self.read_only,
+                                 self._threads)
+            ray.get([actor.folder.remote(), actor.attach.remote()], timeout=self.timeout)
+            self._actors[i] = actor
+            revived.append(name)
+        if revived:
+            self._forget()
+        return revived
 
     def close(self) -> None:
         """Stop using the shards; the last handle to close them (in any process on the
@@ -382,3 +411,19 @@ def open_any(path: str | Path, *, read_only: bool = False,
         return ShardedCollection.open(path, read_only=read_only, address=address)
     return Collection.open(path, read_only=read_only)
 
+
+def _start_actor(root: Path, manifest: ShardedManifest, name: str, read_only: bool,
+                 threads: int) -> Any:
+    """The named actor of shard ``name`` (the running one if any: ``get_if_exists``). An
+    actor is bound to its folder: a copy or a restore of this one (same uid, another path)
+    gets actors of its own, never this folder's."""
+    ray = cluster.ray_module()
+    where = hashlib.blake2b(str(root.resolve()).encode(), digest_size=6).hexdigest()
+    mode = "r" if read_only else "w"
+    return ray.remote(Shard).options(**cluster.options(
+        name=f"{manifest.uid}:{where}:{name}:{mode}", max_restarts=RESTARTS,
+        max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
+        # the search threads of FAISS and BLAS, set when the process starts: Ray gives an
+        # actor that reserves no CPU one, and a threaded actor's calls inherit it
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
+    )).remote(str((root / name).resolve()), name, read_only)
