@@ -319,7 +319,7 @@ def test_the_cli_refuses_an_empty_key_from_the_environment(tmp_path: Path) -> No
 def test_what_an_unauthenticated_caller_sees(data_dir: Path) -> None:
     with TestClient(create_app(data_dir, ServerConfig(api_key=KEY))) as api:
         ready = api.get("/readyz").json()
-        assert ready == {"ready": True, "served": 1, "failures": 0}  # no names
+        assert ready == {"ready": True, "served": 1, "failures": 0, "shards_down": 0}  # no names
         assert api.get("/readyz", headers=AUTH).json()["collections"] == ["h"]
         for path in ("/v1/collections", "/v1/collections/h", "/v1/collections/h/stats"):
             assert api.get(path).status_code == 401

@@ -363,3 +363,27 @@ def test_a_shard_whose_restarts_ran_out_is_reported_and_revived(tmp_path, data, 
         np.testing.assert_array_equal(sharded.search_vectors(queries, 10).ids,
                                       single.search_vectors(queries, 10).ids)
         assert sharded.revive() == []
+
+
+def test_readyz_names_a_dead_shard_after_reviving_it(tmp_path, data, ray_cluster):
+    """The server said ready while a shard's restarts had run out, and never reopened it."""
+    from fastapi.testclient import TestClient
+
+    from tiervec.serve import ServerConfig, create_app
+
+    docs, x, queries = data
+    root = tmp_path / "data"
+    with tiervec.create_sharded(root / "big", shards=2, model=None, dim=DIM,
+                                tiers="float32") as col:
+        col.add(docs[:100], vectors=x[:100])
+        want = col.search_vectors(queries[:3], 5).ids
+    with TestClient(create_app(root, ServerConfig(ray_address=""))) as api:
+        ready = api.get("/readyz").json()
+        assert ready["ready"] and ready["shards_down"] == 0
+        served = api.app.state.registry.get("big").collection  # type: ignore[attr-defined]
+        ray_cluster.kill(served.actor(1), no_restart=True)  # its restarts ran out
+        ready = api.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["shards_down"] == 0  # revived
+        got = api.post("/v1/collections/big/search",
+                       json={"vectors": queries[:3].tolist(), "k": 5}).json()["results"]
+        assert [[h["id"] for h in hits] for hits in got] == want.tolist()

@@ -142,12 +142,15 @@ def _add_health(app: FastAPI, registry: Registry) -> None:
     @app.get("/readyz", response_model=ReadyOut, tags=["health"],
              responses={503: {"model": ReadyOut}})
     async def readyz(request: Request) -> Response:
-        """Ready once every collection has been opened (503 before), with how many are served
-        and how many failed; their names and the reasons only with the API key (none needed
-        for the rest)."""
+        """Ready once every collection has been opened (503 before) and every shard of a
+        sharded one answers (a shard whose actor died is revived first), with how many are
+        served, failed, and have shards down; their names and the reasons only with the API
+        key (none needed for the rest)."""
         names, failed = registry.names(), registry.failures()
-        body: dict[str, Any] = {"ready": registry.ready, "served": len(names),
-                                "failures": len(failed)}
+        down = await anyio.to_thread.run_sync(registry.shards_down) if registry.ready else {}
+        ready = registry.ready and not down
+        body: dict[str, Any] = {"ready": ready, "served": len(names), "failures": len(failed),
+                                "shards_down": sum(len(d) for d in down.values())}
         if routes.authorized(request):
-            body.update(collections=names, failed=failed)
-        return JSONResponse(body, status_code=200 if registry.ready else 503)
+            body.update(collections=names, failed=failed, down=down)
+        return JSONResponse(body, status_code=200 if ready else 503)

@@ -332,3 +332,7 @@ class ReadyOut(BaseModel):
                                           "only, when the server has one).")
     failed: dict[str, str] | None = Field(None, description="Why each failure could not be "
                                           "opened (with the API key only).")
+    shards_down: int = Field(0, description="Shards of sharded collections that do not "
+                             "answer (after trying to revive them).")
+    down: dict[str, dict[str, str]] | None = Field(
+        None, description="Collection -> shard -> why (with the API key only).")

@@ -211,6 +211,26 @@ class Registry:
     def failures(self) -> dict[str, str]:
         return dict(self._failed)
 
+    def shards_down(self) -> dict[str, dict[str, str]]:
+        """Sharded collections with shards that do not answer, after trying to revive them
+        (a new actor for a shard whose restarts ran out): collection -> shard -> why."""
+        out: dict[str, dict[str, str]] = {}
+        for name in self.names():
+            col: Any = self._served[name].collection
+            health = getattr(col, "health", None)
+            if health is None:  # one collection, not shards
+                continue
+            down = {shard: why for shard, why in health().items() if why}
+            if down:
+                try:
+                    col.revive()
+                except Exception as exc:  # reported below as still down
+                    log.warning("reviving the shards of %r failed: %s", name, exc)
+                down = {shard: why for shard, why in health().items() if why}
+            if down:
+                out[name] = down
+        return out
+
     # -- creating and deleting ------------------------------------------------------------------
     async def create(self, name: str, options: dict[str, Any]) -> Served:
         """A new collection ``name`` made with ``options`` (as :meth:`Collection.create`)."""
