@@ -179,8 +179,9 @@ class Tuning(Writing):
 
     def _recall_check(self, force: bool = False) -> None:
         """Start a background measurement if the collection outgrew the last one."""
-        if not (force and self.recall_target is not None and not self.read_only) and \
-                not self._recall_due():
+        if self.read_only or self._lock is None or self.recall_target is None:
+            return
+        if not force and not self._recall_due():
             return
         thread = self._recall_thread
         if thread is not None and thread.is_alive():

@@ -213,9 +213,7 @@ class QuerySample:
                 seen = self.seen + max(room, 0) + np.arange(1, len(rest) + 1)
                 slot = (self._rng.random(len(rest)) * seen).astype(np.int64)
                 keep = slot < self.size
-                if keep.any():
-                    self.vectors = self.vectors.copy()
-                    self.vectors[slot[keep]] = rest[keep]
+                self.vectors[slot[keep]] = rest[keep]  # in place: snapshot() copies
             self.seen += len(queries)
             return self.seen
 
