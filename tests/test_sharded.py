@@ -21,7 +21,6 @@ from tiervec.errors import (
     CollectionNotFound,
     DuplicateIds,
     NotACollection,
-    ShardedUnsupported,
     ShardUnavailable,
 )
 
@@ -131,18 +130,6 @@ def test_writes_route_by_id(tmp_path, data, ray_cluster):
         top = col.search_vectors(x[3], 2)
         assert set(top.ids[0]) == {"doc-3", "doc-93"}  # doc-93 upserted with doc-3's vector
         assert len(col.sample_ids(30, seed=1)) == 30
-
-
-def test_lexical_and_calibrated_searches_say_why_not(tmp_path, data, ray_cluster):
-    docs, x, _ = data
-    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM) as col:
-        col.add(docs[:10], vectors=x[:10])
-        with pytest.raises(ShardedUnsupported, match="min_relevance"):
-            col.search_vectors(x[:1], 3, min_relevance=0.5)
-        from tiervec.search import Query
-
-        with pytest.raises(ShardedUnsupported, match="BM25"):
-            col.run(Query(texts=["a"], mode="lexical"))
 
 
 def test_a_killed_shard_actor_is_restarted_and_reopens_its_folder(tmp_path, data, ray_cluster):
@@ -387,3 +374,74 @@ def test_readyz_names_a_dead_shard_after_reviving_it(tmp_path, data, ray_cluster
         got = api.post("/v1/collections/big/search",
                        json={"vectors": queries[:3].tolist(), "k": 5}).json()["results"]
         assert [[h["id"] for h in hits] for hits in got] == want.tolist()
+
+
+def test_partial_results_over_http_name_the_dead_shard(tmp_path, data, ray_cluster):
+    """A request (or the server's --partial) may ask for the shards that are up; the response
+    and stats name the shard that is down."""
+    from fastapi.testclient import TestClient
+
+    from tiervec.serve import ServerConfig, create_app
+
+    docs, x, queries = data
+    root = tmp_path / "data"
+    with tiervec.create_sharded(root / "big", shards=2, model=None, dim=DIM,
+                                tiers="float32") as col:
+        col.add(docs[:200], vectors=x[:200])
+        held = set(col.scroll(limit=200).documents[i].id for i in range(200))
+    with TestClient(create_app(root, ServerConfig(ray_address=""))) as api:
+        served = api.app.state.registry.get("big").collection  # type: ignore[attr-defined]
+        assert api.get("/v1/collections/big/stats").json()["shards"] == {
+            s: None for s in served.shards}
+        dead = served.shards[1]
+        ray_cluster.kill(served.actor(1), no_restart=True)
+        body = {"vectors": queries[:3].tolist(), "k": 5}
+        refused = api.post("/v1/collections/big/search", json=body)
+        assert refused.status_code == 503 and dead in refused.json()["error"]["message"]
+        answer = api.post("/v1/collections/big/search", json={**body, "partial": True}).json()
+        assert answer["shards"]["answered"] == [served.shards[0]]
+        assert list(answer["shards"]["failed"]) == [dead]
+        found = {h["id"] for hits in answer["results"] for h in hits}
+        assert found and found <= held and not shard_of(sorted(found), 2).any()
+        stats = api.get("/v1/collections/big/stats").json()
+        assert stats["shards"][served.shards[0]] is None and stats["shards"][dead]
+        assert 0 < stats["documents"] < 200
+
+
+def test_a_killed_replica_costs_no_error_and_no_partial_result(tmp_path, data, ray_cluster):
+    """Two actors per shard; one of every shard killed in the middle of 500 searches."""
+    docs, x, queries = data
+    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM,
+                                tiers="float32", replicas=2) as col:
+        col.add(docs[:1000], vectors=x[:1000])
+        assert sorted(col.health()) == ["shard-000", "shard-000#1", "shard-001",
+                                        "shard-001#1"]
+        want = col.search_vectors(queries[:4], 10).ids
+        for turn in range(2):  # each replica sees the writer's commits
+            col.upsert([Document(id=f"new-{turn}", text="")], vectors=queries[turn])
+            for _ in range(2):
+                assert col.search_vectors(queries[turn], 1).ids[0, 0] == f"new-{turn}"
+        col.delete(["new-0", "new-1"])
+        for i in range(500):
+            if i == 150:  # a reader of shard 0, the writer of shard 1: restarts ran out
+                ray_cluster.kill(col._replicas[0][0], no_restart=True)
+                ray_cluster.kill(col.actor(1), no_restart=True)
+            found = col.search_vectors(queries[:4], 10)
+            assert found.shards is not None and not found.shards.partial
+            np.testing.assert_array_equal(found.ids, want)
+        down = {k for k, why in col.health().items() if why}
+        assert down == {"shard-000#1", "shard-001"}
+        assert len(col) == 1000 and col.count({"group": 1}) == 250
+        assert sorted(col.revive()) == sorted(down)
+        col.add([Document(id="after", text="")], vectors=x[1000:1001])
+        assert col.search_vectors(x[1000], 1).ids[0, 0] == "after"
+
+
+def test_replicas_are_refused_outside_their_range(tmp_path, data, ray_cluster):
+    from tiervec.errors import InvalidRequest
+
+    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM) as col:
+        col.add(data[0][:10], vectors=data[1][:10])
+    for bad in (0, 9, True, 1.5):
+        with pytest.raises(InvalidRequest, match="replicas"):
+            ShardedCollection.open(tmp_path / "c", replicas=bad)

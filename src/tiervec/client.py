@@ -32,6 +32,7 @@ from tiervec.search import (
     Page,
     SearchOptions,
     SearchResult,
+    ShardReport,
     TierStats,
 )
 from tiervec.store.writes import WriteStats
@@ -246,32 +247,38 @@ class RemoteCollection:
     def search(self, queries: str | Sequence[str], k: int = 10, *, filter: Filter = None,
                mode: str = "dense", fusion: Any = None, min_relevance: float | None = None,
                oversample: int | Sequence[int] | None = None,
-               effort: int | None = None) -> SearchResult:
+               effort: int | None = None, partial: bool | None = None) -> SearchResult:
         """Top ``k`` documents for each query text, as :meth:`tiervec.Collection.search`
-        (``fusion``: a :class:`~tiervec.search.FusionConfig` or a dict of its fields)."""
+        (``fusion``: a :class:`~tiervec.search.FusionConfig` or a dict of its fields;
+        ``partial``: a sharded collection answers from the shards that are up, the result's
+        ``shards`` naming those that are not)."""
         key = "query" if isinstance(queries, str) else "queries"
         body: dict[str, Any] = {key: queries if isinstance(queries, str) else list(queries),
                                 "mode": str(mode)}
         if fusion is not None:
             body["fusion"] = fusion.to_dict() if hasattr(fusion, "to_dict") else dict(fusion)
-        return self._search(body, k, filter, oversample, min_relevance, effort)
+        return self._search(body, k, filter, oversample, min_relevance, effort, partial)
 
     def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
                        min_relevance: float | None = None,
                        oversample: int | Sequence[int] | None = None,
-                       effort: int | None = None) -> SearchResult:
+                       effort: int | None = None, partial: bool | None = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n, dim)`` (or one ``(dim,)``)."""
         return self._search({"vectors": encode_vectors(as_vectors(vectors, self.dim))}, k,
-                            filter, oversample, min_relevance, effort)
+                            filter, oversample, min_relevance, effort, partial)
 
     def _search(self, body: dict[str, Any], k: int, filter: Filter,
                 oversample: int | Sequence[int] | None,
-                min_relevance: float | None = None, effort: int | None = None) -> SearchResult:
+                min_relevance: float | None = None, effort: int | None = None,
+                partial: bool | None = None) -> SearchResult:
         body.update(k=k, filter=filter, include_documents=False)
         if min_relevance is not None:
             body["min_relevance"] = min_relevance
+        if partial is not None:
+            body["partial"] = partial
         body.update(_settings(oversample, effort))
-        rows = self.client.request("POST", f"{self._base}/search", body)["results"]
+        answer = self.client.request("POST", f"{self._base}/search", body)
+        rows = answer["results"]
         ids = np.full((len(rows), k), "", dtype=object)
         scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
         spans = np.full((len(rows), k, 2), -1, dtype=np.int64)
@@ -282,7 +289,11 @@ class RemoteCollection:
                 if "span" in hit:
                     spans[i, j] = hit["span"]
         chunked = self._info.get("chunking") is not None
-        return SearchResult(ids=ids, scores=scores, spans=spans if chunked else None)
+        shards = answer.get("shards")
+        report = None if shards is None else ShardReport(answered=tuple(shards["answered"]),
+                                                         failed=dict(shards["failed"]))
+        return SearchResult(ids=ids, scores=scores, spans=spans if chunked else None,
+                            shards=report)
 
     def count(self, filter: Filter = None) -> int:
         return int(self.client.request("POST", f"{self._base}/count", {"filter": filter})["count"])

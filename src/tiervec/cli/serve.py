@@ -46,6 +46,13 @@ def serve(
     address: Annotated[str | None, typer.Option(
         "--address", help="--ray: the Ray cluster (default RAY_ADDRESS or a local one).",
         show_default=False)] = None,
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="--ray: a search answers from the shards that are up when others "
+        "stay down (the response's shards.failed names them) instead of 503; a request's "
+        "partial overrides it.")] = False,
+    replicas: Annotated[int, typer.Option(
+        "--replicas", min=1, max=8, help="--ray: actors per shard, each serving the shard's "
+        "folder; a search goes to a live one, so a killed actor costs no error.")] = 1,
 ) -> None:
     """Serve every collection in DATA_DIR over HTTP: the JSON API under /v1 (OpenAPI at
     /openapi.json, interactive docs at /docs) and a search page at /.
@@ -69,7 +76,8 @@ def serve(
         config = ServerConfig(api_key=key(api_key, "TIERVEC_API_KEY"),
                               read_key=key(read_key, "TIERVEC_READ_KEY"), insecure=insecure,
                               cors_origins=tuple(cors_origin or ()), limits=limits,
-                              batching=batching, ray_address=(address or "") if ray else None)
+                              batching=batching, ray_address=(address or "") if ray else None,
+                              partial=partial, replicas=replicas)
         config.check_address(host)  # before joining a Ray cluster (run() warns of no key)
         if ray:  # joined here, in the main thread, before uvicorn sets its signal handlers
             from tiervec.distribute.cluster import connect

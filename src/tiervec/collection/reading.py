@@ -22,13 +22,12 @@ from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
-    CalibrationMissing,
     EncoderRequired,
     LexicalIndexMissing,
     TokenVectorsMissing,
 )
 from tiervec.filters import Field, Filter
-from tiervec.lexical import LexicalConfig, LexicalIndex
+from tiervec.lexical import LexicalConfig, LexicalIndex, TermStats
 from tiervec.search import (
     Chain,
     CodeSource,
@@ -45,7 +44,7 @@ from tiervec.search import (
     SearchResult,
 )
 from tiervec.search.assemble import build_pipeline
-from tiervec.search.cutoff import RelevanceModel, cut
+from tiervec.search.cutoff import RelevanceModel, checked_model, cut
 from tiervec.search.hybrid import mode_pipeline
 from tiervec.search.maxsim import MaxSimRescorer
 from tiervec.search.recall import tuned_options
@@ -297,19 +296,8 @@ class Reading(MeasuredRecall, SearchMethods):
     def _relevance_model(self, query: Query) -> RelevanceModel:
         """The calibration ``query``'s mode was fitted with (its fusion, for hybrid)."""
         kind = query.mode.value
-        model = self.calibration(kind)
-        if model is None:
-            raise CalibrationMissing(
-                f"no relevance calibration was fitted for {kind} search on collection "
-                f"{str(self.path)!r}; fit one on labelled queries with `tiervec tune DATASET "
-                f"--collection {self.path} --apply`, or search without min_relevance")
-        fusion = self._fusion(query)
-        if query.mode is SearchMode.HYBRID and model.fusion != fusion.to_dict():
-            raise CalibrationMissing(
-                f"the hybrid calibration was fitted for fusion {model.fusion}, not "
-                f"{fusion.to_dict()}; search with the collection's fusion, or fit a "
-                "calibration for this one (`tiervec tune`)")
-        return model
+        return checked_model(self.calibration(kind), kind, self._fusion(query).to_dict(),
+                             str(self.path))
 
     def _fusion(self, query: Query) -> FusionConfig:
         given = query.options.fusion
@@ -332,6 +320,14 @@ class Reading(MeasuredRecall, SearchMethods):
         key = manifest.lexical["key"]
         return LexicalIndex(LexicalConfig.from_dict(manifest.lexical["config"]),
                             [self._files.postings(s, key) for s in manifest.segments])
+
+    def lexical_stats(self, texts: Sequence[str]) -> TermStats:
+        """BM25's statistics of the live documents for the terms of ``texts`` (what a sharded
+        collection sums over its shards to score each with the whole collection's)."""
+        self.refresh()
+        with self._rw.read():
+            snap = self._snap
+            return self._lexical_for(snap).term_stats(texts, snap.documents_alive)
 
     def count(self, filter: Filter = None) -> int:
         """Number of documents, or of those matching ``filter``."""

@@ -104,3 +104,19 @@ def describe_down(exc: BaseException) -> str:
 def options(**extra: Any) -> dict[str, Any]:
     """Actor options shared by the shards' actors."""
     return {"namespace": NAMESPACE, "get_if_exists": True, **extra}
+
+
+def placement(index: int) -> dict[str, Any]:
+    """Actor options that put the ``index``-th actor on the cluster's ``index mod nodes``-th
+    alive node (in node id order) when it has more than one. Hard: Ray's soft affinity let
+    one shard's replicas share a node; an actor whose node is gone is started on another by
+    ``revive`` (which places it again over the nodes alive then). Nothing on a one-node
+    cluster."""
+    ray = ray_module()
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+    if len(nodes) < 2:
+        return {}
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(nodes[index % len(nodes)],
+                                                                  soft=False)}

@@ -1,4 +1,5 @@
-"""Merging the shards' answers: a global top-k, stats summed over shards."""
+"""Merging the shards' answers: a global top-k, a hybrid search's two lists fused, the
+relevance cut-off, stats summed over shards."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from tiervec.search import CollectionStats, SearchResult, ShardReport
+from tiervec.search import CollectionStats, FusionConfig, SearchResult, ShardReport
+from tiervec.search.cutoff import RelevanceModel
+from tiervec.search.hybrid import make_fusion
 from tiervec.search.searchable import TierStats
+from tiervec.search.stages import Candidates
 
 
 def merge_top(results: Sequence[SearchResult], k: int, report: ShardReport) -> SearchResult:
@@ -37,8 +41,10 @@ def merge_top(results: Sequence[SearchResult], k: int, report: ShardReport) -> S
         shards=report)
 
 
-def sum_stats(stats: Sequence[CollectionStats]) -> CollectionStats:
-    """One collection's stats from its shards' (same chain and dimension)."""
+def sum_stats(stats: Sequence[CollectionStats],
+              report: ShardReport | None = None) -> CollectionStats:
+    """One collection's stats from its shards' (same chain and dimension; ``report``: which
+    shards answered, kept as each shard's state)."""
     first = stats[0]
     tiers = tuple(
         TierStats(spec=t.spec, location=t.location, bytes_per_vector=t.bytes_per_vector,
@@ -52,7 +58,9 @@ def sum_stats(stats: Sequence[CollectionStats]) -> CollectionStats:
         ram_bytes=sum(s.ram_bytes for s in stats), disk_bytes=sum(s.disk_bytes for s in stats),
         ram_bytes_per_vector=first.ram_bytes_per_vector,
         full_precision=all(s.full_precision for s in stats),
-        recall=_worst_recall([s.recall for s in stats]))
+        recall=_worst_recall([s.recall for s in stats]),
+        shards=None if report is None else {**dict.fromkeys(report.answered),
+                                            **report.failed})
 
 
 def _worst_recall(recalls: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -78,3 +86,43 @@ def allocate(n: int, sizes: Sequence[int]) -> list[int]:
         if out[i] < sizes[i]:
             out[i] += 1
     return out
+
+
+def fuse_top(lists: Sequence[SearchResult], fusion: FusionConfig, k: int,
+             report: ShardReport) -> SearchResult:
+    """A hybrid search's merged ``[dense, lexical]`` lists fused as one collection fuses its
+    own (``fusion``'s method and weights), top ``k``; ties go to the smaller id, where one
+    collection's go to the earlier stored. A result keeps the evidence span of its dense hit
+    (none when BM25 alone found it, as on one collection)."""
+    found = [r.ids[r.ids != ""].astype(str) for r in lists]
+    names = np.unique(np.concatenate(found)) if found else np.empty(0, str)
+    candidates = []
+    for result, valid in zip(lists, found, strict=True):
+        rows = np.full(result.ids.shape, -1, np.int64)
+        rows[result.ids != ""] = np.searchsorted(names, valid)
+        candidates.append(Candidates(np.asarray(result.scores, np.float32), rows))
+    fused = make_fusion(fusion).fuse(candidates, k).padded(k)
+    ids = np.full(fused.rows.shape, "", dtype=object)
+    ids[fused.rows >= 0] = names[fused.rows[fused.rows >= 0]]
+    spans, dense = None, lists[0]
+    if dense.spans is not None:  # a chunked collection: the dense hit's best chunk
+        spans = np.full((*ids.shape, 2), -1, np.int64)
+        for q in range(len(ids)):
+            where = dict(zip(dense.ids[q], dense.spans[q], strict=True))
+            for c, name in enumerate(ids[q]):
+                if name in where:
+                    spans[q, c] = where[name]
+    return SearchResult(ids=ids, scores=fused.scores.astype(np.float32), spans=spans,
+                        shards=report)
+
+
+def cut_top(result: SearchResult, model: RelevanceModel, min_relevance: float,
+            k: int) -> SearchResult:
+    """``result`` (a merged top list at least ``model.depth`` deep) cut where the calibrated
+    probability of relevance falls below ``min_relevance``, then to ``k``."""
+    keep = (model.probabilities(np.asarray(result.scores)) >= min_relevance) & (result.ids != "")
+    spans = None if result.spans is None else \
+        np.where(keep[:, :, None], result.spans, -1)[:, :k]
+    return SearchResult(ids=np.where(keep, result.ids, "")[:, :k],
+                        scores=np.where(keep, result.scores, -np.inf).astype(np.float32)[:, :k],
+                        spans=spans, shards=result.shards)

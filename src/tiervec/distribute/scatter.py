@@ -4,7 +4,7 @@ shard order (a shard that is down named), ids routed to the shards that hold the
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial as partial_call
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,12 @@ from tiervec.store.manifest import Manifest
 TIMEOUT_S = 60.0
 #: How often Ray restarts a shard's dead actor (each restart reopens its folder).
 RESTARTS = 3
+#: Most actors per shard (``--replicas``).
+MAX_REPLICAS = 8
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class ShardSet:
@@ -28,13 +34,19 @@ class ShardSet:
 
     def __init__(self, root: Path, manifest: ShardedManifest, actors: list[Any], *,
                  read_only: bool, partial: bool = False, timeout: float = TIMEOUT_S,
-                 chain: str | None = None, shared: dict[str, Any] | None = None) -> None:
+                 chain: str | None = None, shared: dict[str, Any] | None = None,
+                 replicas: list[list[Any]] | None = None) -> None:
         self.path = root
         self.sharding = manifest
         self.read_only = read_only
         self.partial = partial
         self.timeout = timeout
+        #: each shard's actor: its folder's writer (unless read-only), which writes go to
         self._actors = actors
+        #: each shard's other actors (``--replicas``): readers of the same folder, which
+        #: searches and reads take turns with and fall back on
+        self._replicas: list[list[Any]] = replicas or [[] for _ in actors]
+        self._turn = 0
         self._chain = chain
         self._owner = shared is None
         # the encoder and the shards' manifests, shared with views
@@ -55,25 +67,49 @@ class ShardSet:
         index = shard if isinstance(shard, int) else self.shards.index(shard)
         return self._actors[index]
 
+    def _scatter(self, call: Callable[[Any], Any],
+                 partial: bool = False) -> tuple[list[Any], ShardReport]:
+        """``call(actor)`` (a remote call) on one actor of every shard, the shard's replicas
+        taking turns; when one is down the shard's next is asked (so a dead replica costs no
+        error). Answers as :meth:`_gather`'s."""
+        self._turn += 1
+        order = []
+        for actor, others in zip(self._actors, self._replicas, strict=True):
+            serving = [actor, *others]
+            at = self._turn % len(serving)
+            order.append(serving[at:] + serving[:at])
+        refs = [call(actors[0]) for actors in order]
+        fallbacks = [[partial_call(call, a) for a in actors[1:]] for actors in order]
+        return self._gather(refs, partial=partial, fallbacks=fallbacks)
+
     def _gather(self, refs: Sequence[Any], partial: bool = False, write: bool = False,
-                wait: bool = False) -> tuple[list[Any], ShardReport]:
+                wait: bool = False, fallbacks: Sequence[Sequence[Callable[[], Any]]] = (),
+                ) -> tuple[list[Any], ShardReport]:
         """The shards' answers, in shard order; shards that are down are left out when
         ``partial``, else :class:`ShardUnavailable` names them. A ``write`` waits for a slow
         shard as long as its actor lives (no deadline: the caller must learn whether the
         write landed), and says so when one died; ``wait`` waits the same way (a write's
-        reads)."""
+        reads). ``fallbacks[i]``: the calls that ask shard ``i``'s other actors."""
         ray = cluster.ray_module()
         deadline = time.monotonic() + self.timeout
-        answers, answered, failed = [], [], {}
-        for name, ref in zip(self.shards, refs, strict=True):
-            try:
-                left = None if write or wait else max(0.0, deadline - time.monotonic())
-                answers.append(cluster.gathered(partial_call(ray.get, ref, timeout=left)))
-                answered.append(name)
-            except Exception as exc:
-                if not cluster.is_down(exc):
-                    raise
-                failed[name] = cluster.describe_down(exc)
+        answers: list[Any] = []
+        answered: list[str] = []
+        failed: dict[str, str] = {}
+        for i, (name, ref) in enumerate(zip(self.shards, refs, strict=True)):
+            tries: list[Callable[[], Any]] = [partial_call(_same, ref),
+                                              *(fallbacks[i] if fallbacks else ())]
+            for attempt in tries:
+                try:
+                    left = None if write or wait else max(0.0, deadline - time.monotonic())
+                    answers.append(cluster.gathered(partial_call(ray.get, attempt(),
+                                                                 timeout=left)))
+                    answered.append(name)
+                    failed.pop(name, None)
+                    break
+                except Exception as exc:
+                    if not cluster.is_down(exc):
+                        raise
+                    failed[name] = cluster.describe_down(exc)
         if failed and write:
             listed = "; ".join(f"{n}: {why}" for n, why in failed.items())
             raise ShardUnavailable(
@@ -99,8 +135,10 @@ class ShardSet:
         return self._gather(refs, write=method == "write")[0]
 
     def _reads(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """A read of every shard's collection (through this view's chain)."""
-        return self._each("call", method, *args, chain=self._chain, **kwargs)
+        """A read of every shard's collection (through this view's chain), on any of its
+        replicas."""
+        return self._scatter(lambda a: a.call.remote(method, *args, chain=self._chain,
+                                                     **kwargs))[0]
 
     def _routed(self, ids: Sequence[str]) -> list[list[int]]:
         """The positions of ``ids`` each shard holds."""

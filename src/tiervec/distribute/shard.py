@@ -74,6 +74,12 @@ class Shard:
         self.collection  # noqa: B018 - opens the folder
         return os.getpid()
 
+    def node(self) -> str:
+        """The id of the Ray node this actor runs on."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
     def folder(self) -> str:
         """The folder this actor serves, resolved (opening it first)."""
         self.collection  # noqa: B018 - opens the folder
@@ -96,6 +102,11 @@ class Shard:
     def run(self, query: Query, chain: str | None = None) -> SearchResult:
         """The shard's own search (its chain, filter and deletions) of a prepared query."""
         return self._searchable(chain).run(query)
+
+    def run_all(self, queries: Sequence[Query], chain: str | None = None) -> list[SearchResult]:
+        """:meth:`run` of each of ``queries`` (a hybrid search's dense and lexical sides: one
+        call)."""
+        return [self.run(q, chain) for q in queries]
 
     def run_timed(self, query: Query, chain: str | None = None) -> tuple[SearchResult, float]:
         """:meth:`run` and its seconds inside the shard (what benchmarks compare the

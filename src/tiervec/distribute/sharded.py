@@ -11,7 +11,6 @@ the CLI and the server take it as they take a :class:`~tiervec.Collection`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -24,10 +23,10 @@ from tiervec._validate import as_vectors
 from tiervec.collection import Collection, multivector
 from tiervec.corpus import Document
 from tiervec.distribute import cluster
+from tiervec.distribute.actors import start_actor
 from tiervec.distribute.manifest import ShardedManifest, is_sharded
-from tiervec.distribute.merge import allocate, merge_top, sum_stats
-from tiervec.distribute.scatter import RESTARTS, TIMEOUT_S
-from tiervec.distribute.shard import Shard
+from tiervec.distribute.merge import allocate, cut_top, fuse_top, merge_top, sum_stats
+from tiervec.distribute.scatter import MAX_REPLICAS, TIMEOUT_S
 from tiervec.distribute.writes import ShardedWrites
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
@@ -37,11 +36,12 @@ from tiervec.errors import (
     CollectionExists,
     EncoderRequired,
     InvalidRequest,
-    ShardedUnsupported,
+    LexicalIndexMissing,
+    ShardUnavailable,
     TokenVectorsMissing,
 )
 from tiervec.filters import Field, Filter
-from tiervec.lexical import LexicalConfig
+from tiervec.lexical import LexicalConfig, TermStats
 from tiervec.search import (
     Chain,
     CollectionStats,
@@ -54,6 +54,7 @@ from tiervec.search import (
     SearchOptions,
     SearchResult,
 )
+from tiervec.search.cutoff import RelevanceModel, checked_model
 from tiervec.search.searchable import SearchMethods
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.fields import fields_from_manifest
@@ -66,13 +67,11 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     """Documents spread over shards by id, each shard an ordinary collection folder.
 
     Create one with :meth:`create` (or ``tiervec index ... --ray --shards N``), reopen it with
-    :meth:`open`. ``partial=True`` lets a search answer from the shards that are up when
-    others stay down (the result's ``shards`` says which answered); otherwise such a search
-    raises :class:`~tiervec.errors.ShardUnavailable` naming them.
+    :meth:`open`. ``partial=True`` (or a search's ``SearchOptions(partial=True)``) lets a
+    search answer from the shards that are up when others stay down (the result's ``shards``
+    says which answered); otherwise such a search raises
+    :class:`~tiervec.errors.ShardUnavailable` naming them.
     """
-
-    #: search threads per shard actor (what a revived actor gets too)
-    _threads: int = 1
 
     # -- opening --------------------------------------------------------------------------------
     @classmethod
@@ -83,6 +82,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         fields: Mapping[str, Any] | None = None, indexes: Sequence[str] = (),
         lexical: bool | LexicalConfig | None = None, chunking: ChunkingConfig | str | None = None,
         multivector: MultiVectorConfig | bool | None = None, partial: bool = False,
+        replicas: int = 1,
     ) -> ShardedCollection:
         """A new sharded collection of ``shards`` empty shards in ``path`` (a new or empty
         folder), each created with :meth:`tiervec.Collection.create`'s options."""
@@ -102,7 +102,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                               fields=fields, indexes=indexes, lexical=lexical,
                               chunking=chunking, multivector=multivector).close()
         manifest.write(root)  # the commit: without it the folder holds no collection
-        out = cls.open(root, address=address, partial=partial)
+        out = cls.open(root, address=address, partial=partial, replicas=replicas)
         if encoder is not None:
             out._shared["encoder"] = encoder
         return out
@@ -110,90 +110,41 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     @classmethod
     def open(cls, path: str | Path, *, read_only: bool = False, address: str | None = None,
              partial: bool = False, timeout: float = TIMEOUT_S,
-             threads: int | None = None) -> ShardedCollection:
+             threads: int | None = None, replicas: int = 1) -> ShardedCollection:
         """The sharded collection in ``path``: its shards' actors started on the Ray cluster
         at ``address`` (or a local one), each opening its folder (as its writer unless
         ``read_only``). ``threads``: search threads per shard (default: this machine's cores
-        over the shards)."""
+        over the shards). ``replicas``: actors per shard (the others read the same folder;
+        searches take turns and fall back on them), placed on different nodes where the
+        cluster has several."""
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or \
+                not 1 <= replicas <= MAX_REPLICAS:
+            raise InvalidRequest(f"--replicas must be a whole number in [1, {MAX_REPLICAS}], "
+                                 f"got {replicas!r}")
         root = Path(path).expanduser()
         manifest = ShardedManifest.read(root)
         cluster.connect(address)
         threads = threads or max(1, (os.cpu_count() or 1) // len(manifest.shards))
-        actors = [_start_actor(root, manifest, name, read_only, threads)
-                  for name in manifest.shards]
-        out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout)
+        actors = [start_actor(root, manifest, s, 0, read_only, threads)
+                  for s in range(len(manifest.shards))]
+        others = [[start_actor(root, manifest, s, r, True, threads)
+                   for r in range(1, replicas)] for s in range(len(manifest.shards))]
+        out = cls(root, manifest, actors, read_only=read_only, partial=partial, timeout=timeout,
+                  replicas=others)
         out._threads = threads
-        folders = out._each("folder")  # every shard opened (a lock held elsewhere is raised)
-        out._each("attach")
-        for name, folder in zip(manifest.shards, folders, strict=True):
+        every = actors + [a for group in others for a in group]
+        ray = cluster.ray_module()
+        # every actor opens its folder (a lock held elsewhere is raised), then is counted
+        folders = ray.get([a.folder.remote() for a in every], timeout=timeout)
+        ray.get([a.attach.remote() for a in every], timeout=timeout)
+        names = list(manifest.shards) + [n for n, g in zip(manifest.shards, others,
+                                                           strict=True) for _ in g]
+        for name, folder in zip(names, folders, strict=True):
             if Path(folder) != (root / name).resolve():  # the name's digest collided
                 raise CollectionError(
                     f"the actor found for shard {name!r} of {str(root)!r} serves {folder!r}; "
                     "close the collection that holds it, then open this one")
         return out
-
-    def health(self) -> dict[str, str | None]:
-        """Each shard's state: ``None`` when its actor answers, else why not (a dead actor
-        whose restarts ran out stays dead until :meth:`revive`)."""
-        ray = cluster.ray_module()
-        out: dict[str, str | None] = {}
-        for name, actor in zip(self.shards, self._actors, strict=True):
-            try:
-                ray.get(actor.folder.remote(), timeout=min(self.timeout, 10.0))
-                out[name] = None
-            except Exception as exc:
-                if not cluster.is_down(exc):
-                    raise
-                out[name] = cluster.describe_down(exc)
-        return out
-
-    def revive(self) -> list[str]:
-        """Start a new actor for every shard whose actor is dead (its restarts ran out), which
-        reopens the shard's folder: a long-running server recovers without restarting. The
-        shards revived."""
-        ray = cluster.ray_module()
-        revived = []
-        for i, (name, why) in enumerate(self.health().items()):
-            if why is None:
-                continue
-            try:
-                ray.kill(self._actors[i], no_restart=True)  # a hung one: its name freed
-            except Exception as exc:  # already gone
-                if not cluster.is_down(exc):
-                    raise
-            actor = _start_actor(self.path, self.sharding, name, self.read_only,
-                                 self._threads)
-            ray.get([actor.folder.remote(), actor.attach.remote()], timeout=self.timeout)
-            self._actors[i] = actor
-            revived.append(name)
-        if revived:
-            self._forget()
-        return revived
-
-    def close(self) -> None:
-        """Stop using the shards; the last handle to close them (in any process on the
-        cluster) closes each shard (graphs saved, writer locks released) and stops its actor,
-        so closing a second handle never takes the shards from under the first."""
-        if not self._owner or not self._actors:
-            return
-        ray = cluster.ray_module()
-        last = []
-        for actor in self._actors:
-            try:
-                if ray.get(actor.detach.remote(), timeout=self.timeout) == 0:
-                    last.append(actor)
-            except Exception as exc:  # a shard already down has nothing left to close
-                if not cluster.is_down(exc):
-                    raise
-                last.append(actor)
-        try:
-            ray.get([a.close.remote() for a in last], timeout=self.timeout)
-        except Exception as exc:
-            if not cluster.is_down(exc):
-                raise
-        for actor in last:
-            ray.kill(actor)
-        self._actors = []
 
     def __enter__(self) -> ShardedCollection:
         return self
@@ -256,9 +207,9 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     @property
     def has_lexical(self) -> bool:
-        """``False``: lexical and hybrid searches need BM25 statistics over every shard, which
-        a sharded collection does not merge yet (each shard keeps its own index)."""
-        return False
+        """Whether the shards keep lexical (BM25) indexes; a lexical or hybrid search scores
+        each with the statistics of all (so its scores equal one collection's)."""
+        return self._manifest.lexical is not None
 
     @property
     def lexical_config(self) -> LexicalConfig | None:
@@ -266,36 +217,74 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     @property
     def fusion(self) -> FusionConfig:
-        return FusionConfig()
+        """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``
+        stores it in every shard)."""
+        stored = self._manifest.search.get("fusion")
+        return FusionConfig.from_dict(stored) if stored else FusionConfig()
 
     @property
     def fusion_tuned(self) -> bool:
-        return False
+        return "fusion" in self._manifest.search
 
-    def calibration(self, kind: str) -> None:
-        """``None``: a sharded collection keeps no relevance calibration (yet)."""
-        return None
+    def calibration(self, kind: str) -> RelevanceModel | None:
+        """The fitted relevance calibration of a search mode (stored in every shard); the
+        cut-off applies to the merged list, so it behaves as on one collection."""
+        stored = self._manifest.search.get("calibration", {}).get(kind)
+        return RelevanceModel.from_dict(stored) if stored else None
 
     # -- searching ------------------------------------------------------------------------------
     def run(self, query: Query) -> SearchResult:
-        """One batched call per shard, merged into the global top ``k`` per query."""
-        query = self.prepare(query)
-        refs = [a.run.remote(query, self._chain) for a in self._actors]
-        answers, report = self._gather(refs, partial=self.partial)
-        return merge_top(answers, query.k, report)
+        """One batched call per shard, merged into the global top ``k`` per query: a lexical
+        side scored with BM25 statistics gathered from every shard first, a hybrid search's
+        two lists merged, then fused here, the relevance cut-off applied to the merged list."""
+        query = asked = self.prepare(query)
+        model = None
+        if asked.min_relevance is not None:
+            kind = asked.mode.value
+            model = checked_model(self.calibration(kind), kind, self._fusion(asked).to_dict(),
+                                  str(self.path))
+            query = replace(asked.with_k(max(asked.k, model.depth)), min_relevance=None)
+        if query.mode.needs_texts:
+            query = replace(query, lexical_stats=self._lexical_stats(query.texts or (),
+                                                                     query.options.partial))
+        parts = [query]
+        if query.mode is SearchMode.HYBRID:
+            fusion = self._fusion(query)
+            parts = [replace(query, mode=SearchMode.DENSE, lexical_stats=None,
+                             k=max(query.k, fusion.dense_depth)),
+                     replace(query, mode=SearchMode.LEXICAL, vectors=None, tokens=None,
+                             k=max(query.k, fusion.lexical_depth))]
+        partial = self.partial if query.options.partial is None else query.options.partial
+        answers, report = self._scatter(lambda a: a.run_all.remote(parts, self._chain),
+                                        partial)
+        merged = [merge_top([a[i] for a in answers], part.k, report)
+                  for i, part in enumerate(parts)]
+        result = merged[0] if len(merged) == 1 else \
+            fuse_top(merged, self._fusion(query), query.k, report)
+        if model is None or asked.min_relevance is None:
+            return result
+        return cut_top(result, model, asked.min_relevance, asked.k)
+
+    def _fusion(self, query: Query) -> FusionConfig:
+        given = query.options.fusion
+        return FusionConfig.from_dict(given) if given is not None else self.fusion
+
+    def _lexical_stats(self, texts: Sequence[str], partial: bool | None) -> TermStats:
+        """BM25's statistics of the query terms summed over the shards (one small round;
+        over those that answer, when partial results are allowed)."""
+        allowed = self.partial if partial is None else partial
+        found = self._scatter(lambda a: a.call.remote("lexical_stats", list(texts)), allowed)
+        return sum(found[0], TermStats())
 
     def prepare(self, query: Query) -> Query:
-        """``query`` with its texts encoded once (for every shard) and its vectors checked."""
-        if query.mode.needs_texts:
-            raise ShardedUnsupported(
-                "a sharded collection runs dense and multi-vector searches, not "
-                f"{query.mode.value} ones: BM25 needs statistics over every shard, which are "
-                "not merged yet; search in dense mode, or one shard "
-                "(`tiervec.open(SHARD_FOLDER)`) for lexical results")
-        if query.min_relevance is not None:
-            raise ShardedUnsupported(
-                "a sharded collection keeps no relevance calibration, so min_relevance cannot "
-                "apply; search without it")
+        """``query`` with its texts encoded once (for every shard, where its mode reads
+        vectors) and its vectors checked; a lexical or hybrid one checked against the lexical
+        index."""
+        if query.mode.needs_texts and not self.has_lexical:
+            raise LexicalIndexMissing(
+                f"collection {str(self.path)!r} has no lexical index, so it cannot run a "
+                f"{query.mode.value} search; build one with `tiervec lexical {self.path}` (or "
+                "create_lexical_index()), or search in dense mode")
         if self._manifest.multivector is not None and query.mode.needs_vectors:
             encoder = self.encoder if query.tokens is None else None
             return multivector.prepare(query, encoder, self._muvera())
@@ -305,6 +294,8 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                 "run a multi-vector search; search in dense mode")
         vectors = query.vectors
         if vectors is None:
+            if not query.mode.needs_vectors:
+                return query
             vectors = self.encode_queries(list(query.texts or ()))
         return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
 
@@ -321,7 +312,8 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         chain = str(Chain.parse(tiers))
         view = ShardedCollection(self.path, self.sharding, self._actors,
                                  read_only=self.read_only, partial=self.partial,
-                                 timeout=self.timeout, chain=chain, shared=self._shared)
+                                 timeout=self.timeout, chain=chain, shared=self._shared,
+                                 replicas=self._replicas)
         return view  # type: ignore[return-value]
 
     # -- documents and counts -------------------------------------------------------------------
@@ -363,9 +355,15 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                        effort=worst.effort)
 
     def stats(self, chain: Chain | None = None) -> CollectionStats:
-        if chain is None:
-            return sum_stats(self._reads("stats"))
-        return sum_stats(self._each("call", "stats", Chain.parse(chain)))
+        """Figures summed over the shards that answer; ``shards`` says each one's state (a
+        shard that is down does not fail the call, so a server can report it)."""
+        args = () if chain is None else (Chain.parse(chain),)
+        found, report = self._scatter(lambda a: a.call.remote(
+            "stats", *args, chain=self._chain if chain is None else None), partial=True)
+        if not found:
+            raise ShardUnavailable(f"no shard of {str(self.path)!r} answers: "
+                                   f"{report.failed}", tuple(report.failed))
+        return sum_stats(found, report)
 
     def last_plan(self) -> dict[str, Any] | None:
         import json
@@ -410,20 +408,3 @@ def open_any(path: str | Path, *, read_only: bool = False,
     if is_sharded(path):
         return ShardedCollection.open(path, read_only=read_only, address=address)
     return Collection.open(path, read_only=read_only)
-
-
-def _start_actor(root: Path, manifest: ShardedManifest, name: str, read_only: bool,
-                 threads: int) -> Any:
-    """The named actor of shard ``name`` (the running one if any: ``get_if_exists``). An
-    actor is bound to its folder: a copy or a restore of this one (same uid, another path)
-    gets actors of its own, never this folder's."""
-    ray = cluster.ray_module()
-    where = hashlib.blake2b(str(root.resolve()).encode(), digest_size=6).hexdigest()
-    mode = "r" if read_only else "w"
-    return ray.remote(Shard).options(**cluster.options(
-        name=f"{manifest.uid}:{where}:{name}:{mode}", max_restarts=RESTARTS,
-        max_task_retries=RESTARTS, max_concurrency=8, num_cpus=0,
-        # the search threads of FAISS and BLAS, set when the process starts: Ray gives an
-        # actor that reserves no CPU one, and a threaded actor's calls inherit it
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": str(threads)}},
-    )).remote(str((root / name).resolve()), name, read_only)

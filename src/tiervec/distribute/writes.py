@@ -9,15 +9,17 @@ import numpy as np
 
 from tiervec._validate import documents_to_write
 from tiervec.corpus import Document
-from tiervec.distribute.scatter import ShardSet
+from tiervec.distribute.actors import ShardActors
 from tiervec.encode.base import ProgressFn
 from tiervec.errors import CollectionError, DuplicateIds
 from tiervec.filters import Filter
-from tiervec.search import Chain, Page
+from tiervec.lexical import LexicalConfig
+from tiervec.search import Chain, FusionConfig, Page
+from tiervec.search.cutoff import RelevanceModel
 from tiervec.store.writes import WriteStats
 
 
-class ShardedWrites(ShardSet):
+class ShardedWrites(ShardActors):
     """Writes of a :class:`~tiervec.distribute.sharded.ShardedCollection`."""
 
     # -- writes ---------------------------------------------------------------------------------
@@ -125,6 +127,23 @@ class ShardedWrites(ShardSet):
         """Search every shard through ``tiers`` from now on (each re-encodes its codes)."""
         self._require_writable()
         self._each("write", "set_tiers", str(Chain.parse(tiers)))
+        self._forget()
+
+    def create_lexical_index(self, config: LexicalConfig | None = None) -> None:
+        """Build every shard's lexical (BM25) index, for lexical and hybrid search."""
+        self._require_writable()
+        self._each("write", "create_lexical_index", config)
+        self._forget()
+
+    def set_search_defaults(
+        self, *, fusion: FusionConfig | None = None,
+        calibrations: Mapping[str, RelevanceModel] | None = None,
+    ) -> None:
+        """Store a hybrid search's default fusion and the relevance calibrations (by mode) in
+        every shard (what ``tiervec tune --apply`` does)."""
+        self._require_writable()
+        self._each("write", "set_search_defaults", fusion=fusion,
+                   calibrations=None if calibrations is None else dict(calibrations))
         self._forget()
 
     @property

@@ -10,11 +10,16 @@ in document ``d``::
 any sequence of writes the scores are those of an index built afresh over the live documents.
 ``N`` and ``avg_len`` are computed once per live mask; ``df`` per query from the postings it
 reads anyway. Documents that match no query term are not results.
+
+A sharded collection scores each shard with the statistics of all of them
+(:class:`TermStats`, summed over the shards for the query's terms), so its BM25 scores equal
+one collection's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,6 +29,27 @@ from tiervec.lexical.postings import Postings
 #: Below this many documents (or when the postings read are many), scores are summed in a dense
 #: array rather than by sorting the postings' positions.
 _DENSE = 1 << 20
+
+
+@dataclass(frozen=True)
+class TermStats:
+    """BM25's statistics over some documents: how many are live, their total length, and the
+    document frequency of some terms (by hash; a term not listed occurs in none). Those of
+    several shards add up to the whole collection's."""
+
+    documents: int = 0
+    length: float = 0.0
+    df: Mapping[int, int] = field(default_factory=dict)
+
+    def __add__(self, other: TermStats) -> TermStats:
+        df = dict(self.df)
+        for term, n in other.df.items():
+            df[term] = df.get(term, 0) + n
+        return TermStats(self.documents + other.documents, self.length + other.length, df)
+
+    def frequencies(self, hashes: np.ndarray) -> np.ndarray:
+        """The document frequencies of ``hashes`` (float64)."""
+        return np.array([self.df.get(int(h), 0) for h in hashes], dtype=np.float64)
 
 
 class LexicalIndex:
@@ -63,22 +89,38 @@ class LexicalIndex:
         self._stats = (alive, n, total)
         return n, total
 
+    def term_stats(self, texts: Sequence[str], alive: np.ndarray | None) -> TermStats:
+        """The statistics of the ``alive`` documents for the terms of ``texts``."""
+        n_live, total = self.live_stats(alive)
+        terms = [h for text in texts for h in self.analyzer.hashes(text)]
+        if not terms:
+            return TermStats(n_live, total)
+        hashes = np.unique(np.array(terms, dtype=np.uint64))
+        positions, _, _, term = self._postings(hashes)
+        if alive is not None and len(positions):
+            term = term[alive[positions]]
+        df = np.bincount(term, minlength=len(hashes))
+        return TermStats(n_live, total, {int(h): int(n) for h, n in zip(hashes, df, strict=True)
+                                         if n})
+
     def search(
         self, texts: Sequence[str], m: int, allowed: np.ndarray | None = None,
-        alive: np.ndarray | None = None,
+        alive: np.ndarray | None = None, stats: TermStats | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top ``m`` positions per text among the ``allowed`` ones (a boolean mask; ``None``:
-        all), scored with the statistics of the ``alive`` documents: ``(scores, positions)``,
-        each ``(len(texts), m)``, float32 / int64, ``-inf`` / ``-1`` padding lists shorter than
-        ``m`` (only documents matching a term are listed)."""
+        all), scored with the statistics of the ``alive`` documents (or ``stats``, a whole
+        sharded collection's): ``(scores, positions)``, each ``(len(texts), m)``, float32 /
+        int64, ``-inf`` / ``-1`` padding lists shorter than ``m`` (only documents matching a
+        term are listed)."""
         scores = np.full((len(texts), m), -np.inf, dtype=np.float32)
         rows = np.full((len(texts), m), -1, dtype=np.int64)
-        n_live, total = self.live_stats(alive)
+        n_live, total = self.live_stats(alive) if stats is None else (stats.documents,
+                                                                        stats.length)
         if not n_live or m == 0:
             return scores, rows
         avg_len = total / n_live
         for i, text in enumerate(texts):
-            found, weights = self.score(text, allowed, alive, n_live, avg_len)
+            found, weights = self.score(text, allowed, alive, n_live, avg_len, stats)
             if len(found) > m:
                 top = np.argpartition(-weights, m - 1)[:m]
                 found, weights = found[top], weights[top]
@@ -88,9 +130,10 @@ class LexicalIndex:
 
     def score(
         self, text: str, allowed: np.ndarray | None, alive: np.ndarray | None, n_live: int,
-        avg_len: float,
+        avg_len: float, stats: TermStats | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The positions matching ``text`` among ``allowed`` and their BM25 scores."""
+        """The positions matching ``text`` among ``allowed`` and their BM25 scores (document
+        frequencies from ``stats`` when given, else counted here)."""
         terms = self.analyzer.hashes(text)
         if not terms:
             return np.empty(0, np.int64), np.empty(0, np.float64)
@@ -99,7 +142,8 @@ class LexicalIndex:
         if alive is not None and len(positions):
             live = alive[positions]
             positions, tf, lengths, term = positions[live], tf[live], lengths[live], term[live]
-        df = np.bincount(term, minlength=len(hashes)).astype(np.float64)
+        df = np.bincount(term, minlength=len(hashes)).astype(np.float64) if stats is None \
+            else stats.frequencies(hashes)
         idf = np.log1p((n_live - df + 0.5) / (df + 0.5)) * query_tf
         k1, b = self.config.k1, self.config.b
         weights = idf[term] * tf / (tf + k1 * (1.0 - b + b * lengths / avg_len))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tiervec.errors import MissingDependency, PlanError
+from tiervec.errors import CalibrationMissing, MissingDependency, PlanError
 
 FEATURES = ("score", "gap_to_best", "z_score", "best", "mean", "spread", "log_rank")
 #: Scores of this many results describe a query (a search with ``min_relevance`` computes at
@@ -142,3 +142,21 @@ def cut(scores: np.ndarray, rows: np.ndarray, probabilities: np.ndarray,
     """``scores`` and ``rows`` with the results below ``min_relevance`` turned into padding."""
     keep = (probabilities >= min_relevance) & (rows >= 0)
     return np.where(keep, scores, -np.inf).astype(np.float32), np.where(keep, rows, -1)
+
+
+def checked_model(model: RelevanceModel | None, kind: str, fusion: Mapping[str, Any],
+                  where: str) -> RelevanceModel:
+    """``model``, the calibration of ``kind`` searches of the collection at ``where``, if it
+    was fitted (for ``fusion``, a hybrid one); else :class:`CalibrationMissing` saying how to
+    fit one."""
+    if model is None:
+        raise CalibrationMissing(
+            f"no relevance calibration was fitted for {kind} search on collection "
+            f"{where!r}; fit one on labelled queries with `tiervec tune DATASET "
+            f"--collection {where} --apply`, or search without min_relevance")
+    if kind == "hybrid" and model.fusion != dict(fusion):
+        raise CalibrationMissing(
+            f"the hybrid calibration was fitted for fusion {model.fusion}, not "
+            f"{dict(fusion)}; search with the collection's fusion, or fit a "
+            "calibration for this one (`tiervec tune`)")
+    return model

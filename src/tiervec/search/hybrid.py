@@ -62,7 +62,8 @@ class LexicalRetriever:
     def retrieve(
         self, query: Query, m: int, allowed: np.ndarray | None, policy: FilterPolicy
     ) -> tuple[Candidates, FilterStrategy]:
-        found = self.index.search(query.texts or (), max(m, self.depth), allowed, self.alive)
+        found = self.index.search(query.texts or (), max(m, self.depth), allowed, self.alive,
+                                  query.lexical_stats)
         return Candidates(*found), FilterStrategy.SCAN if allowed is None else \
             FilterStrategy.BITMAP
 

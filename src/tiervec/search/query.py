@@ -18,6 +18,7 @@ import numpy as np
 from tiervec._text import check_text
 from tiervec.errors import CollectionError, InvalidSearchOptions, InvalidText, InvalidTierSpec
 from tiervec.filters import Filter
+from tiervec.lexical.bm25 import TermStats
 
 
 class SearchMode(StrEnum):
@@ -138,8 +139,13 @@ class SearchOptions:
     #: An ANN first tier's effort (nprobe, efSearch) as a multiple of where it starts
     #: (``None``: the collection's measured setting, else 1).
     effort: int | None = None
+    #: A sharded collection: answer from the shards that are up when others stay down (the
+    #: result's ``shards`` names them); ``None``: the collection's setting.
+    partial: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.partial is not None and not isinstance(self.partial, bool):
+            raise InvalidSearchOptions(f"partial must be true or false, got {self.partial!r}")
         if self.effort is not None and (
                 isinstance(self.effort, bool) or not isinstance(self.effort, int)
                 or not 1 <= self.effort <= 1024):
@@ -198,6 +204,9 @@ class Query:
     min_relevance: float | None = None
     #: A multi-vector search's token vectors, one ``(n_tokens, d)`` array per query.
     tokens: tuple[np.ndarray, ...] | None = None
+    #: BM25's statistics over a whole sharded collection (set by it for its shards, whose
+    #: lexical stages score with them instead of their own; ``None``: the collection's own)
+    lexical_stats: TermStats | None = None
 
     def __post_init__(self) -> None:
         k = self.k

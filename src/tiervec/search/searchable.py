@@ -71,6 +71,9 @@ class CollectionStats:
     #: The recall target kept and its last measurement (``None``: no target kept); see
     #: :meth:`tiervec.search.recall.RecallMeasure.summary`.
     recall: dict[str, Any] | None = None
+    #: A sharded collection's shards: ``None`` for one that answers, else why not (the
+    #: figures above count those that answer); ``None`` for one collection.
+    shards: dict[str, str | None] | None = None
 
     @property
     def deleted_share(self) -> float:
@@ -151,6 +154,7 @@ class SearchMethods:
         mode: SearchMode | str = SearchMode.DENSE,
         fusion: FusionConfig | Mapping[str, Any] | None = None, min_relevance: float | None = None,
         oversample: int | Sequence[int] | None = None, effort: int | None = None,
+        partial: bool | None = None,
     ) -> SearchResult:
         """Top ``k`` documents for each query text: ``ids`` and ``scores`` ``(n_queries, k)``.
 
@@ -164,21 +168,22 @@ class SearchMethods:
         :attr:`fusion`). ``min_relevance`` keeps only results whose calibrated probability of
         relevance reaches it (fit one with ``tiervec tune``), possibly none. ``oversample``
         and ``effort`` override the collection's measured setting for this search (see
-        :class:`~tiervec.search.SearchOptions`).
+        :class:`~tiervec.search.SearchOptions`); ``partial``, a sharded collection's setting
+        for whether a search may answer without the shards that are down.
         """
         return self.run(Query.of(queries, k=k, filter=filter, mode=mode,
                                  options=SearchOptions(fusion=fusion, oversample=_tuple(oversample),
-                                                       effort=effort),
+                                                       effort=effort, partial=partial),
                                  min_relevance=min_relevance))
 
     def search_vectors(self, vectors: Any, k: int = 10, *, filter: Filter = None,
                        min_relevance: float | None = None,
                        oversample: int | Sequence[int] | None = None,
-                       effort: int | None = None) -> SearchResult:
+                       effort: int | None = None, partial: bool | None = None) -> SearchResult:
         """Top ``k`` documents for each query vector ``(n_queries, dim)`` (or one ``(dim,)``)."""
         return self.run(Query(vectors=vectors, k=k, filter=filter, min_relevance=min_relevance,
                               options=SearchOptions(oversample=_tuple(oversample),
-                                                    effort=effort)))
+                                                    effort=effort, partial=partial)))
 
 
 def _tuple(oversample: int | Sequence[int] | None) -> int | tuple[int, ...] | None:

@@ -96,9 +96,9 @@ class Collapse(Protocol):
 
 
 class ReciprocalRankFusion:
-    """``score(d) = sum over lists i of w_i / (c + rank_i(d))`` (ranks from 1; Cormack et al.;
-    every ``w_i = 1`` unless ``weights`` are given): rank-based, so lists on different score
-    scales fuse without calibration."""
+    """``score(d) = sum over lists i of w_i / (c + rank_i(d))`` (ranks from 1, equal scores
+    sharing one; Cormack et al.; every ``w_i = 1`` unless ``weights`` are given): rank-based,
+    so lists on different score scales fuse without calibration."""
 
     def __init__(self, c: float = 60.0, weights: Sequence[float] | None = None) -> None:
         self.c = float(c)
@@ -107,10 +107,22 @@ class ReciprocalRankFusion:
     def fuse(self, lists: Sequence[Candidates], m: int) -> Candidates:
         weights = self.weights or [1.0] * len(lists)
         rows = np.concatenate([c.rows for c in lists], axis=1)
-        gains = np.concatenate(
-            [np.broadcast_to(w / (self.c + np.arange(1, c.rows.shape[1] + 1)), c.rows.shape)
-             for c, w in zip(lists, weights, strict=True)], axis=1)
+        gains = np.concatenate([w / (self.c + shared_ranks(c.scores))
+                                for c, w in zip(lists, weights, strict=True)], axis=1)
         return _sum_by_row(rows, np.where(rows >= 0, gains, 0.0), m)
+
+
+def shared_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks from 1 of each row's scores (best first), equal scores sharing the best of their
+    ranks (1, 2, 2, 4): a tie's order, which storage decides (and shards cannot agree on),
+    changes no fused score."""
+    m = scores.shape[1]
+    if not m:
+        return np.zeros(scores.shape, np.float64)
+    place = np.broadcast_to(np.arange(m), scores.shape)
+    starts = np.ones(scores.shape, bool)
+    starts[:, 1:] = scores[:, 1:] != scores[:, :-1]
+    return np.maximum.accumulate(np.where(starts, place, 0), axis=1) + 1.0
 
 
 class ScoreFusion:

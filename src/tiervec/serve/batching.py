@@ -175,7 +175,8 @@ def _search_group(searchable: Searchable, group: list[Query], members: list[int]
                 n = len(q)
                 outcomes[i] = SearchResult(
                     result.ids[start:start + n], result.scores[start:start + n],
-                    None if result.spans is None else result.spans[start:start + n])
+                    None if result.spans is None else result.spans[start:start + n],
+                    result.shards)
                 start += n
             return
     for i, q in zip(members, group, strict=True):

@@ -33,7 +33,7 @@ class ServerConfig:
     write. ``insecure``: allow a non-loopback address without a key. ``cors_origins``: the
     web origins whose pages may call the API (none by default). ``batching``: coalesce
     concurrent searches into one kernel call; ``ray_address``: serve the sharded collections
-    too, on that Ray cluster."""
+    too, on that Ray cluster (``partial``, ``replicas``: how)."""
 
     api_key: str | None = None
     read_key: str | None = None
@@ -45,6 +45,11 @@ class ServerConfig:
     #: Serve sharded collections on Ray (``tiervec serve --ray``): ``None`` serves none of them;
     #: ``""`` a local cluster (or ``RAY_ADDRESS``); else the cluster's address.
     ray_address: str | None = None
+    #: A sharded collection's searches answer from the shards that are up when others stay
+    #: down (``tiervec serve --ray --partial``; a request's ``partial`` overrides it).
+    partial: bool = False
+    #: Actors per shard of a sharded collection (``--replicas``): a search goes to a live one.
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         for option, key in (("--api-key", self.api_key), ("--read-key", self.read_key)):

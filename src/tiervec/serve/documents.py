@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
-from tiervec.search import Searchable, SearchResult
+from tiervec.search import Searchable, SearchResult, ShardReport
 
 #: Default memory for serialised documents, per collection.
 CACHE_BYTES = 64 * 1024 * 1024
@@ -104,6 +104,15 @@ def results_json(result: SearchResult, cache: DocumentCache | None) -> bytes:
                     for (i, s, span), frag in zip(keep, frags, strict=True)]
         rows.append(b"[" + b",".join(hits) + b"]")
     return b"[" + b",".join(rows) + b"]"
+
+
+def shards_json(report: ShardReport | None) -> bytes:
+    """``,"shards":{...}`` of a sharded collection's search: the shards that answered and,
+    with partial results, why the others did not (else nothing)."""
+    if report is None:
+        return b""
+    return b',"shards":' + json.dumps({"answered": list(report.answered),
+                                        "failed": report.failed}).encode()
 
 
 def _span(result: SearchResult, query: int, rank: int) -> bytes:

@@ -190,6 +190,10 @@ class SearchIn(BaseModel):
     min_relevance: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="Only results whose calibrated probability of relevance is at "
         "least this (the collection needs a calibration: `tiervec tune --apply`).")
+    partial: bool | None = Field(
+        None, description="A sharded collection: answer from the shards that are up when "
+        "others stay down (the response's shards.failed names them) instead of 503 "
+        "(default: the server's --partial setting).")
 
 
 class FilterRequest(BaseModel):
@@ -235,8 +239,15 @@ class HitOut(BaseModel):
                                    "range [start, end) of the best chunk in text.")
 
 
+class ShardsOut(BaseModel):
+    answered: list[str]
+    failed: dict[str, str] = Field(description="Shards that did not answer, and why.")
+
+
 class SearchOut(BaseModel):
     results: list[list[HitOut]]
+    shards: ShardsOut | None = Field(None, description="A sharded collection: which shards "
+                                     "answered.")
     took_ms: float
 
 
@@ -299,6 +310,9 @@ class StatsOut(BaseModel):
     full_precision: bool
     recall: dict[str, Any] | None = Field(None, description="The recall target kept and its "
                                           "last measurement (null: no target kept).")
+    shards: dict[str, str | None] | None = Field(
+        None, description="A sharded collection: each shard, null when it answers, else why "
+        "not (the other figures count the shards that answer).")
 
 
 class CollectionOut(BaseModel):

@@ -142,7 +142,9 @@ class Registry:
                 f"{path.name!r} is a sharded collection: serve it with `tiervec serve --ray`")
         from tiervec.distribute.sharded import ShardedCollection
 
-        return ShardedCollection.open(path, address=self.config.ray_address or None)
+        return ShardedCollection.open(path, address=self.config.ray_address or None,
+                                      partial=self.config.partial,
+                                      replicas=self.config.replicas)
 
     def _encoder(self, config: EncoderConfig, dim: int | None = None) -> SharedEncoder:
         key = repr(sorted(config.to_dict().items()))

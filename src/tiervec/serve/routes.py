@@ -33,7 +33,7 @@ from tiervec.errors import (
 from tiervec.search import FusionConfig, Query, SearchMode, SearchOptions
 from tiervec.serve import models as m
 from tiervec.serve.config import Limits, ServerConfig
-from tiervec.serve.documents import results_json
+from tiervec.serve.documents import results_json, shards_json
 from tiervec.serve.registry import Registry, Served
 from tiervec.wire import count_vectors, decode_vectors, document_to_dict, filter_size
 
@@ -351,7 +351,7 @@ def _query(body: m.SearchIn, dim: int, limits: Limits, default_fusion: FusionCon
         asked = body.fusion.model_dump(exclude_none=True)
         fusion = {**default_fusion.to_dict(), **asked} if asked else None
     options = SearchOptions(oversample=_factors(body.oversample), fusion=fusion,
-                            effort=body.effort)
+                            effort=body.effort, partial=body.partial)
     texts = [body.query] if body.query is not None else body.queries
     if texts is not None:
         _check_texts(texts, limits)
@@ -424,9 +424,10 @@ async def search(name: str, request: Request) -> Response:
     served = _served(request, name)
     query = _query(body, served.collection.dim, _limits(request), served.collection.fusion)
     cache = served.documents if body.include_documents else None
-    results = await served.batcher.search(query, lambda r: results_json(r, cache))
+    results = await served.batcher.search(query, lambda r: (results_json(r, cache),
+                                                            shards_json(r.shards)))
     took = round(1000 * (perf_counter() - start), 3)
-    return Response(b'{"results":%s,"took_ms":%s}' % (results, repr(took).encode()),
+    return Response(b'{"results":%s%s,"took_ms":%s}' % (*results, repr(took).encode()),
                     media_type="application/json")
 
 

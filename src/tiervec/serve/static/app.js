@@ -104,6 +104,12 @@ function renderStats(stats, info) {
     ["disk (tiers)", bytes(stats.disk_bytes)],
     ["recall@10 vs exact", describeRecall(stats.recall)],
   ];
+  if (stats.shards) {
+    const names = Object.keys(stats.shards);
+    const down = names.filter((n) => stats.shards[n] !== null);
+    rows.push(["shards", down.length ? `${names.length - down.length} of ${names.length} up; down: ${down.join(", ")}`
+      : `${names.length}, all up`]);
+  }
   const frag = document.createDocumentFragment();
   for (const [k, v] of rows) {
     const tr = el("tr");
