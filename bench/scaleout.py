@@ -12,8 +12,15 @@ search against one node, and a capacity table from measured bytes per vector.
 3. Capacity for 100M and 1B vectors of 384 dims per chain: RAM and disk, nodes of a given
    RAM and disk, beside DiskANN (~60 RAM bytes/vector on BIGANN-1B) and Qdrant's sizing rule
    (vectors x dim x 4 B x 1.5).
+4. Every search mode on SciFact (dense, lexical, hybrid) on one collection and on 2 and 4
+   shards: nDCG@10, the share of places with one collection's id, the largest score gap, QPS.
+5. Replicas: 2 shards x 2 actors, one actor of every shard killed after 150 of 500 searches.
+6. Open time of a 2-shard collection and its first write of texts (caller encodes vs each
+   shard loads the model).
+7. Ingest of precomputed vectors from Parquet into one process and into 1 and 2 shards.
 
     python bench/scaleout.py [--n 200000] [--node-ram 64GiB] [--node-disk 4TiB] [--skip-ingest]
+        [--sections modes,replicas,open,vectors] [--n-vectors 200000]
 
 Writes bench/results/ray.json. On a 2-core machine every actor shares the same two cores:
 the figures show the overhead of the machinery, not a cluster's speed-up.
@@ -22,8 +29,8 @@ the figures show the overhead of the machinery, not a cluster's speed-up.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -252,53 +259,105 @@ def disk_overhead(work: Path) -> float:
         return (total - codes) / len(col)
 
 
+SECTIONS = ("ingest", "search", "capacity", "modes", "replicas", "vectors", "open")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--n-vectors", type=int, default=200_000,
+                        help="precomputed vectors for the ingest at 1 and 2 shards")
     parser.add_argument("--node-ram", default="64GiB")
     parser.add_argument("--node-disk", default="4TiB")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"which parts to run, of {', '.join(SECTIONS)} (the others keep "
+                        "their last results in the JSON)")
     args = parser.parse_args()
     from tiervec.plan import parse_size
 
+    sections = set(args.sections.split(","))
+    if args.skip_ingest:
+        sections.discard("ingest")
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     connect(num_cpus=2)
     work = CACHE / "ray"
     work.mkdir(parents=True, exist_ok=True)
-    out: dict = {"n": args.n}
     previous = RESULTS / "ray.json"
-    ingest_cols = ("path", "shards", "encoders", "docs", "seconds", "docs/s")
-    if not args.skip_ingest:
-        rows, base, _ = ingest_rows(work / "ingest")
-        print_table("Ingest, SciFact texts (MiniLM-L6-v2, 2 cores)", ingest_cols, rows)
+    out: dict = json.loads(previous.read_text()) if previous.exists() else {}
+    out["load_average"] = [round(v, 2) for v in os.getloadavg()]
+    if "ingest" in sections:
+        ingest_cols = ("path", "shards", "encoders", "docs", "seconds", "docs/s")
+        rows, _, _ = ingest_rows(work / "ingest")
+        _show("Ingest, SciFact texts (MiniLM-L6-v2, 2 cores)", ingest_cols, rows)
         out["ingest"] = [dict(zip(ingest_cols, r, strict=True)) for r in rows]
-        console.print(markdown_table(ingest_cols, rows))
-    else:
-        with gzip.open(shared_data() / "beir" / "scifact" / "corpus.jsonl.gz", "rt") as fh:
-            json.loads(fh.readline())
-        if previous.exists():  # keep the last measured ingest beside the new search figures
-            out["ingest"] = json.loads(previous.read_text()).get("ingest")
+    base = None
+    if sections & {"search", "capacity", "vectors"}:
         col = tiervec.open(work / "ingest" / "single", read_only=True)
         base = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
         col.close()
-    overhead = disk_overhead(work / "ingest")
-    x = synthetic_vectors(args.n, base)
-    search_cols = ("chain", "setting", "QPS", "p50 ms/batch", "p99 ms/batch", "recall@10",
-                   "ids identical", "+ms p50 over slowest shard", "bare Ray actors +ms p50")
-    rows = search_rows(x, queries(), work / "search")
-    print_table(f"Sharded search, {args.n:,} x 384, batches of {BATCH} queries", search_cols,
-                rows)
-    console.print(markdown_table(search_cols, rows))
-    out["search"] = [dict(zip(search_cols, r, strict=True)) for r in rows]
-    cap_cols = ("vectors", "system / chain", "RAM B/vec", "RAM GiB", "disk GiB",
-                f"nodes ({args.node_ram} RAM, {args.node_disk} disk)", "RAM GiB/node",
-                "disk GiB/node")
-    rows = capacity_rows(parse_size(args.node_ram), parse_size(args.node_disk), overhead)
-    print_table(f"Capacity (384 dims; disk adds {overhead:,.0f} B/document measured for ids, "
-                "texts and postings)", cap_cols, rows)
-    console.print(markdown_table(cap_cols, rows))
-    out["capacity"] = [dict(zip(cap_cols, r, strict=True)) for r in rows]
-    out["disk_overhead_bytes_per_document"] = round(overhead, 1)
+    if "search" in sections:
+        out["n"] = args.n
+        x = synthetic_vectors(args.n, base)
+        search_cols = ("chain", "setting", "QPS", "p50 ms/batch", "p99 ms/batch", "recall@10",
+                       "ids identical", "+ms p50 over slowest shard", "bare Ray actors +ms p50")
+        rows = search_rows(x, queries(), work / "search")
+        _show(f"Sharded search, {args.n:,} x 384, batches of {BATCH} queries", search_cols,
+              rows)
+        out["search"] = [dict(zip(search_cols, r, strict=True)) for r in rows]
+    if "capacity" in sections:
+        overhead = disk_overhead(work / "ingest")
+        cap_cols = ("vectors", "system / chain", "RAM B/vec", "RAM GiB", "disk GiB",
+                    f"nodes ({args.node_ram} RAM, {args.node_disk} disk)", "RAM GiB/node",
+                    "disk GiB/node")
+        rows = capacity_rows(parse_size(args.node_ram), parse_size(args.node_disk), overhead)
+        _show(f"Capacity (384 dims; disk adds {overhead:,.0f} B/document measured for ids, "
+              "texts and postings)", cap_cols, rows)
+        out["capacity"] = [dict(zip(cap_cols, r, strict=True)) for r in rows]
+        out["disk_overhead_bytes_per_document"] = round(overhead, 1)
+    _cluster_sections(sections, work, base, args.n_vectors, out)
     write_json("ray", out)
+
+
+def _cluster_sections(sections: set[str], work: Path, base: np.ndarray | None,
+                      n_vectors: int, out: dict) -> None:
+    """Every search mode on shards, a replica killed under searches, ingest of precomputed
+    vectors, open time (``_scaleout_cluster``)."""
+    import _scaleout_cluster as more
+
+    if "modes" in sections or "replicas" in sections or "open" in sections:
+        cols = ("mode", "setting", "nDCG@10", "ids as one collection", "max |score diff|",
+                "QPS")
+        rows = more.modes_rows(work / "modes")
+        _show("Every search mode, SciFact test (300 queries, float32, batches of 100)", cols,
+              rows)
+        out["modes"] = [dict(zip(cols, r, strict=True)) for r in rows]
+    if "replicas" in sections:
+        cols = ("searches", "errors", "partial results", "ids identical",
+                "p50 ms before kill", "p50 ms after", "actors down", "revived")
+        rows = more.replica_rows(work / "modes")
+        _show("2 shards x 2 replicas; one actor of every shard killed after 150 searches",
+              cols, rows)
+        out["replicas"] = [dict(zip(cols, r, strict=True)) for r in rows]
+    if "open" in sections:
+        cols = ("first write of 20 texts", "open s (2 shards)", "first upsert s")
+        rows = more.open_rows(work / "modes")
+        _show("Opening a 2-shard collection and its first write", cols, rows)
+        out["open"] = [dict(zip(cols, r, strict=True)) for r in rows]
+    if "vectors" in sections:
+        assert base is not None
+        cols = ("path", "shards", "vectors", "seconds", "vectors/s")
+        rows = more.ingest_rows(work / "vectors", base, n_vectors)
+        _show(f"Ingest of {n_vectors:,} precomputed 384-d vectors (Parquet)", cols, rows)
+        out["vectors"] = [dict(zip(cols, r, strict=True)) for r in rows]
+        shutil.rmtree(work / "vectors", ignore_errors=True)
+
+
+def _show(title: str, columns, rows) -> None:
+    print_table(title, columns, rows)
+    console.print(markdown_table(columns, rows))
 
 
 if __name__ == "__main__":

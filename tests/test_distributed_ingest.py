@@ -8,6 +8,8 @@ import gzip
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -129,3 +131,38 @@ def test_rerun_resumes_and_vectors_can_be_precomputed(tmp_path, corpus, ray_clus
         unit = given / np.linalg.norm(given, axis=1, keepdims=True)
         top = plain.search_vectors(unit[:5], 1)
         assert list(top.ids[:, 0]) == ids[:5]
+
+
+def _cli(*args: object, timeout: int = 300) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).with_name("tiervec")
+    if not script.exists():
+        pytest.skip(f"no tiervec script beside {sys.executable}")
+    return subprocess.run([str(script), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_index_on_ray_is_quiet_and_warns_of_long_documents(tmp_path, corpus):
+    """Ray Data's bars and logs (165 lines) only with --verbose; the truncation warning the
+    single-process index prints, printed here too."""
+    head = tmp_path / "head.jsonl"
+    head.write_text("".join(corpus.read_text().splitlines(keepends=True)[:40]))
+    done = _cli("index", head, "--collection", tmp_path / "c", "--ray", "--shards", "2")
+    assert done.returncode == 0, done.stderr
+    said = (done.stdout + done.stderr).strip().splitlines()
+    assert len(said) < 12, "\n".join(said)
+    assert "longer than the model reads" in done.stderr and "39 added" in done.stdout
+    assert "Dataset" not in done.stdout + done.stderr
+
+
+def test_index_on_ray_refuses_before_ray_starts(tmp_path, corpus):
+    """A wrong shard count, or --ray on an ordinary collection: refused at once (with no
+    cluster at --address, a later refusal would say the cluster cannot be reached)."""
+    nowhere = ["--address", "127.0.0.1:9"]
+    plain = tiervec.create(tmp_path / "plain", model=None, dim=4)
+    plain.close()
+    done = _cli("index", corpus, "--collection", tmp_path / "plain", "--ray", *nowhere)
+    assert done.returncode != 0 and "single (unsharded) collection" in done.stderr
+    done = _cli("index", corpus, "--collection", tmp_path / "new", "--ray", "--shards", "5000",
+                *nowhere)
+    assert done.returncode != 0 and "--shards must be between" in done.stderr
+    assert not (tmp_path / "new").exists()

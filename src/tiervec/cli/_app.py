@@ -165,6 +165,18 @@ def index_with_progress(col: Any, corpus: Path, strict: bool = False) -> Any:
     return stats
 
 
+def warn_truncated(count: int, reads: Any = None) -> None:
+    """The one warning about documents longer than the model reads (``reads`` word pieces,
+    where known), if any."""
+    if count:
+        pieces = f" ({reads} word pieces)" if reads else ""
+        err_console.print(
+            f"[yellow]{count:,} documents are longer than the model reads{pieces}[/]: only "
+            "their start is embedded (their whole text is stored and BM25-indexed). Index "
+            "them with --chunking late into a new collection to embed all of it.",
+            highlight=False)
+
+
 def warn_empty(corpus: Path, ids: list[str]) -> None:
     """The one warning about skipped empty documents, if any."""
     from tiervec.corpus import corpus_file, empty_warning

@@ -3,11 +3,25 @@ opening a folder that may hold a sharded collection."""
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
-from tiervec.cli._app import _progress, console, warn_empty
+from tiervec.cli._app import _progress, console, warn_empty, warn_truncated
 from tiervec.errors import CollectionMismatch
+
+
+def check_new_root(folder: Path, shards: int) -> None:
+    """Refuse a shard count out of range or a folder that cannot hold a new sharded
+    collection (one collection already, or other files) without starting Ray."""
+    from tiervec.distribute.manifest import MAX_SHARDS
+    from tiervec.distribute.sharded import check_new_root as check_folder
+    from tiervec.errors import InvalidRequest
+
+    if not 1 <= shards <= MAX_SHARDS:
+        raise InvalidRequest(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
+    check_folder(folder, clear=False)
 
 
 def open_searchable(folder: Path, read_only: bool = False) -> Any:
@@ -26,17 +40,18 @@ def open_searchable(folder: Path, read_only: bool = False) -> Any:
 
 def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int | None,
                  encoders: int, gpus: float, vectors_column: str | None,
-                 create: dict[str, Any]) -> None:
+                 create: dict[str, Any], verbose: bool = False) -> None:
     """Ingest ``corpus`` into the sharded collection in ``folder`` (created with ``shards``
-    shards and the ``create`` options when new) through Ray Data, with a progress bar."""
+    shards and the ``create`` options when new) through Ray Data, with a progress bar (Ray
+    Data's own logs and bars only when ``verbose``)."""
     from tiervec.corpus import count_records
     from tiervec.distribute.cluster import connect
     from tiervec.distribute.ingest import corpus_files, ingest
     from tiervec.distribute.manifest import ShardedManifest, is_sharded
     from tiervec.distribute.sharded import ShardedCollection
 
-    files = corpus_files(corpus)  # a missing corpus fails before anything is created
-    connect(address)
+    # everything that can be refused is, before Ray starts (which takes seconds)
+    files = corpus_files(corpus)
     if is_sharded(folder):
         have = len(ShardedManifest.read(folder).shards)
         if shards is not None and shards != have:
@@ -44,6 +59,13 @@ def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int
                 f"{str(folder)!r} holds a sharded collection of {have} shards, not {shards}; "
                 "shards are fixed when a collection is created: drop --shards, or index into "
                 "a new folder with the shards you want (rebalancing is not supported)")
+    else:
+        check_new_root(folder, shards or 2)
+    if not verbose:  # the C++ core's own log lines (e.g. on actor restarts) too
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    connect(address)
+    quiet_ray_data(verbose)
+    if is_sharded(folder):
         col = ShardedCollection.open(folder)
     else:
         col = ShardedCollection.create(folder, shards=shards or 2,
@@ -52,8 +74,23 @@ def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int
     with col, _progress(f"Indexing on Ray ({len(col.shards)} shards)", total) as advance:
         stats = ingest(col, files, encoders=encoders, gpus=gpus, vector_column=vectors_column,
                        progress=advance)
+        config = col.encoder_config
     if stats.empty:
         warn_empty(files[0], stats.empty)
+    warn_truncated(stats.truncated, config.max_length if config else None)
     console.print(
         f"[green]{folder}[/]: {stats.added:,} added, {stats.skipped:,} already there, over "
         f"{len(col.shards)} shards")
+
+
+def quiet_ray_data(verbose: bool) -> None:
+    """Ray Data's progress bars and per-stage logs (some 165 lines for one ingest) only when
+    ``verbose``; the CLI's own bar says how far an ingest is."""
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = verbose
+    context.print_on_execution_start = verbose
+    level = logging.INFO if verbose else logging.ERROR
+    for name in ("ray.data", "ray"):
+        logging.getLogger(name).setLevel(level)

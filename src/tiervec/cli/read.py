@@ -23,6 +23,7 @@ from tiervec.cli._app import (
     describe_recall,
     err_console,
     index_with_progress,
+    warn_truncated,
 )
 from tiervec.cli.distribute import open_searchable
 
@@ -82,6 +83,8 @@ def index(
     vectors_column: Annotated[str | None, typer.Option(
         "--vectors-column", help="--ray: a column of precomputed vectors (no model runs).",
         show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="--ray: show Ray Data's own progress bars and logs too.")] = False,
 ) -> None:
     """Encode a corpus into a collection (documents already in it are skipped).
 
@@ -108,6 +111,7 @@ def index(
 
             index_on_ray(corpus, collection, address=address, shards=shards,
                          encoders=encoders, gpus=gpus, vectors_column=vectors_column,
+                         verbose=verbose,
                          create={"model": model, "tiers": tiers, "lexical": lexical,
                                  "chunking": config, "multivector": mv,
                                  **({} if recall_target is None else
@@ -125,12 +129,7 @@ def index(
                 f"{col.chain.ram_bytes_per_vector(col.dim)} RAM bytes/vector"
             )
             if col.truncated:
-                reads = getattr(col.encoder, "max_length", "?")
-                err_console.print(
-                    f"[yellow]{col.truncated:,} documents are longer than the model reads "
-                    f"({reads} word pieces)[/]: only their start is embedded (their whole "
-                    "text is stored and BM25-indexed). Index them with --chunking late into a "
-                    "new collection to embed all of it.", highlight=False)
+                warn_truncated(col.truncated, getattr(col.encoder, "max_length", "?"))
 
     _run(go)
 

@@ -4,7 +4,8 @@
 
     read (JSONL lines / Parquet rows, many files)  ->  parse (tiervec's record rules)
       ->  drop ids the shards hold (a rerun resumes)  ->  encode (an actor pool, each actor
-      holding the model; CPU or GPU)  ->  each shard's actor writes its documents
+      holding the model; CPU or GPU)  ->  write tasks send each shard's actor its documents
+      (the caller only counts what they did: no vector passes through it)
 
 Ray runs tasks at least once (it retries them and restarts dead actors), so the writes are
 idempotent by document id (:meth:`~tiervec.distribute.shard.Shard.ingest` adds only ids its
@@ -45,6 +46,8 @@ class IngestStats:
     skipped: int = 0
     empty: list[str] = field(default_factory=list)
     refitted: bool = False
+    #: documents longer than the model reads (only their start embedded)
+    truncated: int = 0
 
 
 def corpus_files(corpus: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -164,10 +167,15 @@ class Encode:
                  for t, h in zip(batch["text"], batch["title"], strict=True)]
         live = ~(batch["empty"] | batch["stored"])
         vectors = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
+        # the batch's count of texts the model reads the start of, on its first row (so the
+        # column sums right however Ray Data re-batches it)
+        truncated = np.zeros(len(texts), dtype=np.int64)
         if live.any():
-            vectors[live] = self.encoder.encode_documents([t for t, ok in zip(texts, live,
-                                                                              strict=True) if ok])
-        return {**batch, "vector": vectors}
+            todo = [t for t, ok in zip(texts, live, strict=True) if ok]
+            vectors[live] = self.encoder.encode_documents(todo)
+            counter = getattr(self.encoder, "truncated", None)
+            truncated[0] = int(counter(todo)) if counter is not None else 0
+        return {**batch, "vector": vectors, "truncated": truncated}
 
 
 def ingest(
@@ -205,12 +213,20 @@ def ingest(
                                    "threads": None if gpus else _threads(ray, encoders)},
             compute=ray.data.ActorPoolStrategy(size=encoders),
             num_cpus=_encoder_cpus(ray, encoders, gpus), num_gpus=gpus or None)
+    # the writes run in Ray Data's tasks, each sending its documents and vectors to the shards'
+    # actors straight from the object store: only one small count per batch reaches here
+    ds = ds.map_batches(write_batch_to_shards, batch_format="numpy", batch_size=write_batch,
+                        fn_kwargs={"collection": collection}, **LIGHT)
     stats = IngestStats()
     try:
-        for batch in ds.iter_batches(batch_size=write_batch, batch_format="numpy"):
-            _write(collection, batch, stats)
+        for done in ds.iter_rows():
+            stats.read += int(done["read"])
+            stats.added += int(done["added"])
+            stats.skipped += int(done["skipped"])
+            stats.empty += json.loads(done["empty"])
+            stats.truncated += int(done["truncated"])
             if progress is not None:
-                progress(len(batch["id"]))
+                progress(int(done["read"]))
     except Exception as exc:
         raise _cause(exc) from None
     stats.refitted = collection.finish()
@@ -234,19 +250,23 @@ def _threads(ray: Any, encoders: int) -> int:
     return max(1, int(cpus * nodes // encoders) if encoders > nodes else int(cpus))
 
 
-def _write(collection: ShardedCollection, batch: dict[str, np.ndarray],
-           stats: IngestStats) -> None:
+def write_batch_to_shards(batch: dict[str, np.ndarray], collection: ShardedCollection,
+                          ) -> dict[str, np.ndarray]:
+    """Write a batch's new documents to the shards that hold their ids (in a Ray Data task);
+    one row saying what it did."""
     empty, stored = batch["empty"], batch["stored"]
-    stats.read += len(empty)
-    stats.skipped += int(stored.sum())
-    stats.empty += [str(i) for i in batch["id"][empty]]
     todo = ~(empty | stored)
     docs = [Document(id=str(i), text=str(t), title=str(h), metadata=json.loads(m))
             for i, t, h, m, ok in zip(batch["id"], batch["text"], batch["title"],
                                       batch["metadata"], todo, strict=True) if ok]
     vectors = batch["vector"][todo] if "vector" in batch else None
-    if docs:
-        stats.added += collection.ingest(docs, vectors)
+    added = collection.ingest(docs, vectors) if docs else 0
+    truncated = int(batch["truncated"].sum()) if "truncated" in batch else 0
+    return {"read": np.array([len(empty)]), "added": np.array([added]),
+            "truncated": np.array([truncated]),
+            "skipped": np.array([int(stored.sum())]),
+            "empty": np.array([json.dumps([str(i) for i in batch["id"][empty]])],
+                              dtype=object)}
 
 
 def _cause(exc: BaseException) -> BaseException:

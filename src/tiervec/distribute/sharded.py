@@ -92,7 +92,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
             raise InvalidRequest(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
         root = Path(path).expanduser()
         cluster.ray_module()  # fail before writing anything when Ray is missing
-        _check_new_root(root)
+        check_new_root(root)
         manifest = ShardedManifest.new(shards)
         if encoder is None and model is not None:
             config = EncoderConfig(model=model) if isinstance(model, str) else model
@@ -379,9 +379,9 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
         atomic_write_text(self.path / PLAN, json.dumps(plan, indent=2) + "\n")
 
-def _check_new_root(root: Path) -> None:
+def check_new_root(root: Path, clear: bool = True) -> None:
     """Raise unless ``root`` can hold a new sharded collection; clear what an interrupted
-    create left (shard folders without ``sharded.json``)."""
+    create left (shard folders without ``sharded.json``) when ``clear``."""
     if is_sharded(root):
         raise CollectionExists(
             f"{str(root)!r} already holds a sharded collection; open it, or choose another "
@@ -394,7 +394,7 @@ def _check_new_root(root: Path) -> None:
             "to shard, or drop --ray/--shards to use it as it is")
     entries = list(root.iterdir())
     if entries and all(e.is_dir() and e.name.startswith("shard-") for e in entries):
-        for entry in entries:  # an interrupted create: its manifest was never written
+        for entry in entries if clear else ():  # an interrupted create: no manifest
             remove_tree(entry)
     elif entries:
         raise CollectionExists(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tiervec._validate import documents_to_write
+from tiervec._validate import as_vectors, documents_to_write
 from tiervec.corpus import Document
 from tiervec.distribute.actors import ShardActors
 from tiervec.encode.base import ProgressFn
@@ -22,12 +22,17 @@ from tiervec.store.writes import WriteStats
 class ShardedWrites(ShardActors):
     """Writes of a :class:`~tiervec.distribute.sharded.ShardedCollection`."""
 
+    #: documents written so far that were longer than the model reads (start embedded only)
+    truncated: int = 0
+
     # -- writes ---------------------------------------------------------------------------------
     def add(self, documents: Iterable[Document | Mapping[str, Any]], *, vectors: Any = None,
             progress: ProgressFn | None = None) -> int:
         """Add new documents, each to its shard (every shard's part one committed segment;
-        the shards encode their own texts). Ids must be new: one the collection holds raises
-        :class:`~tiervec.errors.DuplicateIds` before anything is written."""
+        texts encoded here, once, with the model that encodes queries, unless the shards
+        encode their own: chunked and multi-vector collections). Ids must be new: one the
+        collection holds raises :class:`~tiervec.errors.DuplicateIds` before anything is
+        written."""
         docs, vectors = documents_to_write(documents, vectors, self._manifests(wait=True)[0].dim)
         held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs],
                                                                    write=True))]
@@ -36,6 +41,7 @@ class ShardedWrites(ShardActors):
                 f"{len(held)} ids are already in the collection (e.g. {sorted(held)[:5]}); "
                 "skip them (see missing), replace them with upsert(), or give the documents "
                 "new ids")
+        vectors, _ = self._encoded(docs, vectors)
         # a retried add would find its own documents: not retried (ingest's writes are)
         return int(sum(self._write("add", docs, vectors, progress, max_task_retries=0)))
 
@@ -43,10 +49,27 @@ class ShardedWrites(ShardActors):
                progress: ProgressFn | None = None) -> WriteStats:
         """Add or replace documents by id, each in its shard."""
         docs, vectors = documents_to_write(documents, vectors, self._manifests(wait=True)[0].dim)
+        vectors, truncated = self._encoded(docs, vectors)
         stats = self._write("upsert", docs, vectors, progress)
         return WriteStats(added=sum(s.added for s in stats),
                           replaced=sum(s.replaced for s in stats),
-                          truncated=sum(s.truncated for s in stats))
+                          truncated=truncated + sum(s.truncated for s in stats))
+
+    def _encoded(self, docs: list[Document], vectors: np.ndarray | None,
+                 ) -> tuple[np.ndarray | None, int]:
+        """``docs``' vectors (encoded here when not given: one model, loaded once, rather
+        than one per shard actor) and how many texts the model read the start of only."""
+        manifest = self._manifests(wait=True)[0]
+        if vectors is not None or not docs or manifest.encoder is None or \
+                manifest.chunking is not None or manifest.multivector is not None:
+            return vectors, 0
+        encoder = self.encoder  # type: ignore[attr-defined]
+        texts = [d.embedding_text() for d in docs]
+        counter = getattr(encoder, "truncated", None)
+        truncated = int(counter(texts)) if counter is not None else 0
+        self.truncated += truncated
+        return as_vectors(encoder.encode_documents(texts), manifest.dim, rows=len(docs)), \
+            truncated
 
     def ingest(self, documents: Sequence[Document], vectors: Any = None) -> int:
         """Add those of ``documents`` the collection lacks (idempotent; what distributed
