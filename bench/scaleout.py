@@ -41,6 +41,7 @@ import tiervec
 from _common import (
     CACHE,
     RESULTS,
+    beir_collection,
     console,
     markdown_table,
     print_table,
@@ -283,6 +284,9 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     connect(num_cpus=2)
+    from tiervec.cli.distribute import quiet_ray_data
+
+    quiet_ray_data(verbose=False)  # Ray Data's per-stage logs would bury the tables
     work = CACHE / "ray"
     work.mkdir(parents=True, exist_ok=True)
     previous = RESULTS / "ray.json"
@@ -295,7 +299,10 @@ def main() -> None:
         out["ingest"] = [dict(zip(ingest_cols, r, strict=True)) for r in rows]
     base = None
     if sections & {"search", "capacity", "vectors"}:
-        col = tiervec.open(work / "ingest" / "single", read_only=True)
+        # SciFact's MiniLM vectors: the ingest's own collection, else the cached one
+        single = work / "ingest" / "single"
+        col = tiervec.open(single, read_only=True) if (single / "manifest.json").exists() \
+            else beir_collection(shared_data() / "beir" / "scifact", "scifact")
         base = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
         col.close()
     if "search" in sections:

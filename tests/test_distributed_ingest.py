@@ -166,3 +166,23 @@ def test_index_on_ray_refuses_before_ray_starts(tmp_path, corpus):
                 *nowhere)
     assert done.returncode != 0 and "--shards must be between" in done.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_parquet_vectors_travel_as_arrays_and_bad_rows_are_named():
+    import pyarrow as pa
+
+    from tiervec.distribute.ingest import _rows_to_records, parse_records
+    from tiervec.errors import MalformedCorpus
+
+    table = pa.table({"_id": ["a", "b"], "text": ["x", "y"],
+                      "vector": [[1.0, 2.0], [3.0, 4.0]]})
+    batch = _rows_to_records(table, "vector")
+    assert batch["given"].dtype == np.float32 and batch["given"].shape == (2, 2)
+    parsed = parse_records(batch, "vector")
+    np.testing.assert_array_equal(parsed["vector"], [[1, 2], [3, 4]])
+    missing = pa.table({"_id": ["a", "b"], "text": ["x", "y"], "vector": [[1.0, 2.0], None]})
+    with pytest.raises(MalformedCorpus, match="'b' has no 'vector' vector"):
+        parse_records(_rows_to_records(missing, "vector"), "vector")
+    ragged = pa.table({"_id": ["a", "b"], "text": ["x", "y"], "vector": [[1.0, 2.0], [3.0]]})
+    with pytest.raises(MalformedCorpus, match="'b'.*not 2-dimensional"):
+        parse_records(_rows_to_records(ragged, "vector"), "vector")

@@ -77,13 +77,16 @@ def _one_format(files: list[Path]) -> list[Path]:
     return files
 
 
-def read_dataset(files: list[Path], blocks: int | None = None) -> Any:
-    """The corpus as a Ray Dataset of ``record`` (one JSON object per row)."""
+def read_dataset(files: list[Path], blocks: int | None = None,
+                 vector_column: str | None = None) -> Any:
+    """The corpus as a Ray Dataset of ``record`` (one JSON object per row); a Parquet
+    corpus's ``vector_column`` travels beside it as ``given`` (float32 rows, not JSON)."""
     ray = cluster.ray_module()
     paths = [str(f.resolve()) for f in files]
     if files[0].name.lower().endswith(".parquet"):
         return ray.data.read_parquet(paths, override_num_blocks=blocks, **LIGHT).map_batches(
-            _rows_to_records, batch_format="pandas", **LIGHT)
+            _rows_to_records, batch_format="pyarrow",
+            fn_kwargs={"vector_column": vector_column}, **LIGHT)
     unknown = [f for f in files if not f.name.lower().endswith(_JSONL)]
     if unknown:
         raise MalformedCorpus(f"{unknown[0].name}: distributed ingest reads .jsonl(.gz) and "
@@ -97,9 +100,34 @@ def _lines_to_records(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {"record": np.array(lines, dtype=object)}
 
 
-def _rows_to_records(frame: Any) -> dict[str, np.ndarray]:
-    rows = frame.to_dict("records")
-    return {"record": np.array([json.dumps(r, default=_plain) for r in rows], dtype=object)}
+def _rows_to_records(table: Any, vector_column: str | None = None) -> dict[str, np.ndarray]:
+    given = None
+    if vector_column is not None and vector_column in table.column_names:
+        # the vectors stay one float32 array: through JSON (or as an object per row) they
+        # cost several times the rest of an ingest
+        given = _vector_rows(table.column(vector_column))
+        table = table.drop_columns([vector_column])
+    rows = table.to_pylist()
+    out = {"record": np.array([json.dumps(r, default=_plain) for r in rows], dtype=object)}
+    if given is not None:
+        out["given"] = given
+    return out
+
+
+def _vector_rows(column: Any) -> np.ndarray:
+    """A Parquet list column as ``(n, d)`` float32 (an object array of rows, ``None`` where
+    missing, when some rows are missing or their lengths differ)."""
+    import pyarrow.compute as pc
+
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    if column.null_count == 0 and len(column) and (lengths == lengths[0]).all():
+        flat = column.flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=np.float32).reshape(len(column), int(lengths[0]))
+    rows = [None if v is None else np.asarray(v, dtype=np.float32) for v in column.to_pylist()]
+    out = np.empty(len(rows), dtype=object)
+    out[:] = rows
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -117,7 +145,11 @@ def parse_records(batch: dict[str, np.ndarray], vector_column: str | None = None
         except json.JSONDecodeError as exc:
             raise MalformedCorpus(f"a corpus record is not valid JSON ({exc.msg}): "
                                   f"{str(line)[:80]!r}") from None
-        vector = record.pop(vector_column, None) if vector_column else None
+        vector = None
+        if "given" in batch:
+            vector = batch["given"][number - 1]
+        elif vector_column:
+            vector = record.pop(vector_column, None)
         try:
             doc = document_from_record(record, f"record {number} of a batch",
                                        allow_empty=vector is not None)
@@ -137,6 +169,11 @@ def parse_records(batch: dict[str, np.ndarray], vector_column: str | None = None
            "empty": np.array(empty, dtype=bool)}
     if vector_column:
         dim = next((len(v) for v in vectors if v is not None), 0)
+        odd = next((i for i, v in zip(ids, vectors, strict=True)
+                    if v is not None and len(v) != dim), None)
+        if odd is not None:
+            raise MalformedCorpus(f"document {odd!r}'s {vector_column!r} vector is not "
+                                  f"{dim}-dimensional like the others before it")
         out["vector"] = np.array([v if v is not None else [0.0] * dim for v in vectors],
                                  dtype=np.float32).reshape(len(ids), dim)
     return out
@@ -196,7 +233,8 @@ def ingest(
     ``progress(n)`` advances by every document read (written, skipped or empty).
     """
     ray = cluster.ray_module()
-    ds = read_dataset(corpus_files(corpus), blocks=max(8, 4 * encoders))
+    ds = read_dataset(corpus_files(corpus), blocks=max(8, 4 * encoders),
+                      vector_column=vector_column)
     ds = ds.map_batches(parse_records, batch_format="numpy",
                         fn_kwargs={"vector_column": vector_column}, **LIGHT)
     ds = ds.map_batches(mark_stored, batch_format="numpy",
