@@ -183,3 +183,41 @@ def test_served_sharded_collections_offer_lexical_and_hybrid(tmp_path, corpus, s
             for hits, w_ids, w_scores in zip(got, want.ids, want.scores, strict=True):
                 np.testing.assert_allclose([h["score"] for h in hits],
                                            w_scores[w_ids != ""], rtol=TOL)
+
+
+def _long_doc(i: int) -> Document:
+    topics = ["cats purr and sleep in the sun", "rockets burn fuel to reach orbit",
+              "bread rises when yeast ferments sugar", "rivers carve valleys over ages"]
+    text = " ".join(f"Sentence {s} of document {i} says that {topics[(i + s // 10) % 4]}."
+                    for s in range(30))
+    return Document(id=f"d{i}", title=f"Document {i}", text=text)
+
+
+@pytest.mark.parametrize("kind", ["chunked", "multivector"])
+def test_chunked_and_multi_vector_collections_shard(tmp_path, ray_cluster, kind):
+    """The real model; dense (with its chunk evidence) and hybrid searches on 2 shards equal
+    one collection's."""
+    from tiervec.encode.chunking import ChunkingConfig
+    from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig
+
+    options = {"chunking": ChunkingConfig(tokens=48, overlap=8)} if kind == "chunked" else \
+        {"multivector": MultiVectorConfig(muvera=MuveraConfig(k_sim=3, reps=8, dim_proj=8),
+                                          candidates=12)}
+    docs = [_long_doc(i) for i in range(12)]
+    queries = ["why does bread rise", "what carves a river valley", "cats in the sun"]
+    one = tiervec.create(tmp_path / "one", tiers="float32", lexical=True, **options)
+    one.add(docs)
+    with tiervec.create_sharded(tmp_path / "s", shards=2, tiers="float32", lexical=True,
+                                **options) as col:
+        col.add(docs)
+        for mode in ("dense", "hybrid"):
+            got, want = col.search(queries, k=5, mode=mode), one.search(queries, k=5, mode=mode)
+            assert_same_ranking(got, want)
+            if kind == "chunked":
+                assert got.spans is not None and want.spans is not None
+                for q in range(len(queries)):
+                    spans = {i: tuple(s) for i, s in zip(want.ids[q], want.spans[q],
+                                                         strict=True)}
+                    for i, s in zip(got.ids[q], got.spans[q], strict=True):
+                        assert tuple(s) == spans.get(i, tuple(s)), (mode, i)
+    one.close()
