@@ -17,6 +17,14 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "torch": ("torch", "learn"),
     "ray": ("ray[data]", "ray"),
     "ml_dtypes": ("ml-dtypes", ""),
+    "httpx": ("httpx", "client"),
+    "fastapi": ("fastapi", "server"),
+    "uvicorn": ("uvicorn", "server"),
+    "fastapi_offline": ("fastapi-offline", "server"),
+    "typer": ("typer", "cli"),
+    "rich": ("rich", "cli"),
+    "pytrec_eval": ("pytrec-eval-terrier", "eval"),
+    "transformers": ("transformers", "encode"),
 }
 
 

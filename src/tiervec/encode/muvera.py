@@ -223,10 +223,13 @@ class Muvera:
 
 
 def _sum_by_key(key: np.ndarray, values: np.ndarray, n_keys: int) -> np.ndarray:
-    """``out[k] = values[key == k].sum(0)`` for ``k < n_keys`` (a sparse 0/1 matrix times
-    ``values``)."""
-    from scipy.sparse import csr_matrix
-
-    ones = np.ones(len(key), np.float32)
-    select = csr_matrix((ones, (key, np.arange(len(key)))), shape=(n_keys, len(key)))
-    return np.asarray(select @ np.ascontiguousarray(values), np.float32)
+    """``out[k] = values[key == k].sum(0)`` for ``k < n_keys``: the rows sorted by key (stable)
+    and each run summed in order."""
+    out = np.zeros((n_keys, values.shape[1]), np.float32)
+    if not len(key):
+        return out
+    order = np.argsort(key, kind="stable")
+    keys = key[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    out[keys[starts]] = np.add.reduceat(np.asarray(values, np.float32)[order], starts, axis=0)
+    return out

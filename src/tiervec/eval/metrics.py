@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from tiervec._extras import require
 from tiervec.errors import TiervecError
 from tiervec.search.recall import recall_per_query as recall_vs_exact_per_query
 
@@ -45,7 +46,7 @@ def evaluate_per_query(
     qrels: Qrels, run: Run, metrics: Sequence[str]
 ) -> dict[str, dict[str, float]]:
     """Each metric for each query of ``qrels``: ``{"ndcg@10": {query_id: 0.7, ...}, ...}``."""
-    import pytrec_eval
+    pytrec_eval = require("pytrec_eval")
 
     if not qrels:
         raise TiervecError("no judged queries to evaluate: qrels is empty")

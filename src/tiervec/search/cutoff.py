@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tiervec.errors import CalibrationMissing, MissingDependency, PlanError
+from tiervec.errors import CalibrationMissing, PlanError
 
 FEATURES = ("score", "gap_to_best", "z_score", "best", "mean", "spread", "log_rank")
 #: Scores of this many results describe a query (a search with ``min_relevance`` computes at
@@ -78,11 +78,6 @@ class RelevanceModel:
     ) -> RelevanceModel:
         """Fit on the score lists of labelled queries ``(n, m)`` and whether each result is
         relevant (same shape)."""
-        try:
-            from sklearn.linear_model import LogisticRegression
-        except ImportError:
-            raise MissingDependency("fitting a relevance calibration needs scikit-learn: "
-                                    "pip install scikit-learn") from None
         x, valid = cls.features(scores, depth)
         x, y = x[valid], np.asarray(relevant, dtype=bool)[valid]
         if y.all() or not y.any():
@@ -95,11 +90,11 @@ class RelevanceModel:
         # ranks the held-out half of the queries better, both ways round
         query_of = np.broadcast_to(np.arange(len(scores))[:, None], valid.shape)[valid]
         columns = _better_columns(z, y, query_of % 2 == 0)
-        model = LogisticRegression(C=1.0, max_iter=1000).fit(z[:, columns], y)
+        weights, intercept = logistic_regression(z[:, columns], y)
         coef = np.zeros(z.shape[1])
-        coef[columns] = model.coef_[0]
+        coef[columns] = weights
         return cls(kind=kind, coef=[float(c) for c in coef],
-                   intercept=float(model.intercept_[0]), mean=mean.tolist(),
+                   intercept=intercept, mean=mean.tolist(),
                    scale=scale.tolist(), depth=depth,
                    fusion=dict(fusion) if fusion is not None else None,
                    fitted_on={"queries": len(scores), "results": len(y),
@@ -119,9 +114,6 @@ class RelevanceModel:
 
 def _better_columns(z: np.ndarray, y: np.ndarray, half: np.ndarray) -> list[int]:
     """All features, or the score alone, by mean average precision over two folds."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import average_precision_score
-
     options = [list(range(z.shape[1])), [FEATURES.index("score")]]
     quality = []
     for columns in options:
@@ -130,11 +122,44 @@ def _better_columns(z: np.ndarray, y: np.ndarray, half: np.ndarray) -> list[int]
             test = ~train
             if len(set(y[train])) < 2 or len(set(y[test])) < 2:
                 return options[0]
-            fitted = LogisticRegression(C=1.0, max_iter=1000).fit(z[train][:, columns], y[train])
-            total += average_precision_score(y[test], fitted.decision_function(
-                z[test][:, columns]))
+            weights, intercept = logistic_regression(z[train][:, columns], y[train])
+            total += average_precision(y[test], z[test][:, columns] @ weights + intercept)
         quality.append(total)
     return options[int(np.argmax(quality))]
+
+
+def logistic_regression(x: np.ndarray, y: np.ndarray, c: float = 1.0,
+                        iterations: int = 100) -> tuple[np.ndarray, float]:
+    """Weights and intercept minimising ``c * log-loss + ||w||^2 / 2`` (the intercept not
+    penalised: scikit-learn's ``LogisticRegression(C=c)``), by Newton's method: a few features,
+    so each step is one small linear solve."""
+    n, d = x.shape
+    design = np.hstack([x, np.ones((n, 1))])
+    target = np.asarray(y, dtype=np.float64)
+    beta = np.zeros(d + 1)
+    penalty = np.eye(d + 1) / c
+    penalty[d, d] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ beta, -50, 50)))
+        gradient = design.T @ (p - target) + penalty @ beta
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty
+        step = np.linalg.solve(hessian + 1e-10 * np.eye(d + 1), gradient)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return beta[:d], float(beta[d])
+
+
+def average_precision(relevant: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision of ranking by ``scores`` (equal scores one threshold, as
+    scikit-learn's ``average_precision_score``)."""
+    order = np.argsort(-scores, kind="stable")
+    hits, ranked = np.asarray(relevant, bool)[order], scores[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1]  # end of each score
+    true_pos = np.cumsum(hits)[last]
+    precision = true_pos / (last + 1)
+    recall = true_pos / max(int(hits.sum()), 1)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def cut(scores: np.ndarray, rows: np.ndarray, probabilities: np.ndarray,

@@ -12,8 +12,13 @@ import logging
 import signal
 from types import FrameType
 
-from tiervec.serve.app import create_app
-from tiervec.serve.config import Limits, ServerConfig
+from tiervec._extras import require
+
+for _module in ("fastapi", "uvicorn", "fastapi_offline"):
+    require(_module)  # the server extra, named with its pip line when missing
+
+from tiervec.serve.app import create_app  # noqa: E402
+from tiervec.serve.config import Limits, ServerConfig  # noqa: E402
 
 __all__ = ["Limits", "ServerConfig", "create_app", "run"]
 log = logging.getLogger(__name__)
