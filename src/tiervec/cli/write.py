@@ -271,3 +271,51 @@ def lexical(
                           "search it with --mode lexical or --hybrid")
 
     _run(go)
+
+
+@app.command()
+def export(
+    collection: CollectionArg,
+    out: Annotated[Path, typer.Argument(help="The Parquet file to write.")],
+) -> None:
+    """Write every document, its metadata and its full-precision vector to a Parquet file
+    (id, title, text, metadata as JSON, vector), to leave, back up, or move to another
+    collection with `tiervec import`. Chunked and multi-vector collections export no vectors.
+
+    Example: tiervec export my-collection my-collection.parquet
+    """
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection, read_only=True) as col, \
+                _progress("Exporting", len(col)) as advance:
+            n = col.export_parquet(out, progress=advance)
+        console.print(f"[green]{escape(str(out))}[/]: {n:,} documents")
+
+    _run(go)
+
+
+@app.command("import")
+def import_(
+    parquet: Annotated[Path, typer.Argument(help="A Parquet file from `tiervec export` (or "
+                                            "with id and text; title, metadata, vector).")],
+    collection: CollectionArg,
+) -> None:
+    """Upsert the documents of a Parquet file into a collection: vectors given are stored as
+    they are, documents without one are encoded by the collection's model.
+
+    Example: tiervec import my-collection.parquet other-collection
+    """
+
+    def go() -> None:
+        import tiervec
+
+        if not parquet.is_file():
+            raise CorpusNotFound(f"{str(parquet)!r} is not a file")
+        with tiervec.open(collection) as col, _progress("Importing", None) as advance:
+            stats = col.import_parquet(parquet, progress=advance)
+        console.print(f"[green]{escape(str(collection))}[/]: {stats.added:,} added, "
+                      f"{stats.replaced:,} replaced")
+
+    _run(go)

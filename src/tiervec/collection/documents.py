@@ -3,7 +3,8 @@ matches, change metadata without encoding anything again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,26 @@ class Documents(Tuning):
             vectors = self.vectors().take(positions)
             self._commit_rows(rows, vectors, sorted(found[i][0] for i in live))
         return WriteStats(replaced=len(live), missing=[i for i in ids if i not in found])
+
+
+    def export_parquet(self, path: str | Path, *,
+                       progress: Callable[[int], None] | None = None) -> int:
+        """Write every document, its metadata and (unless chunked or multi-vector) its
+        full-precision vector to the Parquet file ``path`` (``tiervec[parquet]``); the
+        documents written. :meth:`import_parquet` reads it back, here or in another
+        collection."""
+        from tiervec.collection.transfer import export_parquet
+
+        return export_parquet(self, path, progress=progress)
+
+    def import_parquet(self, path: str | Path, *,
+                       progress: Callable[[int], None] | None = None) -> WriteStats:
+        """Upsert the documents of a Parquet file (``id``, ``text``; ``title``, ``metadata``
+        and ``vector`` optional, as :meth:`export_parquet` writes them): given vectors are
+        stored as they are, the others encoded."""
+        from tiervec.collection.transfer import import_parquet
+
+        return import_parquet(self, path, progress=progress)
 
 
 def _updated(doc: Document, changes: Mapping[str, Any], replace: bool) -> Document:

@@ -61,3 +61,27 @@ class SearchResult(_Top):
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # pickling keeps the spans
         return self.ids, self.scores, self.spans, self.shards
+
+    def to_arrow(self) -> Any:
+        """The hits as a ``pyarrow.Table`` (``tiervec[parquet]``), one row per hit: ``query``
+        (its index in the batch), ``rank`` (from 0), ``id``, ``score``, and for a chunked
+        collection ``span_start`` / ``span_end``; padding left out."""
+        from tiervec._extras import require
+
+        pa = require("pyarrow")
+        query, rank = np.nonzero(self.ids != "")
+        columns: dict[str, Any] = {
+            "query": pa.array(query.astype(np.int32)), "rank": pa.array(rank.astype(np.int32)),
+            "id": pa.array(self.ids[query, rank].astype(str)),
+            "score": pa.array(np.asarray(self.scores, np.float32)[query, rank])}
+        if self.spans is not None:
+            columns["span_start"] = pa.array(self.spans[query, rank, 0])
+            columns["span_end"] = pa.array(self.spans[query, rank, 1])
+        return pa.table(columns)
+
+    def to_pandas(self) -> Any:
+        """:meth:`to_arrow` as a ``pandas.DataFrame`` (``tiervec[parquet]``)."""
+        from tiervec._extras import require
+
+        require("pandas")
+        return self.to_arrow().to_pandas()
