@@ -225,3 +225,42 @@ def test_lexical_and_hybrid_over_http_equal_the_library(server: LiveServer) -> N
         want = local.search(queries, k=3, mode="hybrid", fusion={"method": "minmax"})
         assert hybrid.ids.tolist() == want.ids.tolist()
     assert lexical.ids[0, 0] == "t0" and lexical.ids[0, 1] == ""  # only matching documents
+
+
+def test_the_async_client_has_the_same_methods_and_answers(server: LiveServer,
+                                                            unit_vectors) -> None:
+    """tiervec.AsyncClient, concurrent searches gathered; the same results and errors as the
+    blocking client."""
+    import asyncio
+    import inspect
+
+    x = unit_vectors(200, DIM, seed=4)
+    q = unit_vectors(6, DIM, seed=5)
+
+    async def go() -> tuple:
+        async with tiervec.AsyncClient(server.url) as client:
+            col = await client.create("async", model=None, dim=DIM, fields={"group": "int"})
+            assert await col.add(vec_docs(200), vectors=x, batch_size=64) == 200
+            assert (await col.upsert(vec_docs(1), vectors=x[:1])).replaced == 1
+            assert (await col.delete(["v3", "nope"])).missing == ["nope"]
+            found = await asyncio.gather(*[col.search_vectors(q[i], k=5, filter="group < 3")
+                                           for i in range(len(q))])
+            with pytest.raises(errors.FilterSyntaxError):
+                await col.search_vectors(q[0], k=5, filter="group <")
+            with pytest.raises(errors.CollectionNotFound):
+                await client.open("no-such")
+            assert await col.count() == 199 and (await col.stats()).documents == 199
+            assert await col.last_plan() is None and await client.ready()
+            return found, [d["name"] for d in await client.list()]
+
+    found, names = asyncio.run(go())
+    assert "async" in names
+    with tiervec.Client(server.url) as client:
+        col = client.open("async")
+        want = col.search_vectors(q, k=5, filter="group < 3")
+    assert [f.ids[0].tolist() for f in found] == want.ids.tolist()
+    blocking = {n for n, _ in inspect.getmembers(tiervec.client.RemoteCollection)
+                if not n.startswith("_")}
+    awaited = {n for n, _ in inspect.getmembers(tiervec.client.AsyncRemoteCollection)
+               if not n.startswith("_")}
+    assert blocking == awaited

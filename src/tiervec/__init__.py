@@ -61,14 +61,15 @@ def open_sharded(path: str | Path, *, read_only: bool = False, address: str | No
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Client":  # imports httpx: only when asked for
-        from tiervec.client import Client
+    if name in ("Client", "AsyncClient"):  # imports httpx: only when asked for
+        from tiervec import client
 
-        return Client
+        return getattr(client, name)
     raise AttributeError(f"module 'tiervec' has no attribute {name!r}")
 
 
 __all__ = [
+    "AsyncClient",
     "Chain",
     "ChunkingConfig",
     "Client",
