@@ -26,6 +26,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "rich": ("rich", "cli"),
     "pytrec_eval": ("pytrec-eval-terrier", "eval"),
     "transformers": ("transformers", "encode"),
+    "langchain_core": ("langchain-core", "langchain"),
 }
 
 
