@@ -6,6 +6,7 @@ the two clients share every request and every parse."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -15,19 +16,23 @@ import numpy as np
 from tiervec import errors
 from tiervec._validate import as_documents, as_vectors
 from tiervec.corpus import Document
-from tiervec.filters import Filter
+from tiervec.filters import Field, Filter
 from tiervec.search import (
+    Chain,
     CollectionStats,
     FilterPlan,
     FilterStrategy,
+    FusionConfig,
     Page,
+    Query,
     SearchOptions,
     SearchResult,
     ShardReport,
     TierStats,
 )
+from tiervec.store.fields import fields_from_manifest
 from tiervec.store.writes import WriteStats
-from tiervec.wire import document_from_dict, encode_vectors
+from tiervec.wire import decode_vectors, document_from_dict, encode_vectors
 
 #: A request: method, path, JSON body.
 Call = tuple[str, str, Any]
@@ -133,9 +138,33 @@ class RemoteBase:
     def model(self) -> str | None:
         return self._info["model"]
 
+    #: a view's chain (:meth:`with_tiers`): searches, explains and stats go through it
+    _tiers: str | None = None
+
     @property
-    def chain(self) -> str:
-        return str(self._info["chain"])
+    def chain(self) -> Chain:
+        return Chain.parse(self._tiers or self._info["chain"])
+
+    @property
+    def fields(self) -> dict[str, Field]:
+        """The metadata fields filters can use (name -> type, indexed)."""
+        return fields_from_manifest(self._info.get("fields", {}))
+
+    @property
+    def fusion(self) -> FusionConfig:
+        """The fusion a hybrid search uses unless told otherwise."""
+        return FusionConfig.from_dict(self._info["fusion"]) if self._info.get("fusion") \
+            else FusionConfig()
+
+    def with_tiers(self, tiers: str | Chain) -> Any:
+        """The same collection searched through another chain (the server makes its codes in
+        memory from the stored vectors and keeps them until the next write)."""
+        view = copy.copy(self)
+        view._tiers = str(Chain.parse(tiers))
+        return view
+
+    def close(self) -> None:
+        """Nothing to release (the client holds the connection)."""
 
     @property
     def has_lexical(self) -> bool:
@@ -178,7 +207,12 @@ class CollectionOps(RemoteBase):
             answer = yield (method, f"{self._base}/documents", body)
             out.append(WriteStats(added=answer.get("added", 0),
                                   replaced=answer.get("replaced", 0)))
+        yield from CollectionOps._reread(self)  # new documents may have typed new fields
         return out
+
+    def _reread(self) -> Op[None]:
+        """The collection's description again (its fields grow with the metadata written)."""
+        self._info = dict((yield ("GET", self._base, None)))
 
     def delete(self, ids: Iterable[str] | str) -> Op[WriteStats]:
         """Delete documents by id; unknown ids are reported in ``missing``."""
@@ -200,10 +234,14 @@ class CollectionOps(RemoteBase):
         body = {"documents": [{"id": str(i), "metadata": dict(m)} for i, m in updates.items()],
                 "replace": replace}
         answer = yield ("PATCH", f"{self._base}/documents", body)
+        yield from CollectionOps._reread(self)
         return WriteStats(replaced=answer["replaced"], missing=list(answer["missing"]))
 
-    def compact(self) -> Op[WriteStats]:
-        return WriteStats(deleted=(yield ("POST", f"{self._base}/compact", None))["deleted"])
+    def compact(self, *, vacuum: bool = True) -> Op[WriteStats]:
+        """Reclaim the space of deleted and replaced documents (``vacuum``: the database's
+        too)."""
+        path = f"{self._base}/compact" + ("" if vacuum else "?vacuum=false")
+        return WriteStats(deleted=(yield ("POST", path, None))["deleted"])
 
     # -- reads ----------------------------------------------------------------------------------
     def get(self, ids: Sequence[str] | np.ndarray) -> Op[list[Document | None]]:
@@ -255,9 +293,45 @@ class CollectionOps(RemoteBase):
             body["min_relevance"] = min_relevance
         if partial is not None:
             body["partial"] = partial
+        if self._tiers is not None:
+            body["tiers"] = self._tiers
         body.update(settings(oversample, effort))
         answer = yield ("POST", f"{self._base}/search", body)
         return CollectionOps._result(self, answer, k)
+
+    def run(self, query: Query) -> Op[SearchResult]:
+        """Search with a :class:`~tiervec.search.Query` (texts and/or vectors, every option),
+        as :meth:`tiervec.Collection.run`."""
+        body: dict[str, Any] = {"mode": query.mode.value}
+        if query.texts is not None:
+            body["queries"] = list(query.texts)
+        if query.vectors is not None:
+            body["vectors"] = encode_vectors(as_vectors(query.vectors, self.dim))
+        options = query.options
+        if options.fusion is not None:
+            body["fusion"] = FusionConfig.from_dict(options.fusion).to_dict()
+        for name in ("aggregate", "candidates"):
+            if getattr(options, name) is not None:
+                body[name] = getattr(options, name)
+        return (yield from CollectionOps._search(
+            self, body, query.k, query.filter, options.oversample, query.min_relevance,
+            options.effort, options.partial))
+
+    def encode_queries(self, texts: Sequence[str]) -> Op[np.ndarray]:
+        """Query vectors ``(n, dim)`` from the collection's model, encoded by the server."""
+        answer = yield ("POST", f"{self._base}/encode", {"texts": list(texts)})
+        return decode_vectors(answer["vectors"], self.dim)
+
+    def missing(self, ids: Sequence[str]) -> Op[list[str]]:
+        """The ids among ``ids`` the collection does not hold."""
+        wanted = [str(i) for i in ids]
+        found = yield from CollectionOps.get(self, wanted)
+        return [i for i, d in zip(wanted, found, strict=True) if d is None]
+
+    def sample_ids(self, n: int, seed: int = 0) -> Op[list[str]]:
+        """Ids of ``n`` live documents drawn at random (seeded)."""
+        answer = yield ("POST", f"{self._base}/sample", {"n": n, "seed": seed})
+        return [str(i) for i in answer["ids"]]
 
     def _result(self, answer: Mapping[str, Any], k: int) -> SearchResult:
         rows = answer["results"]
@@ -284,13 +358,18 @@ class CollectionOps(RemoteBase):
                 options: SearchOptions | None = None) -> Op[FilterPlan]:
         body = {"filter": filter, **settings(options.oversample if options else None,
                                              options.effort if options else None)}
+        if self._tiers is not None:
+            body["tiers"] = self._tiers
         answer = yield ("POST", f"{self._base}/explain", body)
         return FilterPlan(matches=answer["matches"], share=answer["share"],
                           strategy=FilterStrategy(answer["strategy"]), recall=answer["recall"],
                           oversample=answer["oversample"], effort=answer["effort"])
 
-    def stats(self) -> Op[CollectionStats]:
-        answer = dict((yield ("GET", f"{self._base}/stats", None)))
+    def stats(self, chain: Chain | str | None = None) -> Op[CollectionStats]:
+        """What the collection holds and what its tiers cost (of ``chain``, or the view's)."""
+        tiers = str(Chain.parse(chain)) if chain is not None else self._tiers
+        path = f"{self._base}/stats" + ("" if tiers is None else f"?tiers={quoted(tiers)}")
+        answer = dict((yield ("GET", path, None)))
         answer.pop("deleted_share", None)
         answer["tiers"] = tuple(TierStats(**t) for t in answer["tiers"])
         return CollectionStats(**answer)

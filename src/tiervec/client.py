@@ -178,6 +178,10 @@ class RemoteCollection(RemoteBase):
     explain = _blocking(CollectionOps.explain)
     stats = _blocking(CollectionOps.stats)
     last_plan = _blocking(CollectionOps.last_plan)
+    run = _blocking(CollectionOps.run)
+    encode_queries = _blocking(CollectionOps.encode_queries)
+    missing = _blocking(CollectionOps.missing)
+    sample_ids = _blocking(CollectionOps.sample_ids)
 
 
 class AsyncClient(ClientBase):
@@ -257,3 +261,7 @@ class AsyncRemoteCollection(RemoteBase):
     explain = _awaited(CollectionOps.explain)
     stats = _awaited(CollectionOps.stats)
     last_plan = _awaited(CollectionOps.last_plan)
+    run = _awaited(CollectionOps.run)
+    encode_queries = _awaited(CollectionOps.encode_queries)
+    missing = _awaited(CollectionOps.missing)
+    sample_ids = _awaited(CollectionOps.sample_ids)

@@ -24,10 +24,40 @@ def check_new_root(folder: Path, shards: int) -> None:
     check_folder(folder, clear=False)
 
 
+def is_url(where: str | Path) -> bool:
+    """Whether ``where`` names a served collection (``http(s)://HOST:PORT/NAME``) rather than
+    a folder (a path turns ``//`` into ``/``: both read)."""
+    return str(where).startswith(("http://", "https://", "http:/", "https:/"))
+
+
+def open_remote(where: str | Path) -> Any:
+    """The served collection at ``http(s)://HOST:PORT/NAME`` (the key from
+    ``TIERVEC_API_KEY``), with the local collection's methods."""
+    from urllib.parse import urlsplit
+
+    import tiervec
+    from tiervec.errors import InvalidRequest
+
+    text = str(where)
+    for scheme in ("http", "https"):
+        if text.startswith(f"{scheme}:/") and not text.startswith(f"{scheme}://"):
+            text = f"{scheme}://" + text[len(scheme) + 2:]
+    parts = urlsplit(text)
+    name = parts.path.strip("/").rsplit("/", 1)[-1]
+    if not parts.netloc or not name:
+        raise InvalidRequest(f"{text!r} names no served collection; give "
+                             "http://HOST:PORT/NAME (tiervec serve's address and the name)")
+    base = f"{parts.scheme}://{parts.netloc}"
+    return tiervec.Client(base, api_key=os.environ.get("TIERVEC_API_KEY") or None).open(name)
+
+
 def open_searchable(folder: Path, read_only: bool = False) -> Any:
     """The collection in ``folder``, sharded (on Ray: ``RAY_ADDRESS`` or a local cluster) or
-    not."""
+    not, or served at ``http(s)://HOST:PORT/NAME``."""
     from tiervec.distribute.manifest import is_sharded
+
+    if is_url(folder):
+        return _Closing(open_remote(folder))
 
     if is_sharded(folder):
         from tiervec.distribute.sharded import ShardedCollection
@@ -94,3 +124,16 @@ def quiet_ray_data(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.ERROR
     for name in ("ray.data", "ray"):
         logging.getLogger(name).setLevel(level)
+
+
+class _Closing:
+    """A served collection used as a context manager (closing its client on exit)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+
+    def __enter__(self) -> Any:
+        return self.collection
+
+    def __exit__(self, *exc: object) -> None:
+        self.collection.client.close()

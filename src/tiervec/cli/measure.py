@@ -22,7 +22,7 @@ from tiervec.cli._app import (
     err_console,
     index_with_progress,
 )
-from tiervec.cli.distribute import open_searchable
+from tiervec.cli.distribute import is_url, open_searchable
 
 
 def _default_eval_collection(dataset_dir: Path, model: str | None) -> Path:
@@ -39,7 +39,8 @@ def eval_(
     collection: Annotated[
         Path | None,
         typer.Option("--collection", "-c", help="Collection of the dataset's corpus, evaluated "
-                     "as it is (created and indexed first if it does not exist). Default: a "
+                     "as it is (created and indexed first if it does not exist), or a served "
+                     "one: http://HOST:PORT/NAME (key from TIERVEC_API_KEY). Default: a "
                      "cached one under ~/.cache/tiervec."),
     ] = None,
     tiers: Annotated[
@@ -68,9 +69,12 @@ def eval_(
 
         data = load_beir(dataset, split=split)
         chains = [Chain.parse(t) for t in (tiers or DEFAULT_EVAL_CHAINS)]
-        folder = collection or _default_eval_collection(dataset, model)
-        col, created = open_or_create(folder, model, None)
-        with col:
+        if collection is not None and is_url(collection):  # a served collection
+            col, created = open_searchable(collection), False
+        else:
+            folder = collection or _default_eval_collection(dataset, model)
+            col, created = open_or_create(folder, model, None)
+        with col as col:
             if created or collection is None:  # the user's own collection is left as it is
                 index_with_progress(col, data.path)
             table = _eval_table(data, len(col), col.model)

@@ -174,9 +174,13 @@ class ShardSet:
         answers = self._gather([done if r is None else r for r in refs], write=write)[0]
         return answers
 
-    def missing(self, ids: Sequence[str], *, write: bool = False) -> list[str]:
-        """The ids among ``ids`` that the collection does not hold (``write``: a write's own
-        check, which waits for slow shards as the write does)."""
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        """The ids among ``ids`` that the collection does not hold."""
+        return self._missing(ids)
+
+    def _missing(self, ids: Sequence[str], *, write: bool = False) -> list[str]:
+        """:meth:`missing` (``write``: a write's own check, which waits for slow shards as the
+        write does)."""
         ids = [str(i) for i in ids]
         routed = self._routed(ids)
         refs = [a.call.remote("missing", [ids[i] for i in rows]) if rows else None

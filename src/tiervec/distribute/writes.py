@@ -34,7 +34,7 @@ class ShardedWrites(ShardActors):
         collection holds raises :class:`~tiervec.errors.DuplicateIds` before anything is
         written."""
         docs, vectors = documents_to_write(documents, vectors, self._manifests(wait=True)[0].dim)
-        held = [i for i in {d.id for d in docs} - set(self.missing([d.id for d in docs],
+        held = [i for i in {d.id for d in docs} - set(self._missing([d.id for d in docs],
                                                                    write=True))]
         if held:
             raise DuplicateIds(

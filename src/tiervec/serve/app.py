@@ -70,6 +70,8 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
     app.add_exception_handler(RecursionError, failures.on_tiervec_error)
     app.add_exception_handler(RequestValidationError, failures.on_validation_error)
     app.add_exception_handler(HTTPException, failures.on_http_error)
+    from tiervec.serve import measuring  # noqa: F401 - its endpoints join the read router
+
     app.include_router(routes.read)
     app.include_router(routes.write)
     _document_bodies(app, (SearchIn, WriteDocuments), config.limits)

@@ -190,6 +190,14 @@ class SearchIn(BaseModel):
     min_relevance: Annotated[float, Field(ge=0, le=1)] | None = Field(
         None, description="Only results whose calibrated probability of relevance is at "
         "least this (the collection needs a calibration: `tiervec tune --apply`).")
+    tiers: str | None = Field(
+        None, description="Search through another chain (e.g. 'int8*4 -> float32@disk'): "
+        "its codes made in memory from the stored vectors, kept until the next write "
+        "(what `tiervec eval` and `plan` over a server measure).", max_length=1000)
+    aggregate: Literal["max", "top3", "sum"] | None = Field(
+        None, description="A chunked collection: a document's score from its chunks'.")
+    candidates: Annotated[Int, Field(ge=1, le=100_000)] | None = Field(
+        None, description="A multi-vector collection: FDE candidates MaxSim re-ranks.")
     partial: bool | None = Field(
         None, description="A sharded collection: answer from the shards that are up when "
         "others stay down (the response's shards.failed names them) instead of 503 "
@@ -206,6 +214,29 @@ class ExplainIn(FilterRequest):
 
     oversample: Annotated[Int, Field(ge=1)] | list[Annotated[Int, Field(ge=1)]] | None = None
     effort: Annotated[Int, Field(ge=1, le=1024)] | None = None
+    tiers: str | None = Field(None, max_length=1000)
+
+
+class EncodeIn(BaseModel):
+    """Query texts to encode with the collection's model."""
+
+    model_config = Strict
+    texts: list[str]
+
+
+class SampleIn(BaseModel):
+    model_config = Strict
+    n: Annotated[Int, Field(ge=0)]
+    seed: Int = 0
+
+
+class SampleOut(BaseModel):
+    ids: list[str]
+
+
+class EncodeOut(BaseModel):
+    vectors: dict[str, Any] = Field(description="The query vectors, in the binary form "
+                                    "(base64 float32, shape).")
 
 
 # -- responses ----------------------------------------------------------------------------------

@@ -79,6 +79,24 @@ class Served:
     documents: DocumentCache
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     merging: bool = False
+    #: views through other chains (``tiers`` of a request), with the state they were made of
+    views: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def view(self, tiers: str) -> Any:
+        """The collection through ``tiers`` (made in memory from the stored vectors), kept
+        until a write changes the collection (at most 4 chains)."""
+        from tiervec.search import Chain
+
+        chain = str(Chain.parse(tiers))
+        col = self.collection
+        manifest = col._manifest  # the committed state: a write makes it anew
+        state = (len(col), manifest.epoch, manifest.generation, manifest.count)
+        cached = self.views.get(chain)
+        if cached is None or cached[0] != state:
+            if len(self.views) >= 4:
+                self.views.pop(next(iter(self.views)))
+            cached = self.views[chain] = (state, col.with_tiers(chain))
+        return cached[1]
 
 
 class Registry:

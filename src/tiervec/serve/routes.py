@@ -30,7 +30,7 @@ from tiervec.errors import (
     PlanNotFound,
     Unauthorized,
 )
-from tiervec.search import FusionConfig, Query, SearchMode, SearchOptions
+from tiervec.search import Chain, FusionConfig, Query, SearchMode, SearchOptions
 from tiervec.serve import models as m
 from tiervec.serve.config import Limits, ServerConfig
 from tiervec.serve.documents import results_json, shards_json
@@ -162,8 +162,11 @@ async def delete_collection(name: str, request: Request) -> Response:
 
 
 @read.get("/collections/{name}/stats", response_model=m.StatsOut)
-async def collection_stats(name: str, request: Request) -> Response:
-    stats = await anyio.to_thread.run_sync(_served(request, name).collection.stats)
+async def collection_stats(name: str, request: Request, tiers: str | None = None) -> Response:
+    """What the collection holds and what its tiers cost (``tiers``: another chain's)."""
+    col = _served(request, name).collection
+    chain = None if tiers is None else Chain.parse(tiers)
+    stats = await anyio.to_thread.run_sync(lambda: col.stats(chain))
     return _json(stats.to_dict())
 
 
@@ -326,11 +329,13 @@ async def delete_document(name: str, doc_id: str, request: Request) -> Response:
 
 
 @write.post("/collections/{name}/compact", response_model=m.WriteOut)
-async def compact(name: str, request: Request) -> Response:
-    """Reclaim the space of deleted and replaced documents; searches go on meanwhile."""
+async def compact(name: str, request: Request, vacuum: bool = True) -> Response:
+    """Reclaim the space of deleted and replaced documents (``vacuum``: the database's too);
+    searches go on meanwhile."""
     served = _served(request, name)
     async with served.write_lock:
-        stats = await anyio.to_thread.run_sync(served.collection.compact)
+        stats = await anyio.to_thread.run_sync(
+            lambda: served.collection.compact(vacuum=vacuum))
     return _json({"deleted": stats.deleted})
 
 
@@ -351,7 +356,8 @@ def _query(body: m.SearchIn, dim: int, limits: Limits, default_fusion: FusionCon
         asked = body.fusion.model_dump(exclude_none=True)
         fusion = {**default_fusion.to_dict(), **asked} if asked else None
     options = SearchOptions(oversample=_factors(body.oversample), fusion=fusion,
-                            effort=body.effort, partial=body.partial)
+                            effort=body.effort, partial=body.partial, aggregate=body.aggregate,
+                            candidates=body.candidates)
     texts = [body.query] if body.query is not None else body.queries
     if texts is not None:
         _check_texts(texts, limits)
@@ -424,8 +430,15 @@ async def search(name: str, request: Request) -> Response:
     served = _served(request, name)
     query = _query(body, served.collection.dim, _limits(request), served.collection.fusion)
     cache = served.documents if body.include_documents else None
-    results = await served.batcher.search(query, lambda r: (results_json(r, cache),
-                                                            shards_json(r.shards)))
+
+    def finish(found: Any) -> tuple[bytes, bytes]:
+        return results_json(found, cache), shards_json(found.shards)
+
+    if body.tiers is None:
+        results = await served.batcher.search(query, finish)
+    else:  # another chain: its view, searched alone
+        results = await anyio.to_thread.run_sync(
+            lambda: finish(served.view(str(body.tiers)).run(query)))
     took = round(1000 * (perf_counter() - start), 3)
     return Response(b'{"results":%s%s,"took_ms":%s}' % (*results, repr(took).encode()),
                     media_type="application/json")
@@ -445,8 +458,10 @@ async def explain(name: str, body: m.ExplainIn, request: Request) -> Response:
     oversampling and effort it runs with and their estimated recall."""
     _check_filter(body.filter, _limits(request))
     options = SearchOptions(oversample=_factors(body.oversample), effort=body.effort)
-    plan = await anyio.to_thread.run_sync(_served(request, name).collection.explain,
-                                          body.filter, options)
+    served = _served(request, name)
+    plan = await anyio.to_thread.run_sync(
+        lambda: (served.collection if body.tiers is None else served.view(body.tiers))
+        .explain(body.filter, options))
     return _json({"matches": plan.matches, "share": plan.share, "strategy": str(plan.strategy),
                   "recall": plan.recall, "oversample": plan.oversample, "effort": plan.effort})
 
