@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
+.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but Ray, the browser and the full-SciFact runs (`make test` is
+# the whole suite, what CI runs).
+test-fast: install
+	$(PY) -m pytest -m "not slow and not ray and not browser" $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check src tests bench

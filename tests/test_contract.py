@@ -113,6 +113,7 @@ def answers(data, tmp_path_factory, server) -> dict:
     return out
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize("kind", ["sharded", "served"])
 def test_every_front_end_answers_as_the_local_collection(answers, kind):
     want, got = answers["local"], answers[kind]
@@ -148,6 +149,7 @@ def test_the_front_ends_share_one_signature():
             assert params(cls, name) == want, (cls.__name__, name)
 
 
+@pytest.mark.ray  # the module's server serves sharded collections too
 def test_eval_measures_a_served_collection_as_a_local_one(tmp_path, server, shared_data):
     """`tiervec eval DATASET --collection http://HOST:PORT/NAME`: the same rows as on the
     collection's folder (queries encoded by the server, other chains made there)."""

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 import tiervec
 from tiervec.distribute.ingest import ingest

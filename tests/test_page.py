@@ -30,7 +30,7 @@ NO_BROWSER = ("needs Debian's chromium and chromium-driver: sudo apt-get install
               "chromium-driver (.ci/run installs them)")
 if not HAVE_BROWSER and os.environ.get("TIERVEC_REQUIRE_BROWSER"):
     raise RuntimeError(f"TIERVEC_REQUIRE_BROWSER is set but the browser is absent: {NO_BROWSER}")
-pytestmark = pytest.mark.skipif(not HAVE_BROWSER, reason=NO_BROWSER)
+pytestmark = [pytest.mark.skipif(not HAVE_BROWSER, reason=NO_BROWSER), pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")

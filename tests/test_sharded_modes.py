@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 import tiervec
 from tiervec import Document
