@@ -446,3 +446,20 @@ def test_replicas_are_refused_outside_their_range(tmp_path, data, ray_cluster):
     for bad in (0, 9, True, 1.5):
         with pytest.raises(InvalidRequest, match="replicas"):
             ShardedCollection.open(tmp_path / "c", replicas=bad)
+
+
+def test_every_call_made_of_a_shard_actor_is_a_shard_method():
+    """The sharded collection calls its actors by attribute (`actor.count.remote(...)`), no
+    method named by a string inside the actor: every such name is a method of Shard."""
+    import re
+
+    from tiervec.distribute.shard import Shard
+
+    folder = Path(tiervec.__file__).parent / "distribute"
+    called = set()
+    for path in folder.glob("*.py"):
+        called |= set(re.findall(r"\.([a-z_]+)\.(?:options\([^)]*\)\.)?remote\(",
+                                 path.read_text()))
+        called |= set(re.findall(r'self\._write\("([a-z_]+)"', path.read_text()))
+    assert called and {"count", "stats", "set_search_defaults"} <= called
+    assert not [name for name in called if not callable(getattr(Shard, name, None))]

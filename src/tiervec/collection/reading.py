@@ -23,6 +23,7 @@ from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
     EncoderRequired,
+    InvalidRequest,
     LexicalIndexMissing,
     TokenVectorsMissing,
 )
@@ -376,6 +377,9 @@ class Reading(MeasuredRecall, SearchMethods):
 
     def sample_ids(self, n: int, seed: int = 0) -> list[str]:
         """Ids of ``n`` live documents (all if fewer) drawn at random, in collection order."""
+        for name, value in (("n", n), ("seed", seed)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+                raise InvalidRequest(f"{name} must be a whole number >= 0, got {value!r}")
         snap = self._snap
         live = snap.live_positions()
         chosen = np.sort(np.random.default_rng(seed).choice(len(live), min(n, len(live)),

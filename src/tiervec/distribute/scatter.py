@@ -128,17 +128,15 @@ class ShardSet:
                 "partial results allowed", tuple(failed))
         return answers, ShardReport(answered=tuple(answered), failed=failed)
 
-    def _each(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """``method`` of every shard's actor, called at once; the answers in shard order
-        (a ``write`` waits for slow shards)."""
-        refs = [getattr(a, method).remote(*args, **kwargs) for a in self._actors]
-        return self._gather(refs, write=method == "write")[0]
+    def _each(self, call: Callable[[Any], Any], *, write: bool = False) -> list[Any]:
+        """``call(actor)`` (a remote call of a :class:`~tiervec.distribute.shard.Shard`
+        method) on every shard's writer actor at once; the answers in shard order (a
+        ``write`` waits for slow shards)."""
+        return self._gather([call(a) for a in self._actors], write=write)[0]
 
-    def _reads(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
-        """A read of every shard's collection (through this view's chain), on any of its
-        replicas."""
-        return self._scatter(lambda a: a.call.remote(method, *args, chain=self._chain,
-                                                     **kwargs))[0]
+    def _reads(self, call: Callable[[Any], Any]) -> list[Any]:
+        """``call(actor)``, a read, on one actor of every shard (any of its replicas)."""
+        return self._scatter(call)[0]
 
     def _routed(self, ids: Sequence[str]) -> list[list[int]]:
         """The positions of ``ids`` each shard holds."""
@@ -183,7 +181,7 @@ class ShardSet:
         write does)."""
         ids = [str(i) for i in ids]
         routed = self._routed(ids)
-        refs = [a.call.remote("missing", [ids[i] for i in rows]) if rows else None
+        refs = [a.missing.remote([ids[i] for i in rows]) if rows else None
                 for a, rows in zip(self._actors, routed, strict=True)]
         gone = {i for found in self._gather_some(refs, write=write) if found for i in found}
         return [i for i in ids if i in gone]

@@ -16,7 +16,20 @@ from typing import Any
 
 from tiervec.collection import Collection
 from tiervec.corpus import Document
-from tiervec.search import Query, Searchable, SearchResult
+from tiervec.filters import Filter
+from tiervec.lexical import LexicalConfig, TermStats
+from tiervec.search import (
+    Chain,
+    CollectionStats,
+    FilterPlan,
+    FusionConfig,
+    Page,
+    Query,
+    Searchable,
+    SearchOptions,
+    SearchResult,
+)
+from tiervec.search.cutoff import RelevanceModel
 from tiervec.store.manifest import Manifest
 from tiervec.store.writes import WriteStats
 
@@ -115,13 +128,40 @@ class Shard:
         found = self.run(query, chain)
         return found, time.perf_counter() - start
 
-    def call(self, method: str, *args: Any, chain: str | None = None, **kwargs: Any) -> Any:
-        """A read of the shard's collection (``count``, ``explain``, ``get``, ``missing``,
-        ``sample_ids``, ``stats``, ``len``), through the view of ``chain`` if given."""
-        target = self._searchable(chain)
-        if method == "len":
-            return len(target)
-        return getattr(target, method)(*args, **kwargs)
+    # the reads a sharded collection makes of each shard (``chain``: through that view)
+    def size(self, chain: str | None = None) -> int:
+        return len(self._searchable(chain))
+
+    def count(self, filter: Filter, chain: str | None = None) -> int:
+        return self._searchable(chain).count(filter)
+
+    def explain(self, filter: Filter, options: SearchOptions | None,
+                chain: str | None = None) -> FilterPlan:
+        return self._searchable(chain).explain(filter, options)
+
+    def stats(self, of: Chain | None = None, chain: str | None = None) -> CollectionStats:
+        """The shard's stats (``of``: another chain's costs; ``chain``: a view's)."""
+        if of is not None:
+            return self.collection.stats(of)
+        return self._searchable(chain).stats()
+
+    def get(self, ids: Sequence[str]) -> list[Document | None]:
+        return self.collection.get(ids)
+
+    def missing(self, ids: Sequence[str]) -> list[str]:
+        return self.collection.missing(ids)
+
+    def sample_ids(self, n: int, seed: int) -> list[str]:
+        return self.collection.sample_ids(n, seed)
+
+    def scroll(self, filter: Filter, limit: int, cursor: str | None) -> Page:
+        return self.collection.scroll(filter, limit=limit, cursor=cursor)
+
+    def lexical_stats(self, texts: Sequence[str]) -> TermStats:
+        return self.collection.lexical_stats(texts)
+
+    def is_fragmented(self) -> bool:
+        return self.collection.is_fragmented()
 
     # -- writes -------------------------------------------------------------------------------
     def add(self, docs: Sequence[Document], vectors: Any = None) -> int:
@@ -159,11 +199,38 @@ class Shard:
         self._views.clear()
         return stale
 
-    def write(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Another write of the shard's collection (``compact``, ``set_tiers``,
-        ``set_search_defaults``, ``save_plan``)."""
+    # the writes of settings and upkeep: each drops the views made before it
+    def compact(self, vacuum: bool) -> WriteStats:
         self._views.clear()
-        return getattr(self.collection, method)(*args, **kwargs)
+        return self.collection.compact(vacuum=vacuum)
+
+    def compact_if_fragmented(self) -> bool:
+        self._views.clear()
+        return self.collection.compact_if_fragmented()
+
+    def set_tiers(self, tiers: str) -> None:
+        self._views.clear()
+        self.collection.set_tiers(tiers)
+
+    def refit(self) -> None:
+        self._views.clear()
+        self.collection.refit()
+
+    def delete_where(self, filter: Filter) -> WriteStats:
+        self._views.clear()
+        return self.collection.delete_where(filter)
+
+    def set_metadata(self, updates: dict[str, dict[str, Any]], replace: bool) -> WriteStats:
+        self._views.clear()
+        return self.collection.set_metadata(updates, replace=replace)
+
+    def create_lexical_index(self, config: LexicalConfig | None) -> None:
+        self._views.clear()
+        self.collection.create_lexical_index(config)
+
+    def set_search_defaults(self, fusion: FusionConfig | None,
+                            calibrations: dict[str, RelevanceModel] | None) -> None:
+        self.collection.set_search_defaults(fusion=fusion, calibrations=calibrations)
 
     def close(self) -> None:
         with self._lock:

@@ -158,7 +158,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     # -- properties -----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(sum(self._reads("len")))
+        return int(sum(self._reads(lambda a: a.size.remote(self._chain))))
 
     @property
     def dim(self) -> int:
@@ -273,7 +273,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         """BM25's statistics of the query terms summed over the shards (one small round;
         over those that answer, when partial results are allowed)."""
         allowed = self.partial if partial is None else partial
-        found = self._scatter(lambda a: a.call.remote("lexical_stats", list(texts)), allowed)
+        found = self._scatter(lambda a: a.lexical_stats.remote(list(texts)), allowed)
         return sum(found[0], TermStats())
 
     def prepare(self, query: Query) -> Query:
@@ -321,7 +321,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         wanted = [str(i) for i in np.asarray(ids, dtype=object).ravel()]
         out: list[Document | None] = [None] * len(wanted)
         routed = self._routed(wanted)
-        refs = [a.call.remote("get", [wanted[i] for i in rows]) if rows else None
+        refs = [a.get.remote([wanted[i] for i in rows]) if rows else None
                 for a, rows in zip(self._actors, routed, strict=True)]
         for rows, found in zip(routed, self._gather_some(refs), strict=True):
             for i, doc in zip(rows, found or [], strict=False):
@@ -330,18 +330,19 @@ class ShardedCollection(ShardedWrites, SearchMethods):
 
     def sample_ids(self, n: int, seed: int = 0) -> list[str]:
         """``n`` live documents' ids drawn over the shards in proportion to their sizes."""
-        sizes = self._reads("len")
-        refs = [a.call.remote("sample_ids", want, seed + s) for s, (a, want) in
+        sizes = self._reads(lambda a: a.size.remote(self._chain))
+        refs = [a.sample_ids.remote(want, seed + s) for s, (a, want) in
                 enumerate(zip(self._actors, allocate(n, sizes), strict=True))]
         return [i for found in self._gather(refs)[0] for i in found]
 
     def count(self, filter: Filter = None) -> int:
-        return int(sum(self._reads("count", filter)))
+        return int(sum(self._reads(lambda a: a.count.remote(filter, self._chain))))
 
     def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
         """Matches summed over the shards; the strategy of the shard with the most; the
         lowest recall a shard estimates (each measures and tunes its own)."""
-        plans: list[FilterPlan] = self._reads("explain", filter, options)
+        plans: list[FilterPlan] = self._reads(
+            lambda a: a.explain.remote(filter, options, self._chain))
         total = len(self)
         matches = sum(p.matches for p in plans)
         strategy = max(plans, key=lambda p: p.matches).strategy if plans else FilterStrategy.SCAN
@@ -357,9 +358,8 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     def stats(self, chain: Chain | None = None) -> CollectionStats:
         """Figures summed over the shards that answer; ``shards`` says each one's state (a
         shard that is down does not fail the call, so a server can report it)."""
-        args = () if chain is None else (Chain.parse(chain),)
-        found, report = self._scatter(lambda a: a.call.remote(
-            "stats", *args, chain=self._chain if chain is None else None), partial=True)
+        of = None if chain is None else Chain.parse(chain)
+        found, report = self._scatter(lambda a: a.stats.remote(of, self._chain), partial=True)
         if not found:
             raise ShardUnavailable(f"no shard of {str(self.path)!r} answers: "
                                    f"{report.failed}", tuple(report.failed))

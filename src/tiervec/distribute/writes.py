@@ -89,7 +89,7 @@ class ShardedWrites(ShardActors):
     def delete_where(self, filter: Filter) -> WriteStats:
         """Delete what ``filter`` matches, on every shard at once (one commit each)."""
         self._require_writable()
-        stats = self._each("write", "delete_where", filter)
+        stats = self._each(lambda a: a.delete_where.remote(filter), write=True)
         self._forget()
         return WriteStats(deleted=sum(s.deleted for s in stats))
 
@@ -98,8 +98,8 @@ class ShardedWrites(ShardActors):
         """New metadata for documents by id, each on its shard (nothing encoded again)."""
         self._require_writable()
         ids = list(updates)
-        refs = [a.write.remote("set_metadata", {ids[i]: updates[ids[i]] for i in rows},
-                               replace=replace) if rows else None
+        refs = [a.set_metadata.remote({ids[i]: dict(updates[ids[i]]) for i in rows}, replace)
+                if rows else None
                 for a, rows in zip(self._actors, self._routed(ids), strict=True)]
         stats = [s for s in self._gather_some(refs, write=True) if s is not None]
         missing = set().union(*(s.missing for s in stats)) if stats else set()
@@ -111,7 +111,7 @@ class ShardedWrites(ShardActors):
                cursor: str | None = None) -> Page:
         """A page of documents in id order across the shards: each shard's page after
         ``cursor``, merged, the first ``limit`` kept (the rest come again next page)."""
-        pages = self._reads("scroll", filter, limit=limit, cursor=cursor)
+        pages = self._reads(lambda a: a.scroll.remote(filter, limit, cursor))
         docs = sorted((d for p in pages for d in p.documents), key=lambda d: d.id)
         more = len(docs) > limit or any(p.cursor is not None for p in pages)
         return Page(documents=docs[:limit], cursor=docs[limit - 1].id if more else None)
@@ -133,29 +133,30 @@ class ShardedWrites(ShardActors):
         return out
 
     def compact(self, *, vacuum: bool = True) -> WriteStats:
-        stats = self._each("write", "compact", vacuum=vacuum)
+        stats = self._each(lambda a: a.compact.remote(vacuum), write=True)
         self._forget()
         return WriteStats(deleted=sum(s.deleted for s in stats))
 
     def is_fragmented(self) -> bool:
         """Whether a shard has many small segments (writes over HTTP make them)."""
-        return any(self._reads("is_fragmented"))
+        return any(self._reads(lambda a: a.is_fragmented.remote()))
 
     def compact_if_fragmented(self) -> bool:
-        merged = any(self._each("write", "compact_if_fragmented"))
+        merged = any(self._each(lambda a: a.compact_if_fragmented.remote(), write=True))
         self._forget()
         return merged
 
     def set_tiers(self, tiers: str | Chain) -> None:
         """Search every shard through ``tiers`` from now on (each re-encodes its codes)."""
         self._require_writable()
-        self._each("write", "set_tiers", str(Chain.parse(tiers)))
+        chain = str(Chain.parse(tiers))
+        self._each(lambda a: a.set_tiers.remote(chain), write=True)
         self._forget()
 
     def create_lexical_index(self, config: LexicalConfig | None = None) -> None:
         """Build every shard's lexical (BM25) index, for lexical and hybrid search."""
         self._require_writable()
-        self._each("write", "create_lexical_index", config)
+        self._each(lambda a: a.create_lexical_index.remote(config), write=True)
         self._forget()
 
     def set_search_defaults(
@@ -165,21 +166,21 @@ class ShardedWrites(ShardActors):
         """Store a hybrid search's default fusion and the relevance calibrations (by mode) in
         every shard (what ``tiervec tune --apply`` does)."""
         self._require_writable()
-        self._each("write", "set_search_defaults", fusion=fusion,
-                   calibrations=None if calibrations is None else dict(calibrations))
+        models = None if calibrations is None else dict(calibrations)
+        self._each(lambda a: a.set_search_defaults.remote(fusion, models), write=True)
         self._forget()
 
     @property
     def fit_is_stale(self) -> bool:
-        return any(self._each("fit_is_stale"))
+        return any(self._each(lambda a: a.fit_is_stale.remote()))
 
     def refit(self) -> None:
-        self._each("write", "refit")
+        self._each(lambda a: a.refit.remote(), write=True)
         self._forget()
 
     def finish(self) -> bool:
         """After a bulk ingest: every shard re-fits stale codecs and merges small segments."""
-        refitted = any(self._each("finish"))
+        refitted = any(self._each(lambda a: a.finish.remote(), write=True))
         self._forget()
         return refitted
 

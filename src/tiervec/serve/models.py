@@ -227,7 +227,7 @@ class EncodeIn(BaseModel):
 class SampleIn(BaseModel):
     model_config = Strict
     n: Annotated[Int, Field(ge=0)]
-    seed: Int = 0
+    seed: Annotated[Int, Field(ge=0, le=2**63 - 1)] = 0
 
 
 class SampleOut(BaseModel):
