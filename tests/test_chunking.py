@@ -338,3 +338,21 @@ def test_progress_counts_every_text_once(encoder, method):
     embed_chunks(encoder, texts, ChunkingConfig(method=method, tokens=32, overlap=4),
                  progress=seen.append)
     assert sum(seen) == len(texts)
+
+
+def test_the_chunk_aggregate_is_one_type():
+    """One enum; the query's names and the HTTP API's choices are its values."""
+    import typing
+
+    from tiervec.encode.chunking import Aggregate
+    from tiervec.search.query import AGGREGATES
+
+    pytest.importorskip("fastapi")
+    from tiervec.serve import models
+
+    assert tuple(a.value for a in Aggregate) == AGGREGATES
+    for model in (models.ChunkingIn, models.SearchIn):
+        annotation = model.model_fields["aggregate"].annotation
+        options = (annotation, *typing.get_args(annotation))
+        literal = next(a for a in options if typing.get_origin(a) is typing.Literal)
+        assert set(typing.get_args(literal)) == set(AGGREGATES)

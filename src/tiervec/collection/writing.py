@@ -17,7 +17,7 @@ from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_stored, answer
 from tiervec.collection.reading import Reading
 from tiervec.corpus import Document
-from tiervec.encode.base import ProgressFn
+from tiervec.encode.base import ProgressFn, truncated_count
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import CollectionError, InvalidChunking, InvalidMultiVector
@@ -89,9 +89,10 @@ class Writing(Reading):
         truncated = 0
         if vectors is None:  # encoded in the caller's thread, while others commit
             texts = [d.embedding_text() for d in docs]
-            truncated = _truncated(self.encoder, texts)
+            truncated = truncated_count(self.encoder, texts)
             if truncated and not self.truncated:
-                log.warning(TRUNCATED, truncated, len(texts), self.encoder.max_length)  # type: ignore[attr-defined]
+                log.warning(TRUNCATED, truncated, len(texts),
+                            getattr(self.encoder, "max_length", "?"))
             self.truncated += truncated
             vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
                                  rows=len(docs))
@@ -375,9 +376,3 @@ TRUNCATED = (
 
 def _rows(found: Mapping[str, list[int]]) -> list[int]:
     return sorted(r for rows in found.values() for r in rows)
-
-
-def _truncated(encoder: Any, texts: list[str]) -> int:
-    """How many ``texts`` the model reads only the start of."""
-    counter = getattr(encoder, "truncated", None)
-    return int(counter(texts)) if counter is not None else 0

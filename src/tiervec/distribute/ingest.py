@@ -27,6 +27,7 @@ import numpy as np
 from tiervec.corpus import Document, corpus_file, document_from_record
 from tiervec.distribute import cluster
 from tiervec.distribute.sharded import ShardedCollection
+from tiervec.encode.base import truncated_count
 from tiervec.errors import CorpusNotFound, EmptyDocument, MalformedCorpus, TiervecError
 
 #: Documents per encoding call and per write (one committed segment per shard and write).
@@ -210,8 +211,7 @@ class Encode:
         if live.any():
             todo = [t for t, ok in zip(texts, live, strict=True) if ok]
             vectors[live] = self.encoder.encode_documents(todo)
-            counter = getattr(self.encoder, "truncated", None)
-            truncated[0] = int(counter(todo)) if counter is not None else 0
+            truncated[0] = truncated_count(self.encoder, todo)
         return {**batch, "vector": vectors, "truncated": truncated}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from tiervec._validate import as_vectors, documents_to_write
 from tiervec.corpus import Document
 from tiervec.distribute.actors import ShardActors
-from tiervec.encode.base import ProgressFn
+from tiervec.encode.base import ProgressFn, truncated_count
 from tiervec.errors import CollectionError, DuplicateIds
 from tiervec.filters import Filter
 from tiervec.lexical import LexicalConfig
@@ -65,8 +65,7 @@ class ShardedWrites(ShardActors):
             return vectors, 0
         encoder = self.encoder  # type: ignore[attr-defined]
         texts = [d.embedding_text() for d in docs]
-        counter = getattr(encoder, "truncated", None)
-        truncated = int(counter(texts)) if counter is not None else 0
+        truncated = truncated_count(encoder, texts)
         self.truncated += truncated
         return as_vectors(encoder.encode_documents(texts), manifest.dim, rows=len(docs)), \
             truncated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -69,3 +69,45 @@ class Encoder(Protocol):
     ) -> np.ndarray:
         """``(n, dim)`` float32 document vectors; ``progress(n)`` reports ``n`` more done."""
         ...
+
+
+@runtime_checkable
+class TokenEncoder(Encoder, Protocol):
+    """An encoder that also exposes its word pieces: what chunking (late and naive),
+    multi-vector encodings and the count of truncated texts need. The sentence-transformers
+    encoder is one; an :class:`Encoder` that is not still embeds whole texts."""
+
+    @property
+    def max_length(self) -> int:
+        """Word pieces per text the model reads; longer texts are truncated."""
+        ...
+
+    @property
+    def max_window(self) -> int:
+        """The longest input the model can read at all (its position table)."""
+        ...
+
+    @property
+    def normalize(self) -> bool:
+        """Whether vectors are normalised to unit length."""
+        ...
+
+    def truncated(self, texts: Sequence[str]) -> int:
+        """How many of ``texts`` are longer than the model reads."""
+        ...
+
+    def token_offsets(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Each text's word pieces as character ranges ``(n, 2)``."""
+        ...
+
+    def token_vectors(self, texts: Sequence[str], window: int | None = None,
+                      progress: ProgressFn | None = None,
+                      query: bool = False) -> list[np.ndarray]:
+        """The model's output for every word piece of each text ``(n_i, dim)``."""
+        ...
+
+
+def truncated_count(encoder: Encoder, texts: Sequence[str]) -> int:
+    """How many of ``texts`` ``encoder`` reads only the start of (0 for an encoder that does
+    not say)."""
+    return int(encoder.truncated(texts)) if isinstance(encoder, TokenEncoder) else 0

@@ -19,10 +19,11 @@ import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from tiervec.encode.base import TokenEncoder
 from tiervec.errors import InvalidChunking
 
 log = logging.getLogger(__name__)
@@ -167,33 +168,11 @@ def pool_chunks(token_vectors: np.ndarray, spans: np.ndarray, normalize: bool) -
     return means.astype(np.float32)
 
 
-class TokenEncoder(Protocol):
-    """What chunking needs of an encoder: its tokenizer's offsets, the token outputs of whole
-    texts (late chunking), and plain document vectors (naive chunking)."""
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def max_length(self) -> int: ...
-
-    @property
-    def normalize(self) -> bool: ...
-
-    def token_offsets(self, texts: Sequence[str]) -> list[np.ndarray]: ...
-
-    def token_vectors(self, texts: Sequence[str], window: int | None = None,
-                      progress: Callable[[int], None] | None = None) -> list[np.ndarray]: ...
-
-    def encode_documents(self, texts: Sequence[str],
-                         progress: Callable[[int], None] | None = None) -> np.ndarray: ...
-
-
-def fit_chunking(config: ChunkingConfig, encoder: Any) -> ChunkingConfig:
+def fit_chunking(config: ChunkingConfig, encoder: TokenEncoder) -> ChunkingConfig:
     """``config`` fitted to ``encoder``: chunks no longer than its window (less its special
     tokens), a late-chunking window no longer than its position table (each with a warning)."""
     config = config.clamped(encoder.max_length - 2)
-    top = getattr(encoder, "max_window", encoder.max_length)
+    top = encoder.max_window
     if config.window is not None and config.window > top:
         log.warning("window %d is above the model's %d positions; using %d", config.window,
                     top, top)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tiervec._text import check_text
+from tiervec.encode.chunking import Aggregate
 from tiervec.errors import CollectionError, InvalidSearchOptions, InvalidText, InvalidTierSpec
 from tiervec.filters import Filter
 from tiervec.lexical.bm25 import TermStats
@@ -115,9 +116,9 @@ class FusionConfig:
         return f"{how} w={self.weight:g} {self.dense_depth}+{self.lexical_depth}"
 
 
-#: How a chunked document's score is made from its retrieved chunks' scores: its best chunk's,
-#: the mean of its best three, or their sum.
-AGGREGATES = ("max", "top3", "sum")
+#: How a chunked document's score is made from its retrieved chunks' scores (the values of
+#: :class:`~tiervec.encode.chunking.Aggregate`, the one type for it).
+AGGREGATES = tuple(a.value for a in Aggregate)
 
 
 @dataclass(frozen=True, kw_only=True)

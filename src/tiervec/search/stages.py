@@ -21,6 +21,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from tiervec.codecs.base import empty_top
+from tiervec.encode.chunking import Aggregate
 from tiervec.search.filtered import FilterPolicy, FilterStrategy
 from tiervec.search.query import AGGREGATES, Query
 
@@ -169,11 +170,12 @@ class ChunkCollapse:
     the hits aggregated (``max``: its best chunk; ``top3``: the mean of its best three;
     ``sum``); ``parts`` of the result is each document's best chunk (the evidence)."""
 
-    def __init__(self, owner: np.ndarray, aggregate: str = "max", oversample: int = 4) -> None:
+    def __init__(self, owner: np.ndarray, aggregate: Aggregate | str = Aggregate.MAX,
+                 oversample: int = 4) -> None:
         if aggregate not in AGGREGATES:
             raise ValueError(f"unknown aggregate {aggregate!r}; choose one of {AGGREGATES}")
         self.owner = np.asarray(owner, dtype=np.int64)
-        self.aggregate = aggregate
+        self.aggregate = Aggregate(aggregate)
         self.oversample = oversample
 
     def collapse(self, candidates: Candidates, m: int) -> Candidates:
@@ -193,9 +195,9 @@ class ChunkCollapse:
         scores, part = scores[order], part[order]
         first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         size = np.diff(np.r_[first, len(keys)])
-        if self.aggregate == "max":
+        if self.aggregate is Aggregate.MAX:
             totals = scores[first]
-        elif self.aggregate == "sum":
+        elif self.aggregate is Aggregate.SUM:
             totals = np.add.reduceat(scores, first)
         else:  # top3: the mean of each group's best three
             rank = np.arange(len(keys)) - np.repeat(first, size)

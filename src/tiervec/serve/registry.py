@@ -16,7 +16,7 @@ import numpy as np
 
 from tiervec.collection import Collection
 from tiervec.encode import EncoderConfig, load_encoder
-from tiervec.encode.base import Encoder, ProgressFn
+from tiervec.encode.base import Encoder, ProgressFn, TokenEncoder
 from tiervec.errors import CollectionExists, CollectionNotFound, ShardedUnsupported
 from tiervec.serve.batching import SearchBatcher
 from tiervec.serve.config import ServerConfig, check_name
@@ -62,11 +62,35 @@ class SharedEncoder:
                          progress: ProgressFn | None = None) -> np.ndarray:
         return self._loaded().encode_documents(texts, progress)
 
-    def __getattr__(self, name: str) -> Any:
-        """The rest (tokens and windows for chunking, max_length) from the loaded model."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._loaded(), name)
+    # what chunking, multi-vector encodings and the truncation count use: the loaded model's
+    def _tokens(self) -> TokenEncoder:
+        model = self._loaded()
+        if not isinstance(model, TokenEncoder):
+            raise TypeError(f"the encoder of {self.config.model!r} exposes no word pieces")
+        return model
+
+    @property
+    def max_length(self) -> int:
+        return self._tokens().max_length
+
+    @property
+    def max_window(self) -> int:
+        return self._tokens().max_window
+
+    @property
+    def normalize(self) -> bool:
+        return self._tokens().normalize
+
+    def truncated(self, texts: Sequence[str]) -> int:
+        return self._tokens().truncated(texts)
+
+    def token_offsets(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return self._tokens().token_offsets(texts)
+
+    def token_vectors(self, texts: Sequence[str], window: int | None = None,
+                      progress: ProgressFn | None = None,
+                      query: bool = False) -> list[np.ndarray]:
+        return self._tokens().token_vectors(texts, window, progress, query)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from tiervec.codecs import make_codec
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.encode.base import TokenEncoder
 from tiervec.encode.chunking import ChunkingConfig, fit_chunking
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import (
@@ -66,6 +67,10 @@ def new_folder(
             )
         dim = encoder.dim
         if chunking is not None:
+            if not isinstance(encoder, TokenEncoder):
+                raise InvalidChunking(
+                    f"the encoder of {config.model!r} exposes no word pieces, so it cannot cut "
+                    "documents into chunks; use a sentence-transformers model")
             chunking = fit_chunking(chunking, encoder)
         token_dim, dim = dim, dim if multivector is None else multivector.muvera.dim
     elif dim is None or dim <= 0:
