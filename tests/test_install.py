@@ -85,3 +85,23 @@ def test_the_command_without_the_cli_extra_says_how_to_install_it(tmp_path):
         main()
     """, tmp_path)
     assert done.returncode == 1 and "pip install 'tiervec[cli]'" in done.stderr
+
+
+def test_the_public_names_are_pinned_and_typed():
+    import inspect
+
+    import tiervec
+
+    assert sorted(tiervec.__all__) == [
+        "AsyncClient", "Chain", "ChunkingConfig", "Client", "Collection", "Document",
+        "FusionConfig", "MultiVectorConfig", "MuveraConfig", "Query", "SearchOptions",
+        "SearchResult", "__version__", "create", "create_sharded", "errors", "open",
+        "open_sharded"]
+    for name in tiervec.__all__:
+        assert getattr(tiervec, name) is not None
+    create = inspect.signature(tiervec.create)
+    assert "model" in create.parameters and "recall_target" in create.parameters
+    assert "options" not in create.parameters  # no **options hiding them
+    sharded = inspect.signature(tiervec.create_sharded).parameters
+    assert {"shards", "replicas", "partial"} <= set(sharded) and "options" not in sharded
+    assert (Path(tiervec.__file__).parent / "py.typed").is_file()
