@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from tiervec._validate import as_vectors
 from tiervec.codecs import Codec, make_codec
 from tiervec.collection import multivector
 from tiervec.collection.chunks import evidence
 from tiervec.collection.measured import MeasuredRecall
+from tiervec.collection.prepare import prepare_query
 from tiervec.collection.snapshot import Snapshot
 from tiervec.collection.views import TieredView
 from tiervec.corpus import Document
@@ -25,7 +25,6 @@ from tiervec.errors import (
     EncoderRequired,
     InvalidRequest,
     LexicalIndexMissing,
-    TokenVectorsMissing,
 )
 from tiervec.filters import Field, Filter
 from tiervec.lexical import LexicalConfig, LexicalIndex, TermStats
@@ -226,32 +225,13 @@ class Reading(MeasuredRecall, SearchMethods):
     def prepare(self, query: Query) -> Query:
         """``query`` with checked query vectors, its texts encoded where it has none and its
         mode needs them; a lexical or hybrid query is checked against the lexical index."""
-        if query.mode.needs_texts and self._manifest.lexical is None:
-            raise LexicalIndexMissing(
-                f"collection {str(self.path)!r} has no lexical index, so it cannot run a "
-                f"{query.mode.value} search; build one with `tiervec lexical {self.path}` (or "
-                "Collection.create_lexical_index()), or search in dense mode")
         if query.min_relevance is not None:
             self._relevance_model(query)  # fail before encoding
-        if self._manifest.multivector is not None and query.mode.needs_vectors:
-            return self._prepare_tokens(query)
-        if query.mode is SearchMode.MULTIVECTOR:
-            raise TokenVectorsMissing(
-                f"collection {str(self.path)!r} was built without token vectors, so it cannot "
-                "run a multi-vector search; index its corpus into a multi-vector collection "
-                "(`tiervec index CORPUS --collection NEW --multivector`, or "
-                "create(multivector=True)), or search in dense mode")
-        vectors = query.vectors
-        if vectors is None:
-            if not query.mode.needs_vectors:
-                return query
-            vectors = self.encode_queries(list(query.texts or ()))
-        return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
-
-    def _prepare_tokens(self, query: Query) -> Query:
-        """A multi-vector collection's query: token vectors and FDEs from the texts."""
-        encoder = self.encoder if query.tokens is None else None
-        return multivector.prepare(query, encoder, self._muvera())
+        manifest = self._manifest
+        return prepare_query(
+            query, where=str(self.path), dim=self.dim, lexical=manifest.lexical is not None,
+            multivector=manifest.multivector is not None, encoder=lambda: self.encoder,
+            muvera=self._muvera, encode_queries=self.encode_queries)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Query vectors ``(n, dim)`` of ``texts`` from the collection's model."""

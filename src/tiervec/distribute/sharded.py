@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tiervec._validate import as_vectors
 from tiervec.collection import Collection, multivector
+from tiervec.collection.prepare import prepare_query
 from tiervec.corpus import Document
 from tiervec.distribute import cluster
 from tiervec.distribute.actors import start_actor
@@ -36,9 +36,7 @@ from tiervec.errors import (
     CollectionExists,
     EncoderRequired,
     InvalidRequest,
-    LexicalIndexMissing,
     ShardUnavailable,
-    TokenVectorsMissing,
 )
 from tiervec.filters import Field, Filter
 from tiervec.lexical import LexicalConfig, TermStats
@@ -58,8 +56,8 @@ from tiervec.search.cutoff import RelevanceModel, checked_model
 from tiervec.search.searchable import SearchMethods
 from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.fields import fields_from_manifest
-from tiervec.store.files import atomic_write_text, remove_tree
-from tiervec.store.layout import PLAN, SHARDED
+from tiervec.store.files import remove_tree
+from tiervec.store.layout import SHARDED, CollectionFiles
 from tiervec.store.manifest import MANIFEST
 
 
@@ -279,25 +277,12 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     def prepare(self, query: Query) -> Query:
         """``query`` with its texts encoded once (for every shard, where its mode reads
         vectors) and its vectors checked; a lexical or hybrid one checked against the lexical
-        index."""
-        if query.mode.needs_texts and not self.has_lexical:
-            raise LexicalIndexMissing(
-                f"collection {str(self.path)!r} has no lexical index, so it cannot run a "
-                f"{query.mode.value} search; build one with `tiervec lexical {self.path}` (or "
-                "create_lexical_index()), or search in dense mode")
-        if self._manifest.multivector is not None and query.mode.needs_vectors:
-            encoder = self.encoder if query.tokens is None else None
-            return multivector.prepare(query, encoder, self._muvera())
-        if query.mode is SearchMode.MULTIVECTOR:
-            raise TokenVectorsMissing(
-                f"collection {str(self.path)!r} was built without token vectors, so it cannot "
-                "run a multi-vector search; search in dense mode")
-        vectors = query.vectors
-        if vectors is None:
-            if not query.mode.needs_vectors:
-                return query
-            vectors = self.encode_queries(list(query.texts or ()))
-        return query.with_vectors(as_vectors(vectors, self.dim, what="query vectors"))
+        index (as one collection prepares it)."""
+        manifest = self._manifest
+        return prepare_query(
+            query, where=str(self.path), dim=self.dim, lexical=manifest.lexical is not None,
+            multivector=manifest.multivector is not None, encoder=lambda: self.encoder,
+            muvera=self._muvera, encode_queries=self.encode_queries)
 
     def _muvera(self) -> Muvera:
         if "muvera" not in self._shared:
@@ -365,19 +350,16 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                                    f"{report.failed}", tuple(report.failed))
         return sum_stats(found, report)
 
+    # the plan is kept beside the shards, as one collection keeps it beside its segments
     def last_plan(self) -> dict[str, Any] | None:
-        import json
-
-        path = self.path / PLAN
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return CollectionFiles(self.path).read_plan()
 
     def has_plan(self) -> bool:
-        return (self.path / PLAN).is_file()
+        return CollectionFiles(self.path).has_plan()
 
     def save_plan(self, plan: dict[str, Any]) -> None:
-        import json
+        CollectionFiles(self.path).write_plan(plan)
 
-        atomic_write_text(self.path / PLAN, json.dumps(plan, indent=2) + "\n")
 
 def check_new_root(root: Path, clear: bool = True) -> None:
     """Raise unless ``root`` can hold a new sharded collection; clear what an interrupted
