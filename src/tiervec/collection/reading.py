@@ -73,6 +73,11 @@ class Reading(MeasuredRecall, SearchMethods):
     _rw: RWLock
     _build_lock: threading.Lock
     _stamp: tuple[int, int, int] | None
+    #: a multi-vector collection's FDE maps, made on first use
+    _muvera_maps: Muvera | None = None
+
+    #: How often a reader searches again when a writer's compaction raced it (see :meth:`run`).
+    READER_RETRIES = 3
 
     def _set_snapshot(self, manifest: Manifest) -> None:
         """Adopt ``manifest`` (a newly committed or re-read one): rows, tombstones, codecs."""
@@ -163,7 +168,7 @@ class Reading(MeasuredRecall, SearchMethods):
         return self._manifest.multivector_config()
 
     def _muvera(self) -> Muvera:
-        if getattr(self, "_muvera_maps", None) is None:
+        if self._muvera_maps is None:
             self._muvera_maps = multivector.muvera_of(self._manifest)
         return self._muvera_maps
 
@@ -209,18 +214,28 @@ class Reading(MeasuredRecall, SearchMethods):
         encoded, deleted documents and the filter applied, rows turned into ids)."""
         query = self.prepare(query)
         self._offer(query)
-        for attempt in range(3):
+        return self._search_latest(query)
+
+    def _search_latest(self, query: Query) -> SearchResult:
+        """``query`` (prepared) over the latest committed state: the readers' contract with a
+        writer in another process. A reader adopts the newest manifest, then searches under
+        the read lock; a compaction committed in between may have removed the segment files
+        of the snapshot just adopted (``FileNotFoundError``) or purged rows whose ids are gone
+        (an empty id at a found row): the reader adopts the newer state and searches again,
+        up to :attr:`READER_RETRIES` times. A writer's own snapshot never goes stale."""
+        for attempt in range(self.READER_RETRIES):
+            last = attempt == self.READER_RETRIES - 1
             self.refresh()
             try:
                 with self._rw.read():
                     result, rows = self._search(query, self._snap, self.pipeline())
             except FileNotFoundError:
-                if not self.read_only or attempt == 2:
+                if not self.read_only or last:
                     raise
-                continue  # a compaction removed the files of the snapshot just adopted
-            if attempt == 2 or not np.any((result.ids == "") & (rows >= 0)):
-                break  # else a compaction purged rows of this reader's snapshot: catch up
-        return result
+                continue
+            if last or not np.any((result.ids == "") & (rows >= 0)):
+                return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def prepare(self, query: Query) -> Query:
         """``query`` with checked query vectors, its texts encoded where it has none and its
