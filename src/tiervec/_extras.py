@@ -27,6 +27,7 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "pytrec_eval": ("pytrec-eval-terrier", "eval"),
     "transformers": ("transformers", "encode"),
     "langchain_core": ("langchain-core", "langchain"),
+    "llama_index": ("llama-index-core", "llama-index"),
 }
 
 
