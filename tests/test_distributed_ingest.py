@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
 
 import tiervec
 from tiervec.distribute.ingest import ingest
+
+pytestmark = pytest.mark.ray
 
 SCIFACT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "beir" / "scifact"
 N = 160

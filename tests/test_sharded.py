@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
 
 import tiervec
 from tiervec import Document
@@ -24,6 +23,8 @@ from tiervec.errors import (
     NotACollection,
     ShardUnavailable,
 )
+
+pytestmark = pytest.mark.ray
 
 DIM, N = 48, 3000
 

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
 
 import tiervec
 from tiervec import Document
 from tiervec.errors import CalibrationMissing, LexicalIndexMissing
 from tiervec.search import FusionConfig, Query, SearchOptions
 from tiervec.search.cutoff import RelevanceModel
+
+pytestmark = pytest.mark.ray
 
 DIM, N, TOL = 32, 900, 1e-5
 

@@ -9,8 +9,9 @@ import textwrap
 
 import pytest
 
-pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
+
+pytest.importorskip("ray")
 
 SCRIPT = textwrap.dedent("""
     import json, os, sys
