@@ -700,3 +700,33 @@ def test_a_read_only_folder_as_an_unprivileged_user(tmp_path):
         check_read_only_outcome(reports.wait_for("outcome"))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ["plain", "chunked", "multivector"])
+def test_a_segment_holds_exactly_the_files_its_descriptor_names(tmp_path, kind):
+    """store.layout.segment_files describes a segment's files once (what compaction copies and
+    the clean-up keeps): a written segment, and a compacted one, hold exactly those."""
+    from tiervec.store.layout import CollectionFiles, segment_files
+    from tiervec.store.manifest import Manifest
+
+    n = 300 if kind == "plain" else 12
+    docs = [tiervec.Document(id=f"d{i}", text=f"sentence {i} about topic {i % 3}. " * 20)
+            for i in range(n)]
+    if kind == "plain":  # a codec with codes of its own (pq), and BM25's postings
+        x = np.random.default_rng(1).standard_normal((n, 16)).astype(np.float32)
+        col = tiervec.create(tmp_path / "c", model=None, dim=16, lexical=True,
+                             tiers="pq4*4 -> float32@disk")
+        col.add(docs, vectors=x)
+    else:
+        option = {"chunking": "late"} if kind == "chunked" else {"multivector": True}
+        col = tiervec.create(tmp_path / "c", lexical=True, **option)
+        col.add(docs)
+    with col:
+        col.delete(["d0"])
+        for _ in range(2):  # as written, then as a compaction wrote it
+            manifest = Manifest.read(tmp_path / "c")
+            want = {f.name for f in segment_files(manifest)}
+            for segment in manifest.segments:
+                folder = CollectionFiles(tmp_path / "c").segment_dir(segment)
+                assert {p.name for p in folder.iterdir()} == want, kind
+            col.compact()

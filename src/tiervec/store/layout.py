@@ -69,6 +69,34 @@ EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")
 
 
+class SegmentFile(NamedTuple):
+    """One file of a segment folder: its name and how a compaction carries it over: ``rows``
+    (one entry per row, copied by position), ``postings`` (merged, renumbered) or ``tokens``
+    (each row's token range, renumbered)."""
+
+    name: str
+    kind: str
+
+
+def segment_files(manifest: Manifest) -> list[SegmentFile]:
+    """Every file a segment of ``manifest`` holds, described once: what writing, compaction
+    and the clean-up of an interrupted write go by."""
+    out = [SegmentFile(VECTORS, "rows")]
+    out += [SegmentFile(f"{e.key}.npy", "rows") for e in manifest.codecs.values()
+            if e.codec != EXACT_CODEC]
+    if manifest.chunking:
+        out.append(SegmentFile(CHUNKS, "rows"))
+    if manifest.lexical:
+        out += [SegmentFile(name, "postings")
+                for name in file_names(manifest.lexical["key"]).values()]
+    if manifest.multivector:
+        out += [SegmentFile(TOKENS, "tokens"), SegmentFile(TOKEN_PTR, "tokens")]
+        token_key = manifest.multivector.get("token_codec", {}).get("key")
+        if token_key:
+            out.append(SegmentFile(token_codes_name(token_key), "tokens"))
+    return out
+
+
 class Tokens(NamedTuple):
     """A new segment's token vectors: every token ``(n_tokens, d)`` float32, each row's first
     token ``ptr`` (``rows + 1``), and ``codes`` ``(key, array)`` of the token codec, if any."""
@@ -271,13 +299,9 @@ class CollectionFiles:
         tmp = final.with_name(f".tmp-{segment.name}")
         remove_tree(tmp)
         tmp.mkdir(parents=True)
-        sources = {VECTORS: CodeSource(self.vectors(manifest.segments))}
-        if manifest.chunking:
-            sources[CHUNKS] = CodeSource(self.chunks(manifest.segments))
-        for entry in manifest.codecs.values():
-            if entry.codec != EXACT_CODEC:
-                sources[f"{entry.key}.npy"] = CodeSource(
-                    self.codes(manifest.segments, entry, mmap=True))
+        sources = {f.name: CodeSource([load_npy(self.segment_dir(seg) / f.name, mmap=True)
+                                       for seg in manifest.segments])
+                   for f in segment_files(manifest) if f.kind == "rows"}
         try:
             for name, source in sources.items():
                 first = source.arrays[0]
@@ -411,17 +435,12 @@ class CollectionFiles:
     def remove_leftovers(self, manifest: Manifest) -> None:
         """Delete what an interrupted write left: uncommitted segments, files and rows."""
         keep = {s.name for s in manifest.segments}
-        live_codes = {f"{e.key}.npy" for e in manifest.codecs.values()} | {VECTORS}
-        if manifest.chunking:
-            live_codes.add(CHUNKS)
-        token_key = None
-        if manifest.multivector:
-            live_codes |= {TOKENS, TOKEN_PTR}
-            token_key = manifest.multivector.get("token_codec", {}).get("key")
-            if token_key:
-                live_codes.add(token_codes_name(token_key))
-        if manifest.lexical:
-            live_codes |= set(file_names(manifest.lexical["key"]).values())
+        # every file a segment holds (float32's codec entry names no file of its own, but
+        # older collections may have written one: keep it as they expect)
+        live_codes = {f.name for f in segment_files(manifest)} | {
+            f"{e.key}.npy" for e in manifest.codecs.values()}
+        token_key = manifest.multivector.get("token_codec", {}).get("key") \
+            if manifest.multivector else None
         segments_dir = self.root / "segments"
         for child in segments_dir.iterdir() if segments_dir.is_dir() else ():
             if child.name not in keep:
