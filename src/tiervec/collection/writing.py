@@ -140,8 +140,8 @@ class Writing(Reading):
             postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
                                                ((d.title, d.text) for d in rows))
         manifest, appended = writes.commit_segment(
-            self._files, self._manifest, self._docs, self._stored_codecs(), rows, vectors,
-            replaced=replaced, postings=postings, **extra)
+            self._files, self._manifest, self._docs, self._stored_codecs(),
+            writes.NewRows(rows, vectors, replaced, postings, **extra))
         self._adopt(manifest, appended)
 
     def _write_encoded_in_commit(

@@ -103,24 +103,30 @@ def fit_codecs(
     return codecs
 
 
-def commit_segment(
-    files: CollectionFiles,
-    manifest: Manifest,
-    docs_db: DocStore,
-    codecs: dict[str, Codec],
-    docs: Sequence[Document],
-    vectors: np.ndarray,
-    replaced: Sequence[int] = (),
-    postings: Postings | None = None,
-    chunks: np.ndarray | None = None,
-    tokens: Tokens | None = None,
-    token_codec: Codec | None = None,
-) -> tuple[Manifest, Appended]:
-    """Write ``docs`` as a new segment (tombstoning the ``replaced`` rows) and commit it;
-    ``postings``: the documents' lexical index (required when the collection has one);
-    ``chunks``: a chunked collection's chunk table (``docs`` are then its chunk rows);
-    ``tokens``: a multi-vector collection's token vectors (and codes of ``token_codec``, whose
-    state is saved with the first segment)."""
+@dataclass(frozen=True)
+class NewRows:
+    """What one commit adds: the documents (rows) and their full-precision vectors, the rows
+    they replace, and the arrays the collection's settings call for: ``postings`` (its
+    lexical index), ``chunks`` (a chunked collection's chunk table; ``docs`` are then its chunk
+    rows), ``tokens`` (a multi-vector collection's token vectors, with codes of
+    ``token_codec``, whose state is saved with the first segment)."""
+
+    docs: Sequence[Document]
+    vectors: np.ndarray
+    replaced: Sequence[int] = ()
+    postings: Postings | None = None
+    chunks: np.ndarray | None = None
+    tokens: Tokens | None = None
+    token_codec: Codec | None = None
+
+
+def commit_segment(files: CollectionFiles, manifest: Manifest, docs_db: DocStore,
+                   codecs: dict[str, Codec], new_rows: NewRows) -> tuple[Manifest, Appended]:
+    """Write ``new_rows`` as a new segment (tombstoning the rows they replace) and commit it;
+    each array the collection's settings call for must be there."""
+    docs, vectors, replaced = new_rows.docs, new_rows.vectors, new_rows.replaced
+    postings, chunks, tokens = new_rows.postings, new_rows.chunks, new_rows.tokens
+    token_codec = new_rows.token_codec
     lexical = manifest.lexical
     if (postings is None) != (lexical is None):
         raise ValueError("a collection with a lexical index needs the segment's postings")
