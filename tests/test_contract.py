@@ -22,6 +22,9 @@ DIM, N = 24, 300
 SHARED = ["add", "upsert", "delete", "delete_where", "set_metadata", "get", "missing",
           "scroll", "search", "search_vectors", "run", "count", "explain", "stats",
           "sample_ids", "with_tiers", "encode_queries", "last_plan", "compact"]
+#: the protocol every front end implements (tiervec.search.Searchable), by parameter names
+PROTOCOL = ["run", "search", "search_vectors", "encode_queries", "get", "missing",
+            "sample_ids", "count", "explain", "with_tiers", "stats"]
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +150,11 @@ def test_the_front_ends_share_one_signature():
         want = params(tiervec.Collection, name)
         for cls in (ShardedCollection, RemoteCollection, AsyncRemoteCollection):
             assert params(cls, name) == want, (cls.__name__, name)
+    from tiervec.search import Searchable
+
+    for name in PROTOCOL:  # the protocol declares what every implementation takes
+        declared = params(Searchable, name)
+        assert params(tiervec.Collection, name)[:len(declared)] == declared, name
 
 
 @pytest.mark.ray  # the module's server serves sharded collections too

@@ -109,5 +109,6 @@ class TieredView(SearchMethods):
         except ValueError:
             return self._collection.with_tiers(chain)
 
-    def stats(self) -> CollectionStats:
-        return self._collection.stats(self.chain)
+    def stats(self, chain: Chain | None = None) -> CollectionStats:
+        """The collection's stats through this view's chain (or ``chain``)."""
+        return self._collection.stats(chain or self.chain)

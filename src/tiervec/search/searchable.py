@@ -139,7 +139,10 @@ class Searchable(Protocol):
         vectors in memory (nothing is written)."""
         ...
 
-    def stats(self) -> CollectionStats: ...
+    def stats(self, chain: Chain | None = None) -> CollectionStats:
+        """What the collection holds and what its tiers cost (of ``chain``, default its
+        own)."""
+        ...
 
 
 class SearchMethods:
