@@ -464,3 +464,20 @@ def test_every_call_made_of_a_shard_actor_is_a_shard_method():
         called |= set(re.findall(r'self\._write\("([a-z_]+)"', path.read_text()))
     assert called and {"count", "stats", "set_search_defaults"} <= called
     assert not [name for name in called if not callable(getattr(Shard, name, None))]
+
+
+def test_every_create_option_reaches_the_shards(tmp_path, data, ray_cluster):
+    """The shards are created from one CollectionSettings: the recall target (which the
+    sharded create used to drop, so `tiervec index --ray --recall-target` failed) included."""
+    from tiervec.store.manifest import Manifest
+
+    docs, x, _ = data
+    with tiervec.create_sharded(tmp_path / "c", shards=2, model=None, dim=DIM,
+                                tiers="int8*4 -> float32@disk", recall_target=0.9,
+                                fields={"group": "int"}, indexes=["group"]) as col:
+        col.add(docs[:50], vectors=x[:50])
+        for shard in col.shards:
+            manifest = Manifest.read(tmp_path / "c" / shard)
+            assert manifest.chain == "int8*4 -> float32@disk"
+            assert manifest.search["recall_target"]["target"] == 0.9
+        assert col.stats().recall["target"] == 0.9

@@ -31,6 +31,7 @@ from tiervec.encode import DEFAULT_MODEL, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, MuveraConfig
 from tiervec.search import Chain, FusionConfig, Query, SearchOptions, SearchResult
+from tiervec.search.recall import DEFAULT_TARGET
 from tiervec.search.spec import DEFAULT_CHAIN
 
 if TYPE_CHECKING:
@@ -49,18 +50,20 @@ def create_sharded(
     tiers: str | Chain = DEFAULT_CHAIN, fields: Mapping[str, Any] | None = None,
     indexes: Sequence[str] = (), lexical: bool | None = None,
     chunking: ChunkingConfig | str | None = None,
-    multivector: MultiVectorConfig | bool | None = None, partial: bool = False,
-    replicas: int = 1,
+    multivector: MultiVectorConfig | bool | None = None,
+    recall_target: float | None = DEFAULT_TARGET, partial: bool = False, replicas: int = 1,
 ) -> ShardedCollection:
     """A new sharded collection of ``shards`` shards on Ray (the cluster at ``address``,
     default a local one), each created with :meth:`Collection.create`'s options; see
     :class:`tiervec.distribute.ShardedCollection`."""
+    from tiervec.collection.settings import CollectionSettings
     from tiervec.distribute.sharded import ShardedCollection
 
-    return ShardedCollection.create(
-        path, shards=shards, address=address, model=model, dim=dim, tiers=tiers,
-        fields=fields, indexes=indexes, lexical=lexical, chunking=chunking,
-        multivector=multivector, partial=partial, replicas=replicas)
+    settings = CollectionSettings(
+        model=model, dim=dim, tiers=tiers, fields=fields, indexes=indexes, lexical=lexical,
+        chunking=chunking, multivector=multivector, recall_target=recall_target)
+    return ShardedCollection.create(path, shards=shards, settings=settings, address=address,
+                                    partial=partial, replicas=replicas)
 
 
 def open_sharded(path: str | Path, *, read_only: bool = False, address: str | None = None,

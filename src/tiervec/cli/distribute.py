@@ -98,8 +98,10 @@ def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int
     if is_sharded(folder):
         col = ShardedCollection.open(folder)
     else:
-        col = ShardedCollection.create(folder, shards=shards or 2,
-                                       **{k: v for k, v in create.items() if v is not None})
+        from tiervec.collection.settings import CollectionSettings
+
+        settings = CollectionSettings(**{k: v for k, v in create.items() if v is not None})
+        col = ShardedCollection.create(folder, shards=shards or 2, settings=settings)
     total = sum(count_records(f) or 0 for f in files) or None
     with col, _progress(f"Indexing on Ray ({len(col.shards)} shards)", total) as advance:
         stats = ingest(col, files, encoders=encoders, gpus=gpus, vector_column=vectors_column,

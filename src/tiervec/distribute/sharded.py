@@ -12,7 +12,7 @@ the CLI and the server take it as they take a :class:`~tiervec.Collection`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 
 from tiervec.collection import Collection, multivector
 from tiervec.collection.prepare import prepare_query
+from tiervec.collection.settings import CollectionSettings
 from tiervec.corpus import Document
 from tiervec.distribute import cluster
 from tiervec.distribute.actors import start_actor
@@ -28,7 +29,7 @@ from tiervec.distribute.manifest import ShardedManifest, is_sharded
 from tiervec.distribute.merge import allocate, cut_top, fuse_top, merge_top, sum_stats
 from tiervec.distribute.scatter import MAX_REPLICAS, TIMEOUT_S
 from tiervec.distribute.writes import ShardedWrites
-from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig, load_encoder
+from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import (
@@ -54,7 +55,6 @@ from tiervec.search import (
 )
 from tiervec.search.cutoff import RelevanceModel, checked_model
 from tiervec.search.searchable import SearchMethods
-from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.files import remove_tree
 from tiervec.store.layout import SHARDED, CollectionFiles
@@ -74,31 +74,27 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | Path, *, shards: int, address: str | None = None,
-        model: str | EncoderConfig | None = DEFAULT_MODEL, dim: int | None = None,
-        tiers: str | Chain = DEFAULT_CHAIN, encoder: Encoder | None = None,
-        fields: Mapping[str, Any] | None = None, indexes: Sequence[str] = (),
-        lexical: bool | LexicalConfig | None = None, chunking: ChunkingConfig | str | None = None,
-        multivector: MultiVectorConfig | bool | None = None, partial: bool = False,
+        cls, path: str | Path, *, shards: int, settings: CollectionSettings | None = None,
+        encoder: Encoder | None = None, address: str | None = None, partial: bool = False,
         replicas: int = 1,
     ) -> ShardedCollection:
         """A new sharded collection of ``shards`` empty shards in ``path`` (a new or empty
-        folder), each created with :meth:`tiervec.Collection.create`'s options."""
+        folder), each created with ``settings`` (:func:`tiervec.create_sharded` takes them as
+        :meth:`tiervec.Collection.create`'s keywords); the model is loaded once for all."""
         from tiervec.distribute.manifest import MAX_SHARDS
 
         if not 1 <= shards <= MAX_SHARDS:
             raise InvalidRequest(f"--shards must be between 1 and {MAX_SHARDS}, got {shards}")
+        settings = settings or CollectionSettings()
         root = Path(path).expanduser()
         cluster.ray_module()  # fail before writing anything when Ray is missing
         check_new_root(root)
         manifest = ShardedManifest.new(shards)
-        if encoder is None and model is not None:
-            config = EncoderConfig(model=model) if isinstance(model, str) else model
+        config = settings.encoder_config
+        if encoder is None and config is not None:
             encoder = load_encoder(config)  # loaded once for every shard
         for name in manifest.shards:
-            Collection.create(root / name, model=model, dim=dim, tiers=tiers, encoder=encoder,
-                              fields=fields, indexes=indexes, lexical=lexical,
-                              chunking=chunking, multivector=multivector).close()
+            settings.create(root / name, encoder=encoder).close()
         manifest.write(root)  # the commit: without it the folder holds no collection
         out = cls.open(root, address=address, partial=partial, replicas=replicas)
         if encoder is not None:
