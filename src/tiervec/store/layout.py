@@ -105,6 +105,13 @@ class Tokens(NamedTuple):
     ptr: np.ndarray
     codes: tuple[str, np.ndarray] | None = None
 
+    def files(self) -> dict[str, np.ndarray]:
+        """The segment files these make, by name."""
+        out = {TOKENS: self.vectors, TOKEN_PTR: self.ptr}
+        if self.codes is not None:
+            out[token_codes_name(self.codes[0])] = self.codes[1]
+        return out
+
 
 class CollectionFiles:
     """Paths and file operations of the collection folder ``root``."""
@@ -259,31 +266,27 @@ class CollectionFiles:
         return SegmentEntry(name=f"seg-{number:06d}", rows=rows, start=start)
 
     def write_segment(
-        self, segment: SegmentEntry, vectors: np.ndarray, codes: Mapping[str, np.ndarray],
-        postings: tuple[str, Postings] | None = None, chunks: np.ndarray | None = None,
-        tokens: Tokens | None = None,
+        self, segment: SegmentEntry, manifest: Manifest, arrays: Mapping[str, np.ndarray],
+        postings: tuple[str, Postings] | None = None,
     ) -> None:
-        """Write a segment folder (``codes`` by codec key; ``postings`` under their key;
-        ``chunks`` of a chunked collection) in a temporary place, fsync it, and rename it into
-        place. Not committed until the manifest lists it."""
+        """Write a segment folder of ``manifest`` (``arrays`` by file name; ``postings`` under
+        their key) in a temporary place, fsync it, and rename it into place. Exactly the files
+        :func:`segment_files` describes, or a ``ValueError`` before anything is written. Not
+        committed until the manifest lists it."""
+        written = set(arrays) | (set(file_names(postings[0]).values()) if postings else set())
+        described = {f.name for f in segment_files(manifest)}
+        if written != described:
+            raise ValueError(f"a segment of this collection holds {sorted(described)}; the "
+                             f"write had {sorted(written)}")
         final = self.segment_dir(segment)
         tmp = final.with_name(f".tmp-{segment.name}")
         remove_tree(tmp)
         tmp.mkdir(parents=True)
         try:
-            save_npy(tmp / VECTORS, vectors, sync=False)  # publish_dir fsyncs them all
-            for key, array in codes.items():
-                save_npy(tmp / f"{key}.npy", array, sync=False)
+            for name, array in arrays.items():
+                save_npy(tmp / name, array, sync=False)  # publish_dir fsyncs them all
             if postings is not None:
                 self.save_postings(tmp, *postings, sync=False)
-            if chunks is not None:
-                save_npy(tmp / CHUNKS, chunks, sync=False)
-            if tokens is not None:
-                save_npy(tmp / TOKENS, tokens.vectors, sync=False)
-                save_npy(tmp / TOKEN_PTR, tokens.ptr, sync=False)
-                if tokens.codes is not None:
-                    save_npy(tmp / token_codes_name(tokens.codes[0]), tokens.codes[1],
-                             sync=False)
             publish_dir(tmp, final)
         except BaseException:
             remove_tree(tmp)

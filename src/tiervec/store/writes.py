@@ -38,7 +38,7 @@ from tiervec.store.codes import CodeSource
 from tiervec.store.docstore import DocStore
 from tiervec.store.fields import fields_from_manifest, fields_to_manifest, typed_columns
 from tiervec.store.files import fsync_dir, load_npy, save_npy
-from tiervec.store.layout import EXACT_CODEC, CollectionFiles, Tokens
+from tiervec.store.layout import CHUNKS, EXACT_CODEC, VECTORS, CollectionFiles, Tokens
 from tiervec.store.manifest import CodecEntry, Manifest, SegmentEntry
 from tiervec.store.rows import RowMap
 
@@ -155,11 +155,13 @@ def commit_segment(files: CollectionFiles, manifest: Manifest, docs_db: DocStore
         # the segment's files and its database rows are independent until the commit: write
         # them at once (file writes and SQLite both release the GIL)
         with ThreadPoolExecutor(1) as pool:
+            arrays = {VECTORS: vectors,
+                      **{f"{new.codecs[n].key}.npy": c for n, c in codes.items()},
+                      **({} if chunks is None else {CHUNKS: chunks}),
+                      **({} if tokens is None else tokens.files())}
             written = pool.submit(
-                files.write_segment, segment, vectors,
-                {new.codecs[n].key: c for n, c in codes.items()},
-                None if postings is None or lexical is None else (lexical["key"], postings),
-                chunks, tokens)
+                files.write_segment, segment, new, arrays,
+                None if postings is None or lexical is None else (lexical["key"], postings))
             try:
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
