@@ -73,9 +73,9 @@ def token_store(files: CollectionFiles, manifest: Manifest) -> TokenStore:
     stored = manifest.multivector
     assert stored is not None
     config = MultiVectorConfig.from_dict(stored["config"])
-    entry = stored.get("token_codec")
+    entry = manifest.token_codec
     codec = None if entry is None else (
-        entry["key"], load_token_codec(files, entry, int(stored["token_dim"])))
+        entry.key, load_token_codec(files, entry, int(stored["token_dim"])))
     codes = config.rerank_from == "codes"
     return TokenStore(files, manifest.segments, codec, in_ram=codes, from_codes=codes)
 

@@ -313,8 +313,9 @@ class Reading(MeasuredRecall, SearchMethods):
 
     def _load_lexical(self, manifest: Manifest) -> LexicalIndex:
         assert manifest.lexical is not None
-        key = manifest.lexical["key"]
-        return LexicalIndex(LexicalConfig.from_dict(manifest.lexical["config"]),
+        key, config = manifest.lexical_key, manifest.lexical_config()
+        assert key is not None and config is not None
+        return LexicalIndex(config,
                             [self._files.postings(s, key) for s in manifest.segments])
 
     def lexical_stats(self, texts: Sequence[str]) -> TermStats:

@@ -326,9 +326,8 @@ class Writing(Reading):
     # -- internals ------------------------------------------------------------------------------
     def _token_codec(self, config: MultiVectorConfig, tokens: np.ndarray) -> Codec | None:
         """The collection's fitted token codec (fitted on these tokens if none is yet)."""
-        stored = self._manifest.multivector
+        stored, entry = self._manifest.multivector, self._manifest.token_codec
         assert stored is not None
-        entry = stored.get("token_codec")
         if entry is not None:
             return writes.load_token_codec(self._files, entry, int(stored["token_dim"]))
         return multivector.fit_token_codec(config, tokens)
@@ -349,10 +348,10 @@ class Writing(Reading):
             pipeline, codecs, lexical = self._pipeline, self._codecs, self._lexical
             first_fit = not self._manifest.codecs and bool(manifest.codecs)
             self._set_snapshot(manifest)
-            if lexical is not None and manifest.lexical is not None:
+            if lexical is not None and manifest.lexical_key is not None:
                 if appended is not None:
                     lexical.append(self._files.postings(appended.segment,
-                                                        manifest.lexical["key"]))
+                                                        manifest.lexical_key))
                 self._lexical = lexical
             if first_fit:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
                 return

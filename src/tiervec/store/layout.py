@@ -86,14 +86,13 @@ def segment_files(manifest: Manifest) -> list[SegmentFile]:
             if e.codec != EXACT_CODEC]
     if manifest.chunking:
         out.append(SegmentFile(CHUNKS, "rows"))
-    if manifest.lexical:
+    if manifest.lexical_key is not None:
         out += [SegmentFile(name, "postings")
-                for name in file_names(manifest.lexical["key"]).values()]
+                for name in file_names(manifest.lexical_key).values()]
     if manifest.multivector:
         out += [SegmentFile(TOKENS, "tokens"), SegmentFile(TOKEN_PTR, "tokens")]
-        token_key = manifest.multivector.get("token_codec", {}).get("key")
-        if token_key:
-            out.append(SegmentFile(token_codes_name(token_key), "tokens"))
+        if manifest.token_codec is not None:
+            out.append(SegmentFile(token_codes_name(manifest.token_codec.key), "tokens"))
     return out
 
 
@@ -314,8 +313,8 @@ class CollectionFiles:
                     out[lo : lo + chunk] = source.take(positions[lo : lo + chunk])
                 out.flush()
                 del out
-            if manifest.lexical:
-                key = manifest.lexical["key"]
+            if manifest.lexical_key is not None:
+                key = manifest.lexical_key
                 self.save_postings(tmp, key, self.merged_postings(manifest, key, positions),
                                    sync=False)
             if manifest.multivector:
@@ -339,9 +338,8 @@ class CollectionFiles:
         save_npy(folder / TOKEN_PTR, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
                  sync=False)  # (a temporary folder: publish_dir fsyncs it)
         sources = {TOKENS: CodeSource(self.tokens(segments))}
-        key = manifest.multivector.get("token_codec", {}).get("key") \
-            if manifest.multivector else None
-        if key:
+        if manifest.token_codec is not None:
+            key = manifest.token_codec.key
             sources[token_codes_name(key)] = CodeSource(self.token_codes(segments, key, True))
         total = int(sizes.sum())
         for name, source in sources.items():
@@ -442,8 +440,6 @@ class CollectionFiles:
         # older collections may have written one: keep it as they expect)
         live_codes = {f.name for f in segment_files(manifest)} | {
             f"{e.key}.npy" for e in manifest.codecs.values()}
-        token_key = manifest.multivector.get("token_codec", {}).get("key") \
-            if manifest.multivector else None
         segments_dir = self.root / "segments"
         for child in segments_dir.iterdir() if segments_dir.is_dir() else ():
             if child.name not in keep:
@@ -455,10 +451,8 @@ class CollectionFiles:
                     file.unlink()
         self.remove_stale_graphs(manifest)
         (self.root / f".{MANIFEST}.tmp").unlink(missing_ok=True)
-        live_state = {f"{e.key}.{a}.npy" for e in manifest.codecs.values() for a in e.state}
-        if token_key and manifest.multivector:
-            live_state |= {f"{token_key}.{a}.npy"
-                           for a in manifest.multivector["token_codec"]["state"]}
+        fitted = [*manifest.codecs.values(), *filter(None, [manifest.token_codec])]
+        live_state = {f"{e.key}.{a}.npy" for e in fitted for a in e.state}
         codecs_dir = self.root / "codecs"
         for file in codecs_dir.iterdir() if codecs_dir.is_dir() else ():
             if file.name not in live_state:

@@ -119,6 +119,22 @@ class Manifest:
         """How the lexical index analyses texts (``None``: no lexical index)."""
         return LexicalConfig.from_dict(self.lexical["config"]) if self.lexical else None
 
+    @property
+    def lexical_key(self) -> str | None:
+        """The file key of the lexical index's postings (``None``: no lexical index)."""
+        return str(self.lexical["key"]) if self.lexical else None
+
+    @property
+    def token_codec(self) -> CodecEntry | None:
+        """A multi-vector collection's token codec once fitted (its state's files), typed as
+        the chain's codecs are."""
+        entry = (self.multivector or {}).get("token_codec")
+        if not entry:
+            return None
+        return CodecEntry(codec=entry["codec"], key=entry["key"],
+                          params=dict(entry.get("params", {})),
+                          state=list(entry.get("state", [])))
+
     def to_json(self) -> str:
         data = asdict(self)
         data = {"format": FORMAT, "format_version": self.format_version,

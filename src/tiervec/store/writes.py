@@ -186,11 +186,12 @@ def save_token_codec(files: CollectionFiles, codec: Codec) -> dict:
     return {"codec": codec.name, "key": key, "params": codec.params(), "state": sorted(state)}
 
 
-def load_token_codec(files: CollectionFiles, entry: dict, dim: int) -> Codec:
-    """The token codec of a manifest entry, state restored."""
-    codec = make_codec(entry["codec"], dim)
-    codec.load_state(entry["params"], {a: load_npy(files.state_path(entry["key"], a),
-                                                   mmap=False) for a in entry["state"]})
+def load_token_codec(files: CollectionFiles, entry: CodecEntry, dim: int) -> Codec:
+    """The token codec of a manifest's entry (:attr:`Manifest.token_codec`), state
+    restored."""
+    codec = make_codec(entry.codec, dim)
+    codec.load_state(entry.params, {a: load_npy(files.state_path(entry.key, a), mmap=False)
+                                    for a in entry.state})
     return codec
 
 
