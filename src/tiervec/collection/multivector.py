@@ -63,19 +63,17 @@ def prepare(query: Query, encoder: Any, muvera: Muvera) -> Query:
 
 def muvera_of(manifest: Manifest) -> Muvera:
     """The FDE maps of a multi-vector collection's manifest."""
-    stored = manifest.multivector
-    assert stored is not None
-    return Muvera(MultiVectorConfig.from_dict(stored["config"]).muvera, int(stored["token_dim"]))
+    config, dim = manifest.multivector_config(), manifest.token_dim
+    assert config is not None and dim is not None
+    return Muvera(config.muvera, dim)
 
 
 def token_store(files: CollectionFiles, manifest: Manifest) -> TokenStore:
     """The token vectors of ``manifest``'s segments (codes in RAM when MaxSim reads them)."""
-    stored = manifest.multivector
-    assert stored is not None
-    config = MultiVectorConfig.from_dict(stored["config"])
-    entry = manifest.token_codec
-    codec = None if entry is None else (
-        entry.key, load_token_codec(files, entry, int(stored["token_dim"])))
+    config, dim, entry = manifest.multivector_config(), manifest.token_dim, \
+        manifest.token_codec
+    assert config is not None and dim is not None
+    codec = None if entry is None else (entry.key, load_token_codec(files, entry, dim))
     codes = config.rerank_from == "codes"
     return TokenStore(files, manifest.segments, codec, in_ram=codes, from_codes=codes)
 

@@ -264,14 +264,14 @@ class Reading(MeasuredRecall, SearchMethods):
         model = None if query.min_relevance is None else self._relevance_model(query)
         fusion = self._fusion(query)
         lexical = self._lexical_for(snap) if query.mode.needs_texts else None
-        chunking = snap.manifest.chunking
+        chunking = snap.manifest.chunking_config()
         if chunking is not None and query.mode.needs_vectors:
-            aggregate = query.options.aggregate or chunking.get("aggregate", "max")
+            aggregate = query.options.aggregate or chunking.aggregate
             assert snap.owners is not None
             pipeline = replace(pipeline, collapse=ChunkCollapse(snap.owners, aggregate))
-        mv = snap.manifest.multivector
+        mv = snap.manifest.multivector_config()
         if mv is not None and query.mode.needs_vectors:
-            depth = query.options.candidates or int(mv["config"].get("candidates", 100))
+            depth = query.options.candidates or mv.candidates
             pipeline = replace(pipeline, rerank=MaxSimRescorer(self._token_store(snap)),
                                rerank_depth=depth)
         mode = SearchMode.DENSE if query.mode is SearchMode.MULTIVECTOR else query.mode

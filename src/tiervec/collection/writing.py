@@ -326,10 +326,9 @@ class Writing(Reading):
     # -- internals ------------------------------------------------------------------------------
     def _token_codec(self, config: MultiVectorConfig, tokens: np.ndarray) -> Codec | None:
         """The collection's fitted token codec (fitted on these tokens if none is yet)."""
-        stored, entry = self._manifest.multivector, self._manifest.token_codec
-        assert stored is not None
-        if entry is not None:
-            return writes.load_token_codec(self._files, entry, int(stored["token_dim"]))
+        entry, dim = self._manifest.token_codec, self._manifest.token_dim
+        if entry is not None and dim is not None:
+            return writes.load_token_codec(self._files, entry, dim)
         return multivector.fit_token_codec(config, tokens)
 
     def _require_writable(self) -> None:

@@ -120,6 +120,11 @@ class Manifest:
         return LexicalConfig.from_dict(self.lexical["config"]) if self.lexical else None
 
     @property
+    def token_dim(self) -> int | None:
+        """A multi-vector collection's token vector dimension (``None``: not one)."""
+        return int(self.multivector["token_dim"]) if self.multivector else None
+
+    @property
     def lexical_key(self) -> str | None:
         """The file key of the lexical index's postings (``None``: no lexical index)."""
         return str(self.lexical["key"]) if self.lexical else None
