@@ -1,5 +1,6 @@
-"""The CLI on Ray: ``tiervec index --ray`` (distributed ingest into a sharded collection) and
-opening a folder that may hold a sharded collection."""
+"""The CLI beyond one folder: ``tiervec index --ray`` (distributed ingest into a sharded
+collection), and opening what ``--collection`` names: a folder that may hold a sharded
+collection, or a served collection (``http(s)://HOST:PORT/NAME``)."""
 
 from __future__ import annotations
 
