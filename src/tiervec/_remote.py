@@ -207,12 +207,15 @@ class CollectionOps(RemoteBase):
             answer = yield (method, f"{self._base}/documents", body)
             out.append(WriteStats(added=answer.get("added", 0),
                                   replaced=answer.get("replaced", 0)))
-        yield from CollectionOps._reread(self)  # new documents may have typed new fields
+        yield from CollectionOps._reread(self, (d.metadata for d in docs))
         return out
 
-    def _reread(self) -> Op[None]:
-        """The collection's description again (its fields grow with the metadata written)."""
-        self._info = dict((yield ("GET", self._base, None)))
+    def _reread(self, written: Iterable[Mapping[str, Any]]) -> Op[None]:
+        """The collection's description again when the metadata ``written`` named a field it
+        did not list (the server typed it on first sight); nothing otherwise."""
+        known = self._info.get("fields", {})
+        if any(name not in known for metadata in written for name in metadata):
+            self._info = dict((yield ("GET", self._base, None)))
 
     def delete(self, ids: Iterable[str] | str) -> Op[WriteStats]:
         """Delete documents by id; unknown ids are reported in ``missing``."""
@@ -234,7 +237,7 @@ class CollectionOps(RemoteBase):
         body = {"documents": [{"id": str(i), "metadata": dict(m)} for i, m in updates.items()],
                 "replace": replace}
         answer = yield ("PATCH", f"{self._base}/documents", body)
-        yield from CollectionOps._reread(self)
+        yield from CollectionOps._reread(self, updates.values())
         return WriteStats(replaced=answer["replaced"], missing=list(answer["missing"]))
 
     def compact(self, *, vacuum: bool = True) -> Op[WriteStats]:

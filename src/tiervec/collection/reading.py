@@ -13,6 +13,7 @@ import numpy as np
 from tiervec.codecs import Codec, make_codec
 from tiervec.collection import multivector
 from tiervec.collection.chunks import evidence
+from tiervec.collection.defaults import SearchDefaults
 from tiervec.collection.measured import MeasuredRecall
 from tiervec.collection.prepare import prepare_query
 from tiervec.collection.snapshot import Snapshot
@@ -35,7 +36,6 @@ from tiervec.search import (
     FilterPlan,
     FilterPolicy,
     FilterStrategy,
-    FusionConfig,
     Pipeline,
     Query,
     Searchable,
@@ -44,7 +44,7 @@ from tiervec.search import (
     SearchResult,
 )
 from tiervec.search.assemble import build_pipeline
-from tiervec.search.cutoff import RelevanceModel, checked_model, cut
+from tiervec.search.cutoff import cut
 from tiervec.search.hybrid import mode_pipeline
 from tiervec.search.maxsim import MaxSimRescorer
 from tiervec.search.recall import tuned_options
@@ -60,7 +60,7 @@ from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.tokens import TokenStore
 
 
-class Reading(MeasuredRecall, SearchMethods):
+class Reading(MeasuredRecall, SearchDefaults, SearchMethods):
     """Snapshot state and every read of a collection (see :class:`tiervec.Collection`)."""
 
     path: Path
@@ -192,21 +192,8 @@ class Reading(MeasuredRecall, SearchMethods):
         """How the lexical index analyses texts (``None``: no lexical index)."""
         return self._manifest.lexical_config()
 
-    @property
-    def fusion(self) -> FusionConfig:
-        """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``)."""
-        stored = self._manifest.search.get("fusion")
-        return FusionConfig.from_dict(stored) if stored else FusionConfig()
-
-    @property
-    def fusion_tuned(self) -> bool:
-        """Whether :attr:`fusion` was stored by ``tiervec tune --apply`` (else the default)."""
-        return "fusion" in self._manifest.search
-
-    def calibration(self, kind: str) -> RelevanceModel | None:
-        """The fitted relevance calibration of a search mode (``None``: never fitted)."""
-        stored = self._manifest.search.get("calibration", {}).get(kind)
-        return RelevanceModel.from_dict(stored) if stored else None
+    def _stored_search(self) -> dict[str, Any]:
+        return self._manifest.search
 
     # -- searching ------------------------------------------------------------------------------
     def run(self, query: Query) -> SearchResult:
@@ -288,16 +275,6 @@ class Reading(MeasuredRecall, SearchMethods):
         if chunking is not None:
             spans = evidence(self._files, snap, query.vectors, rows, candidates.parts)
         return SearchResult(ids=ids, scores=scores, spans=spans), rows
-
-    def _relevance_model(self, query: Query) -> RelevanceModel:
-        """The calibration ``query``'s mode was fitted with (its fusion, for hybrid)."""
-        kind = query.mode.value
-        return checked_model(self.calibration(kind), kind, self._fusion(query).to_dict(),
-                             str(self.path))
-
-    def _fusion(self, query: Query) -> FusionConfig:
-        given = query.options.fusion
-        return FusionConfig.from_dict(given) if given is not None else self.fusion
 
     def _lexical_for(self, snap: Snapshot) -> LexicalIndex:
         """The lexical index of ``snap`` (the current one, kept; an older one, loaded)."""

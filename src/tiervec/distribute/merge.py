@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tiervec.search import CollectionStats, FusionConfig, SearchResult, ShardReport
-from tiervec.search.cutoff import RelevanceModel
+from tiervec.search.cutoff import RelevanceModel, cut
 from tiervec.search.hybrid import make_fusion
 from tiervec.search.searchable import TierStats
 from tiervec.search.stages import Candidates
@@ -119,10 +119,13 @@ def fuse_top(lists: Sequence[SearchResult], fusion: FusionConfig, k: int,
 def cut_top(result: SearchResult, model: RelevanceModel, min_relevance: float,
             k: int) -> SearchResult:
     """``result`` (a merged top list at least ``model.depth`` deep) cut where the calibrated
-    probability of relevance falls below ``min_relevance``, then to ``k``."""
-    keep = (model.probabilities(np.asarray(result.scores)) >= min_relevance) & (result.ids != "")
+    probability of relevance falls below ``min_relevance`` (the cut one collection makes,
+    over ids instead of rows), then to ``k``."""
+    present = np.where(result.ids != "", 0, -1)
+    scores, kept = cut(np.asarray(result.scores), present,
+                       model.probabilities(np.asarray(result.scores)), min_relevance)
+    keep = kept >= 0
     spans = None if result.spans is None else \
         np.where(keep[:, :, None], result.spans, -1)[:, :k]
-    return SearchResult(ids=np.where(keep, result.ids, "")[:, :k],
-                        scores=np.where(keep, result.scores, -np.inf).astype(np.float32)[:, :k],
+    return SearchResult(ids=np.where(keep, result.ids, "")[:, :k], scores=scores[:, :k],
                         spans=spans, shards=result.shards)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tiervec.collection import Collection, multivector
+from tiervec.collection.defaults import SearchDefaults
 from tiervec.collection.prepare import prepare_query
 from tiervec.collection.settings import CollectionSettings
 from tiervec.corpus import Document
@@ -46,14 +47,12 @@ from tiervec.search import (
     CollectionStats,
     FilterPlan,
     FilterStrategy,
-    FusionConfig,
     Query,
     Searchable,
     SearchMode,
     SearchOptions,
     SearchResult,
 )
-from tiervec.search.cutoff import RelevanceModel, checked_model
 from tiervec.search.searchable import SearchMethods
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.files import remove_tree
@@ -61,7 +60,7 @@ from tiervec.store.layout import SHARDED, CollectionFiles
 from tiervec.store.manifest import MANIFEST
 
 
-class ShardedCollection(ShardedWrites, SearchMethods):
+class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
     """Documents spread over shards by id, each shard an ordinary collection folder.
 
     Create one with :meth:`create` (or ``tiervec index ... --ray --shards N``), reopen it with
@@ -209,22 +208,8 @@ class ShardedCollection(ShardedWrites, SearchMethods):
     def lexical_config(self) -> LexicalConfig | None:
         return self._manifest.lexical_config()
 
-    @property
-    def fusion(self) -> FusionConfig:
-        """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``
-        stores it in every shard)."""
-        stored = self._manifest.search.get("fusion")
-        return FusionConfig.from_dict(stored) if stored else FusionConfig()
-
-    @property
-    def fusion_tuned(self) -> bool:
-        return "fusion" in self._manifest.search
-
-    def calibration(self, kind: str) -> RelevanceModel | None:
-        """The fitted relevance calibration of a search mode (stored in every shard); the
-        cut-off applies to the merged list, so it behaves as on one collection."""
-        stored = self._manifest.search.get("calibration", {}).get(kind)
-        return RelevanceModel.from_dict(stored) if stored else None
+    def _stored_search(self) -> dict[str, Any]:
+        return self._manifest.search
 
     # -- searching ------------------------------------------------------------------------------
     def run(self, query: Query) -> SearchResult:
@@ -234,9 +219,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         query = asked = self.prepare(query)
         model = None
         if asked.min_relevance is not None:
-            kind = asked.mode.value
-            model = checked_model(self.calibration(kind), kind, self._fusion(asked).to_dict(),
-                                  str(self.path))
+            model = self._relevance_model(asked)
             query = replace(asked.with_k(max(asked.k, model.depth)), min_relevance=None)
         if query.mode.needs_texts:
             query = replace(query, lexical_stats=self._lexical_stats(query.texts or (),
@@ -258,10 +241,6 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         if model is None or asked.min_relevance is None:
             return result
         return cut_top(result, model, asked.min_relevance, asked.k)
-
-    def _fusion(self, query: Query) -> FusionConfig:
-        given = query.options.fusion
-        return FusionConfig.from_dict(given) if given is not None else self.fusion
 
     def _lexical_stats(self, texts: Sequence[str], partial: bool | None) -> TermStats:
         """BM25's statistics of the query terms summed over the shards (one small round;

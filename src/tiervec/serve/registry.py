@@ -114,7 +114,7 @@ class Served:
         chain = str(Chain.parse(tiers))
         col = self.collection
         manifest = col._manifest  # the committed state: a write makes it anew
-        state = (len(col), manifest.epoch, manifest.generation, manifest.count)
+        state = (manifest.epoch, manifest.generation, manifest.count)
         cached = self.views.get(chain)
         if cached is None or cached[0] != state:
             if len(self.views) >= 4:
