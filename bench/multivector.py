@@ -79,7 +79,7 @@ class Tokens:
     """Every document's unit token vectors (memory-mapped from the collection) and queries'."""
 
     def __init__(self, col: tiervec.Collection) -> None:
-        store = col._token_store(col._snap)
+        store = col._reader.token_store(col._reader.snap)
         self.store = store
         arrays = store.full.arrays
         self.vectors = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
@@ -112,7 +112,7 @@ def run_dataset(name: str, folder: Path, tune_split: str, peers: bool) -> dict[s
                  "candidate_recall": 1.0})
     top10 = [set(r) for r in exact_ids[:, :K].tolist()]
     stacked, ptr = unit_tokens(test_tokens)
-    fdes = col._muvera().queries(stacked, ptr)
+    fdes = col._reader.muvera().queries(stacked, ptr)
     for chain in CHAINS:
         view = col.with_tiers(chain)
         for c in CANDIDATES:

@@ -286,7 +286,7 @@ def ivf_rows(folder: Path, q: np.ndarray, exact: np.ndarray, add) -> None:
     assert str(col.chain) == IVF_CHAIN, col.chain
     col.keep_query_sample = False
     (folder / "collection" / "queries.npy").unlink(missing_ok=True)
-    col._sample = None  # as in the main run: only the 109 seen queries
+    col._recall._sample = None  # as in the main run: only the 109 seen queries
     col.keep_query_sample = True
     col.search_vectors(np.load(folder / "queries-scifact-seen.npy"), K)
     col.keep_query_sample = False

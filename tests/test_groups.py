@@ -50,13 +50,13 @@ def run_queued(col: tiervec.Collection, calls: list[tuple[str, list[dict], Any]]
             out[i] = exc
 
     threads = []
-    with col._write_mutex:  # type: ignore[attr-defined]
+    with col._writer.mutex:
         for i, (method, batch, vectors) in enumerate(calls):
             thread = threading.Thread(target=call, args=(i, method, batch, vectors))
             thread.start()
             threads.append(thread)
             deadline = time.monotonic() + 30
-            while len(col._queue._items) < i + 1:  # type: ignore[attr-defined]
+            while len(col._writer.queue._items) < i + 1:
                 assert time.monotonic() < deadline
                 time.sleep(0.001)
     for thread in threads:
@@ -65,14 +65,14 @@ def run_queued(col: tiervec.Collection, calls: list[tuple[str, list[dict], Any]]
 
 
 def test_queued_writes_commit_as_one_and_each_gets_its_answer(col) -> None:
-    before = col._queue.commits
+    before = col._writer.queue.commits
     calls = [("add", docs([f"a{i}", f"b{i}"], year=2001 + i),
               np.stack([vec(10 + i), vec(20 + i)])) for i in range(6)]
     calls.append(("upsert", docs(["old", "new"], year=1999), np.stack([vec(1), vec(2)])))
     out = run_queued(col, calls)
     assert out[:6] == [2] * 6
     assert out[6] == WriteStats(added=1, replaced=1)
-    assert col._queue.commits == before + 1  # one segment, one manifest replace
+    assert col._writer.queue.commits == before + 1  # one segment, one manifest replace
     assert len(col) == 14 and col.stats().segments == 2
     assert col.get(["old"])[0].metadata == {"year": 1999}  # type: ignore[union-attr]
     assert col.search_vectors(vec(23), k=1).ids[0][0] == "b3"
@@ -114,7 +114,7 @@ def test_a_leader_whose_own_write_waits_commits_it_next(col) -> None:
 
     first = PendingWrite(docs=[tiervec.Document(id="x", text="one")], vectors=vec(1)[None],
                          replace=True)
-    col._queue.put(first)  # queued by a thread that has not reached the mutex yet
+    col._writer.queue.put(first)  # queued by a thread that has not reached the mutex yet
     stats = col.upsert(docs(["x"], year=2002), vectors=vec(2))  # this thread leads
     assert first.done and first.result() == WriteStats(added=1)
     assert stats == WriteStats(replaced=1)
@@ -139,7 +139,7 @@ def test_many_threads_write_at_once(col) -> None:
     for thread in threads:
         thread.join(60)
     assert not errors
-    assert len(col) == 124 and col._queue.writes >= 240
+    assert len(col) == 124 and col._writer.queue.writes >= 240
     for t in (0, 7, 11):
         assert col.search_vectors(vec(1000 * t + 9), k=1).ids[0][0] == f"t{t}-9"
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXTRAS_MODULES = ["typer", "rich", "fastapi", "starlette", "uvicorn", "httpx", "pydantic",
@@ -77,6 +78,56 @@ def test_a_feature_without_its_extra_names_the_pip_line(tmp_path, code, extra):
     """, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"tiervec[{extra}]" in done.stdout, done.stdout
+
+
+#: What the client alone (``pip install tiervec-client``) lacks: every extra but httpx, and the
+#: engine's own dependencies.
+CLIENT_ONLY_HIDDEN = [m for m in EXTRAS_MODULES if m != "httpx"] + ["faiss", "Stemmer",
+                                                                     "ml_dtypes"]
+
+
+def test_the_client_alone_searches_and_writes_a_served_collection(tmp_path):
+    from live_server import LiveServer
+
+    import tiervec
+
+    x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with tiervec.create(tmp_path / "data" / "notes", model=None, dim=16, lexical=True) as col:
+        col.add([tiervec.Document(id=str(i), text=f"note number{i}", metadata={"n": i})
+                 for i in range(300)], vectors=x)
+    np.save(tmp_path / "q.npy", x[:3])
+    server = LiveServer(tmp_path / "data").start()
+    try:
+        done = subprocess.run([sys.executable, "-c", HIDE.replace(
+            repr(EXTRAS_MODULES), repr(CLIENT_ONLY_HIDDEN)) + textwrap.dedent(f"""
+            import numpy as np
+            import tiervec
+            from tiervec.errors import MissingDependency
+            q = np.load("q.npy")
+            with tiervec.Client({server.url!r}) as client:
+                col = client.open("notes")
+                found = col.search_vectors(q, 3, filter={{"n": {{"$lt": 100}}}})
+                assert list(found.ids[:, 0]) == ["0", "1", "2"], found.ids
+                assert col.search("number7", k=1, mode="lexical").ids[0, 0] == "7"
+                col.add([{{"id": "new", "text": "fresh"}}], vectors=q[:1])
+                assert col.get(["new"])[0].text == "fresh"
+            try:
+                tiervec.create("local", model=None, dim=4)
+                raise SystemExit("a local collection was made without the engine")
+            except MissingDependency as exc:
+                assert "pip install tiervec " in str(exc), exc
+            import os
+            assert not os.path.exists("local")  # refused before anything was written
+            for name in sorted(sys.modules):
+                if name.split(".")[0] in HIDDEN:
+                    raise SystemExit(f"{{name}} was imported")
+            print("client alone: searched and wrote")
+        """)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "client alone: searched and wrote" in done.stdout
 
 
 def test_the_command_without_the_cli_extra_says_how_to_install_it(tmp_path):

@@ -125,7 +125,7 @@ def make(tmp_path: Path, encoder, name: str = "mv", **kw) -> tiervec.Collection:
 
 
 def stored_tokens(col: tiervec.Collection) -> tuple[list[str], np.ndarray, np.ndarray]:
-    store = col._token_store(col._snap)
+    store = col._reader.token_store(col._reader.snap)
     rows = col.stats().rows
     index, _ = store.ranges(np.arange(rows))
     return list(col.ids_at(np.arange(rows))), store.full.take(index), store.ptr
@@ -166,7 +166,7 @@ def test_writes_keep_token_vectors_with_their_documents(tmp_path, encoder):
         col.compact()
         after_ids, after_tokens, after_ptr = stored_tokens(col)
         live = [i for i, d in enumerate(before_ids)
-                if col._docs.rows_of([d]) and d != "t4"]
+                if col._reader.docs.rows_of([d]) and d != "t4"]
         assert col.search(["apple pie", "strings of a violin"], k=3).ids.tolist() == \
             found.ids.tolist()
         assert len(after_ids) == 9

@@ -171,7 +171,7 @@ def test_the_queries_searched_become_the_measurement_queries(tmp_path):
     kept = np.load(tmp_path / "c" / "queries.npy")
     assert kept.shape == (150, DIM)  # the sample outlives the process
     col = tiervec.open(tmp_path / "c")
-    assert col._query_sample().seen == 150
+    assert col._recall.query_sample().seen == 150
     col.close()
 
 

@@ -1,7 +1,7 @@
 """Getting a corpus into a collection: what every front end (CLI, server) calls.
 
-- :func:`open_or_create`: the collection in a folder, checked against the model and tiers
-  asked for, or a new one;
+- :func:`open_or_create`: the collection in a folder, checked against what
+  :class:`IndexOptions` asks for, or a new one made with it;
 - :func:`index_corpus`: add the documents a collection lacks, resumably (``tiervec index``);
 - :func:`add_corpus`: add every document of a corpus, or upsert them (``tiervec add``).
 
@@ -14,18 +14,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
 from tiervec.collection import Collection
+from tiervec.collection.settings import CollectionSettings
 from tiervec.corpus import read_corpus
 from tiervec.encode.base import ProgressFn
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import CollectionMismatch, DuplicateIds
-from tiervec.search import DEFAULT_CHAIN, Chain
+from tiervec.search import Chain
 from tiervec.store.manifest import MANIFEST
 
 T = TypeVar("T")
@@ -48,31 +49,43 @@ class IndexStats:
     empty: list[str] = field(default_factory=list)
 
 
-def open_or_create(
-    folder: str | Path, model: str | None = None, tiers: str | Chain | None = None,
-    lexical: bool = True, chunking: ChunkingConfig | None = None,
-    multivector: MultiVectorConfig | None = None, recall_target: float | None = None,
-) -> tuple[Collection, bool]:
-    """The collection in ``folder`` (checked against ``model``, ``tiers`` and ``chunking``
-    where given), or a new one with them (defaults: all-MiniLM-L6-v2,
-    :data:`~tiervec.search.DEFAULT_CHAIN`, a lexical index unless ``lexical`` is false, no
-    chunking, recall@10 0.95 kept); ``True`` when it was created. A ``recall_target`` given
-    for an existing collection replaces its own."""
-    from tiervec.encode import DEFAULT_MODEL
+@dataclass(frozen=True)
+class IndexOptions:
+    """What an index run asks of a collection folder, as one value: the settings a new
+    collection is created with, checked against an existing one. ``None`` is "not asked":
+    the default for a new collection (:class:`~tiervec.collection.settings.CollectionSettings`)
+    and no check for an existing one. A ``recall_target`` asked of an existing collection
+    replaces its own."""
+
+    model: str | None = None
+    tiers: str | Chain | None = None
+    lexical: bool = True
+    chunking: ChunkingConfig | None = None
+    multivector: MultiVectorConfig | None = None
+    recall_target: float | None = None
+
+    def settings(self) -> CollectionSettings:
+        """The settings of a new collection: what was asked, the defaults for the rest."""
+        asked = {f.name: getattr(self, f.name) for f in fields(self)}
+        return CollectionSettings(**{k: v for k, v in asked.items() if v is not None})
+
+
+def open_or_create(folder: str | Path,
+                   options: IndexOptions = IndexOptions()) -> tuple[Collection, bool]:
+    """The collection in ``folder`` (checked against the model, tiers, chunking and
+    multi-vector storage ``options`` asks for), or a new one made with them; ``True`` when
+    it was created."""
     from tiervec.encode.models import same_model
 
     folder = Path(folder).expanduser()
-    chain = Chain.parse(tiers) if tiers is not None else None
     if not (folder / MANIFEST).exists():
-        target = {} if recall_target is None else {"recall_target": recall_target}
-        col = Collection.create(folder, model=model or DEFAULT_MODEL, tiers=chain or DEFAULT_CHAIN,
-                                lexical=lexical, chunking=chunking, multivector=multivector,
-                                **target)  # type: ignore[arg-type]
-        return col, True
+        return Collection.create(folder, **options.settings().options()), True
+    model, multivector, chunking = options.model, options.multivector, options.chunking
+    chain = Chain.parse(options.tiers) if options.tiers is not None else None
     col = Collection.open(folder)
-    if recall_target is not None and (col.recall_target is None
-                                      or col.recall_target.target != recall_target):
-        col.set_recall_target(recall_target)
+    target = options.recall_target
+    if target is not None and (col.recall_target is None or col.recall_target.target != target):
+        col.set_recall_target(target)
     problem = None
     if model is not None and not same_model(col.model or "", model):
         problem = (f"{str(folder)!r} holds a collection built with model {col.model!r}, not "

@@ -7,10 +7,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiervec.cli._app import _progress, console, warn_empty, warn_truncated
 from tiervec.errors import CollectionMismatch
+
+if TYPE_CHECKING:
+    from tiervec.ingest import IndexOptions
 
 
 def check_new_root(folder: Path, shards: int) -> None:
@@ -69,12 +72,12 @@ def open_searchable(folder: Path, read_only: bool = False) -> Any:
     return tiervec.open(folder, read_only=read_only)
 
 
-def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int | None,
-                 encoders: int, gpus: float, vectors_column: str | None,
-                 create: dict[str, Any], verbose: bool = False) -> None:
+def index_on_ray(corpus: Path, folder: Path, options: IndexOptions, *, address: str | None,
+                 shards: int | None, encoders: int, gpus: float, vectors_column: str | None,
+                 verbose: bool = False) -> None:
     """Ingest ``corpus`` into the sharded collection in ``folder`` (created with ``shards``
-    shards and the ``create`` options when new) through Ray Data, with a progress bar (Ray
-    Data's own logs and bars only when ``verbose``)."""
+    shards, each with ``options``' settings, when new) through Ray Data, with a progress bar
+    (Ray Data's own logs and bars only when ``verbose``)."""
     from tiervec.corpus import count_records
     from tiervec.distribute.cluster import connect
     from tiervec.distribute.ingest import corpus_files, ingest
@@ -99,10 +102,7 @@ def index_on_ray(corpus: Path, folder: Path, *, address: str | None, shards: int
     if is_sharded(folder):
         col = ShardedCollection.open(folder)
     else:
-        from tiervec.collection.settings import CollectionSettings
-
-        settings = CollectionSettings(**{k: v for k, v in create.items() if v is not None})
-        col = ShardedCollection.create(folder, shards=shards or 2, settings=settings)
+        col = ShardedCollection.create(folder, shards=shards or 2, settings=options.settings())
     total = sum(count_records(f) or 0 for f in files) or None
     with col, _progress(f"Indexing on Ray ({len(col.shards)} shards)", total) as advance:
         stats = ingest(col, files, encoders=encoders, gpus=gpus, vector_column=vectors_column,

@@ -64,7 +64,7 @@ def eval_(
 
     def go() -> None:
         from tiervec.eval import DEFAULT_EVAL_CHAINS, DEFAULT_EVAL_FUSIONS, evaluate, load_beir
-        from tiervec.ingest import open_or_create
+        from tiervec.ingest import IndexOptions, open_or_create
         from tiervec.search import Chain
 
         data = load_beir(dataset, split=split)
@@ -73,7 +73,7 @@ def eval_(
             col, created = open_searchable(collection), False
         else:
             folder = collection or _default_eval_collection(dataset, model)
-            col, created = open_or_create(folder, model, None)
+            col, created = open_or_create(folder, IndexOptions(model=model))
         with col as col:
             if created or collection is None:  # the user's own collection is left as it is
                 index_with_progress(col, data.path)
@@ -170,9 +170,9 @@ def plan(
             for_vectors=parse_count(for_vectors) if for_vectors else None,
         )
         if dataset is not None and not (collection / "manifest.json").exists():
-            from tiervec.ingest import open_or_create
+            from tiervec.ingest import IndexOptions, open_or_create
 
-            col, _ = open_or_create(collection, model, None)
+            col, _ = open_or_create(collection, IndexOptions(model=model))
             with col:
                 index_with_progress(col, dataset)
 

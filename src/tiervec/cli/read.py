@@ -100,26 +100,23 @@ def index(
     def go() -> None:
         from tiervec.corpus import corpus_file
         from tiervec.encode.chunking import ChunkingConfig
-        from tiervec.ingest import open_or_create
+        from tiervec.ingest import IndexOptions, open_or_create
 
-        config = None if chunking is None else ChunkingConfig(
-            method=chunking, tokens=chunk_tokens, overlap=overlap,  # type: ignore[arg-type]
-            sentences=sentences, window=window, aggregate=aggregate)  # type: ignore[arg-type]
-        mv = _multivector_config(fde, candidates, token_codec) if multivector else None
+        options = IndexOptions(
+            model=model, tiers=tiers, lexical=lexical, recall_target=recall_target,
+            chunking=None if chunking is None else ChunkingConfig(
+                method=chunking, tokens=chunk_tokens, overlap=overlap,  # type: ignore[arg-type]
+                sentences=sentences, window=window, aggregate=aggregate),  # type: ignore[arg-type]
+            multivector=_multivector_config(fde, candidates, token_codec) if multivector else None)
         if ray or shards is not None or address is not None:
             from tiervec.cli.distribute import index_on_ray
 
-            index_on_ray(corpus, collection, address=address, shards=shards,
+            index_on_ray(corpus, collection, options, address=address, shards=shards,
                          encoders=encoders, gpus=gpus, vectors_column=vectors_column,
-                         verbose=verbose,
-                         create={"model": model, "tiers": tiers, "lexical": lexical,
-                                 "chunking": config, "multivector": mv,
-                                 **({} if recall_target is None else
-                                    {"recall_target": recall_target})})
+                         verbose=verbose)
             return
         corpus_file(corpus)  # a missing corpus fails before a collection is created
-        col, _ = open_or_create(collection, model, tiers, lexical=lexical, chunking=config,
-                                multivector=mv, recall_target=recall_target)
+        col, _ = open_or_create(collection, options)
         with col:
             stats = index_with_progress(col, corpus, strict)
             rows = f", {col.stats().rows:,} chunks" if col.chunking else ""

@@ -6,14 +6,13 @@ from typing import Any
 
 import numpy as np
 
+from tiervec._extras import require
 from tiervec.codecs.base import empty_top
 
 
 def faiss_module() -> Any:
     """Import FAISS lazily (it is a core dependency, but importing it is not free)."""
-    import faiss
-
-    return faiss
+    return require("faiss")
 
 
 class FlatCodesScanner:

@@ -5,11 +5,10 @@ collection creates each shard from one, so its options cannot drift from one col
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from tiervec.collection.core import Collection
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.muvera import MultiVectorConfig
@@ -17,6 +16,9 @@ from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain
 from tiervec.search.recall import DEFAULT_TARGET, RecallTarget
 from tiervec.search.spec import DEFAULT_CHAIN
+from tiervec.store import opening
+from tiervec.store.locks import WriterLock
+from tiervec.store.manifest import Manifest
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,10 +42,27 @@ class CollectionSettings:
         model = self.model
         return EncoderConfig(model=model) if isinstance(model, str) else model
 
-    def create(self, path: str | Path, encoder: Encoder | None = None) -> Collection:
-        """A new, empty collection in ``path`` with these settings."""
-        return Collection.create(
-            path, model=self.model, dim=self.dim, tiers=self.tiers, encoder=encoder,
-            fields=self.fields, indexes=self.indexes, lexical=self.lexical,
-            chunking=self.chunking, multivector=self.multivector,
-            recall_target=self.recall_target)
+    def options(self) -> dict[str, Any]:
+        """The settings as :meth:`tiervec.Collection.create`'s keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def new_folder(self, path: Path, encoder: Encoder | None
+                   ) -> tuple[Manifest, Encoder | None, WriterLock]:
+        """Make ``path`` a new, empty collection folder with these settings: its first
+        manifest, the encoder (``encoder``, or loaded to learn the model's dimension) and the
+        writer lock, taken."""
+        chain = Chain.parse(self.tiers)
+        lexical = self.model is not None if self.lexical is None else self.lexical
+        chunking = ChunkingConfig(method=self.chunking) if isinstance(  # type: ignore[arg-type]
+            self.chunking, str) else self.chunking
+        target = self.recall_target
+        if target is not None and not isinstance(target, RecallTarget):
+            target = RecallTarget(target=target)
+        return opening.new_folder(
+            path, model=self.model, dim=self.dim, chain=str(chain),
+            codec_names=[t.codec for t in chain.tiers], encoder=encoder, fields=self.fields,
+            indexes=self.indexes, lexical=LexicalConfig() if lexical is True else (lexical or None),
+            chunking=chunking,
+            multivector=MultiVectorConfig() if self.multivector is True else (
+                self.multivector or None),
+            search={"recall_target": None if target is None else target.to_dict()})

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tiervec._extras import require
+from tiervec.collection.reading import SnapshotReader
 from tiervec.corpus import Document
 from tiervec.errors import MalformedCorpus
 from tiervec.store.writes import WriteStats
@@ -27,27 +28,27 @@ BATCH = 10_000
 VECTOR = "vector"
 
 
-def export_parquet(collection: Any, path: str | Path, *, batch: int = BATCH,
+def export_parquet(reader: SnapshotReader, path: str | Path, *, batch: int = BATCH,
                    progress: Callable[[int], None] | None = None) -> int:
-    """Write every live document of ``collection`` (with its vector unless chunked or
-    multi-vector) to the Parquet file ``path``; the documents written."""
+    """Write every live document a collection's ``reader`` sees (with its vector unless
+    chunked or multi-vector) to the Parquet file ``path``; the documents written."""
     pa = require("pyarrow")
     pq = require("pyarrow.parquet")
-    with_vectors = collection.chunking is None and collection.multivector is None
+    with_vectors = reader.chunking is None and reader.multivector is None
     schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
                         ("metadata", pa.string()),
-                        *([(VECTOR, pa.list_(pa.float32(), collection.dim))]
+                        *([(VECTOR, pa.list_(pa.float32(), reader.dim))]
                           if with_vectors else [])])
     written = 0
     with pq.ParquetWriter(str(path), schema) as writer:
-        for docs, vectors in _batches(collection, batch, with_vectors):
+        for docs, vectors in _batches(reader, batch, with_vectors):
             columns: dict[str, Any] = {
                 "id": [d.id for d in docs], "title": [d.title for d in docs],
                 "text": [d.text for d in docs],
                 "metadata": [json.dumps(dict(d.metadata)) for d in docs]}
             if vectors is not None:
                 flat = pa.array(np.ascontiguousarray(vectors, np.float32).ravel())
-                columns[VECTOR] = pa.FixedSizeListArray.from_arrays(flat, collection.dim)
+                columns[VECTOR] = pa.FixedSizeListArray.from_arrays(flat, reader.dim)
             writer.write_table(pa.table(columns, schema=schema))
             written += len(docs)
             if progress is not None:
@@ -55,17 +56,17 @@ def export_parquet(collection: Any, path: str | Path, *, batch: int = BATCH,
     return written
 
 
-def _batches(collection: Any, batch: int, with_vectors: bool,
+def _batches(reader: SnapshotReader, batch: int, with_vectors: bool,
              ) -> Iterator[tuple[list[Document], np.ndarray | None]]:
     """The live documents in storage order, ``batch`` at a time, with their vectors."""
-    collection.refresh()
-    snap = collection._snap
+    reader.refresh()
+    snap = reader.snap
     positions = snap.live_positions()
-    store = collection.vectors() if with_vectors else None
+    store = reader.vectors() if with_vectors else None
     for start in range(0, len(positions), batch):
         at = positions[start:start + batch]
-        ids = [str(i) for i in snap.ids(collection._docs, at)]
-        found = collection._docs.get(ids)
+        ids = [str(i) for i in snap.ids(reader.docs, at)]
+        found = reader.docs.get(ids)
         keep = [i for i, d in enumerate(found) if d is not None]  # purged meanwhile
         docs = [found[i] for i in keep]
         yield docs, None if store is None else np.asarray(store.take(at[keep]))

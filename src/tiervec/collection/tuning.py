@@ -11,24 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from tiervec.collection.writing import Writing
-from tiervec.search import Chain, Query, SearchOptions
+from tiervec.collection.measured import RecallRecord
+from tiervec.collection.reading import SnapshotReader
+from tiervec.search import Query, SearchOptions
 from tiervec.search.recall import (
     MIN_SEEN,
     QUERIES,
     Knobs,
     QuerySample,
     RecallMeasure,
-    RecallTarget,
     measure,
 )
-from tiervec.store import writes
 from tiervec.store.layout import RECALL
-from tiervec.store.writes import WriteStats
 
 log = logging.getLogger(__name__)
 
@@ -40,105 +39,83 @@ QUIET = 2.0
 MAX_WAIT = 120.0
 
 
-class Tuning(Writing):
-    """The recall target: set, measured (by itself or when asked), waited for."""
+class RecallTuner(RecallRecord):
+    """The recall target kept as the collection grows: measured in a background thread when a
+    write calls for it (:meth:`committed`, :meth:`changed`), or when asked."""
 
-    _recall_thread: threading.Thread | None = None
-    _recall_stop: threading.Event | None = None
-    _last_commit: float = 0.0
-    _sample: QuerySample | None = None
-    _sample_saved: int = 0
-    #: Whether searches add their query vectors to the sample recall is measured on (kept in
-    #: ``queries.npy`` beside the collection); ``False`` keeps none (made-up queries are used).
-    keep_query_sample: bool = True
+    def __init__(self, reader: SnapshotReader, writable: Callable[[], bool]) -> None:
+        super().__init__(reader)
+        #: whether this object may measure and keep measurements (an open writer)
+        self._writable = writable
+        self._thread: threading.Thread | None = None
+        self._stop: threading.Event | None = None
+        self._last_commit = time.monotonic()  # a writer just opened: wait as after a commit
+        self._sample: QuerySample | None = None
+        self._sample_saved = 0
+        #: Whether searches add their query vectors to the sample recall is measured on
+        #: (kept in ``queries.npy`` beside the collection); ``False`` keeps none.
+        self.keep_query_sample = True
 
-    def _start_tuning(self) -> None:
-        """A writer just opened: a measurement due waits for writes to pause, as after a
-        commit (an ingest that starts right away is measured once it stops)."""
-        self._last_commit = time.monotonic()
-        self._recall_check()
-
-    def set_recall_target(self, target: float | RecallTarget | None, *, k: int = 10) -> None:
-        """Keep recall@``k`` against exact search at ``target`` or above (``None``: keep no
-        target; searches use the chain's own oversampling). Measured again in the background."""
-        self._require_writable()
-        kept = target if isinstance(target, RecallTarget) or target is None else \
-            RecallTarget(target=target, k=k)
-        with self._write_mutex:
-            search = {**self._manifest.search,
-                      "recall_target": None if kept is None else kept.to_dict()}
-            manifest = writes.commit_settings(self._files, self._manifest, search)
-            with self._rw.write():
-                self._manifest = manifest
-                self._snap.manifest = manifest
-        self._recall_check(force=True)
-
-    def measure_recall(self, *, queries: int = QUERIES, seed: int = 0) -> RecallMeasure | None:
-        """Measure the chain's recall now (in this thread) and keep the cheapest setting that
-        meets the target; ``None`` where no target is kept or the collection is empty."""
-        self._require_writable()
+    def measure_now(self, queries: int = QUERIES, seed: int = 0) -> RecallMeasure | None:
+        """Measure in this thread (see :meth:`tiervec.Collection.measure_recall`)."""
         return self._measure(queries, seed, lambda: False)
 
-    def wait_for_recall(self, timeout: float | None = None) -> RecallMeasure | None:
+    def wait(self, timeout: float | None = None) -> RecallMeasure | None:
         """Wait for a background measurement in flight (if any); the current measurement."""
-        thread = self._recall_thread
+        thread = self._thread
         if thread is not None:
             thread.join(timeout)
         return self.recall()
 
     # -- writes that call for a new measurement -------------------------------------------------
-    def _adopt(self, manifest: Any, appended: Any) -> None:
-        super()._adopt(manifest, appended)
+    def committed(self) -> None:
+        """A write committed: measure once writes pause if the collection outgrew the last
+        measurement (also called when a writer opens)."""
         self._last_commit = time.monotonic()
-        self._recall_check()
+        self.check()
 
-    def compact(self, *, vacuum: bool = True) -> WriteStats:
-        stats = super().compact(vacuum=vacuum)
-        if stats.deleted:
-            self._recall_check(force=True)
-        return stats
-
-    def set_tiers(self, tiers: str | Chain) -> None:
-        super().set_tiers(tiers)
-        self._recall_check(force=True)
+    def changed(self) -> None:
+        """The chain, the target or the deletions changed: measure again."""
+        self.check(force=True)
 
     # -- the queries searched -------------------------------------------------------------------
-    def _query_sample(self) -> QuerySample:
-        with self._build_lock:  # searches in several threads: one sample
+    def query_sample(self) -> QuerySample:
+        with self.reader.build_lock:  # searches in several threads: one sample
             if self._sample is None:
-                kept = self._files.read_query_sample()
-                if kept is not None and (kept.ndim != 2 or kept.shape[1] != self.dim):
+                kept = self.reader.files.read_query_sample()
+                if kept is not None and (kept.ndim != 2 or kept.shape[1] != self.reader.dim):
                     kept = None
-                self._sample = QuerySample(self.dim, vectors=kept,
+                self._sample = QuerySample(self.reader.dim, vectors=kept,
                                            seen=0 if kept is None else len(kept))
                 self._sample_saved = self._sample.seen
             return self._sample
 
-    def _offer(self, query: Query) -> None:
-        if self.read_only or not self.keep_query_sample or query.vectors is None or \
+    def offer(self, query: Query) -> None:
+        if not self._writable() or not self.keep_query_sample or query.vectors is None or \
                 not query.mode.needs_vectors:
             return
-        sample = self._query_sample()
+        sample = self.query_sample()
         before = sample.seen
         if sample.offer(query.vectors) >= MIN_SEEN > before:
             measured = self.recall()  # enough real queries: measure on them from now on
             if measured is not None and measured.source == "synthetic":
-                self._recall_check(force=True)
+                self.check(force=True)
 
     def _save_sample(self) -> None:
         sample = self._sample
-        if sample is not None and sample.seen != self._sample_saved and self._lock is not None \
-                and self._manifest.count >= AUTO_MIN_ROWS:  # kept where recall is measured
-            self._files.write_query_sample(sample.snapshot())
+        if sample is not None and sample.seen != self._sample_saved and self._writable() \
+                and self.reader.manifest.count >= AUTO_MIN_ROWS:  # kept where recall is measured
+            self.reader.files.write_query_sample(sample.snapshot())
             self._sample_saved = sample.seen
 
     # -- internals ------------------------------------------------------------------------------
     def _measure(self, queries: int, seed: int, stop: Any) -> RecallMeasure | None:
         target = self.recall_target
-        with self._rw.read():
-            pipeline, snap = self.pipeline(), self._snap
-            full, count = self.vectors(), self._manifest.count
-            chain = self._manifest.chain
+        reader = self.reader
+        with reader.rw.read():
+            pipeline, snap = reader.pipeline(), reader.snap
+            full, count = reader.vectors(), reader.manifest.count
+            chain = reader.manifest.chain
         if target is None or count == 0 or snap.documents == 0:
             return None
         first = pipeline.first.scanner()
@@ -149,47 +126,47 @@ class Tuning(Writing):
                       rest=tuple(pipeline.oversample[1:]))
 
         def search(q: np.ndarray, k: int, options: SearchOptions) -> np.ndarray:
-            with self._rw.read():  # as a search does: writes wait for this batch only
-                alive = self._snap.alive
-                found, _ = self.pipeline().run(Query(vectors=q, k=k, options=options),
-                                                    alive, self.filter_policy)
+            with reader.rw.read():  # as a search does: writes wait for this batch only
+                found, _ = reader.pipeline().run(Query(vectors=q, k=k, options=options),
+                                                 reader.snap.alive, reader.filter_policy)
             rows = found.rows
             return np.where(rows < count, rows, -1)  # rows added since: not in the exact top
 
-        seen = self._query_sample().snapshot()
+        seen = self.query_sample().snapshot()
         result = measure(search, full, snap.alive, knobs, target, chain, seen=seen,
                          queries=queries, seed=seed, stop=stop)
-        if stop() or self._lock is None:
+        if stop() or not self._writable():
             return None
-        self._files.write_side(RECALL, result.to_dict())
+        reader.files.write_side(RECALL, result.to_dict())
         self._save_sample()
         log.info("%s: recall@%d %.3f (target %.2f) with oversample %s, effort %s; measured with "
-                 "%d %s queries on %d vectors in %.1f s", self.path, result.k, result.recall,
+                 "%d %s queries on %d vectors in %.1f s", reader.path, result.k, result.recall,
                  result.target, result.oversample, result.effort, result.queries,
                  result.source, result.rows, result.seconds)
         return self.recall()
 
-    def _recall_due(self) -> bool:
+    def _due(self) -> bool:
         """Whether the collection outgrew (or never had) a measurement."""
-        if self.read_only or self._lock is None or self.recall_target is None:
+        if not self._writable() or self.recall_target is None:
             return False
-        rows = self._manifest.count
+        rows = self.reader.manifest.count
         current = self.recall()
         return rows >= AUTO_MIN_ROWS and (current is None or current.stale(rows))
 
-    def _recall_check(self, force: bool = False) -> None:
-        """Start a background measurement if the collection outgrew the last one."""
-        if self.read_only or self._lock is None or self.recall_target is None:
+    def check(self, force: bool = False) -> None:
+        """Start a background measurement if the collection outgrew the last one (or
+        ``force``), unless one is in flight."""
+        if not self._writable() or self.recall_target is None:
             return
-        if not force and not self._recall_due():
+        if not force and not self._due():
             return
-        thread = self._recall_thread
+        thread = self._thread
         if thread is not None and thread.is_alive():
             return  # the one in flight; the next commit checks again
-        stop = self._recall_stop = threading.Event()
+        stop = self._stop = threading.Event()
         thread = threading.Thread(target=self._measure_quietly, args=(stop,), daemon=True,
-                                  name=f"tiervec-recall-{self.path.name}")
-        self._recall_thread = thread
+                                  name=f"tiervec-recall-{self.reader.path.name}")
+        self._thread = thread
         thread.start()
 
     def _measure_quietly(self, stop: threading.Event) -> None:
@@ -203,22 +180,22 @@ class Tuning(Writing):
                         break
                     stop.wait(QUIET - quiet)
                 if stop.is_set() or self._measure(QUERIES, 0, stop.is_set) is None or \
-                        not self._recall_due():
+                        not self._due():
                     return
         except Exception as exc:  # a background job: a failure is logged, searches go on
             if not stop.is_set():
-                log.warning("%s: measuring recall failed: %s", self.path, exc)
+                log.warning("%s: measuring recall failed: %s", self.reader.path, exc)
 
-    def _stop_recall(self) -> None:
+    def stop(self) -> None:
         """Stop a background measurement and wait for it, keep the query sample (before
         closing)."""
-        if self._recall_stop is not None:
-            self._recall_stop.set()
-        thread = self._recall_thread
+        if self._stop is not None:
+            self._stop.set()
+        thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-        self._recall_thread = None
+        self._thread = None
         try:
             self._save_sample()
         except OSError as exc:  # a cache: losing it only means measuring on made-up queries
-            log.warning("%s: could not keep the query sample: %s", self.path, exc)
+            log.warning("%s: could not keep the query sample: %s", self.reader.path, exc)

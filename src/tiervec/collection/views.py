@@ -8,10 +8,10 @@ differ only in oversampling share their fitted codecs and built scanners.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
+from tiervec.collection.searching import Searcher
 from tiervec.collection.snapshot import Snapshot
 from tiervec.corpus import Document
 from tiervec.filters import Filter
@@ -19,7 +19,6 @@ from tiervec.search import (
     Chain,
     CollectionStats,
     FilterPlan,
-    FilterPolicy,
     Pipeline,
     Query,
     Searchable,
@@ -29,28 +28,15 @@ from tiervec.search import (
 from tiervec.search.searchable import SearchMethods
 
 
-class ViewedCollection(Searchable, Protocol):
-    """What a view needs of its collection (:class:`~tiervec.collection.reading.Reading`)."""
-
-    filter_policy: FilterPolicy
-
-    def prepare(self, query: Query) -> Query: ...
-
-    def _allowed(self, filter: Filter, snap: Snapshot) -> np.ndarray | None: ...
-
-    def _search(self, query: Query, snap: Snapshot,
-                pipeline: Pipeline) -> tuple[SearchResult, np.ndarray]: ...
-
-    def stats(self, chain: Chain | None = None) -> CollectionStats: ...
-
-
 class TieredView(SearchMethods):
-    """``collection`` as of ``snapshot``, searched through ``pipeline`` (its chain)."""
+    """``collection`` as of ``snapshot``, searched through ``pipeline`` (its chain) by
+    ``searcher`` (the collection's)."""
 
-    def __init__(self, collection: ViewedCollection, snapshot: Snapshot,
+    def __init__(self, collection: Searchable, searcher: Searcher, snapshot: Snapshot,
                  pipeline: Pipeline) -> None:
         assert pipeline.chain is not None
         self._collection = collection
+        self._searcher = searcher
         self._snap = snapshot
         self.pipeline = pipeline
         self.chain: Chain = pipeline.chain
@@ -70,8 +56,8 @@ class TieredView(SearchMethods):
         return len(self._collection)
 
     def run(self, query: Query) -> SearchResult:
-        query = self._collection.prepare(query)
-        result, _ = self._collection._search(query, self._snap, self.pipeline)
+        query = self._searcher.prepare(query)
+        result, _ = self._searcher.search(query, self._snap, self.pipeline)
         return result
 
     @property
@@ -96,16 +82,18 @@ class TieredView(SearchMethods):
     def explain(self, filter: Filter = None, options: SearchOptions | None = None) -> FilterPlan:
         """How a search would run through this view's chain (its recall is not measured)."""
         count = self._snap.count
-        mask = self._collection._allowed(filter, self._snap)
+        reader = self._searcher.reader
+        mask = reader.allowed(filter, self._snap)
         n = count if mask is None else int(np.count_nonzero(mask))
-        strategy = self.pipeline.strategy(n, self._collection.filter_policy)
+        strategy = self.pipeline.strategy(n, reader.filter_policy)
         return FilterPlan(matches=n, share=n / count if count else 0.0, strategy=strategy)
 
     def with_tiers(self, tiers: str | Chain) -> Searchable:
         """Another view; one that differs from this in oversampling only shares its stages."""
         chain = Chain.parse(tiers)
         try:
-            return TieredView(self._collection, self._snap, self.pipeline.with_chain(chain))
+            return TieredView(self._collection, self._searcher, self._snap,
+                              self.pipeline.with_chain(chain))
         except ValueError:
             return self._collection.with_tiers(chain)
 

@@ -1,33 +1,41 @@
-"""The write side of a collection: each write commits through :mod:`tiervec.store.writes` and
-moves the in-memory state (snapshot, pipeline) to the committed manifest."""
+"""The writer: each write commits through :mod:`tiervec.store.writes` and moves the reader to
+the committed manifest. One writer per collection folder (its lock file); in one process,
+writes of the same kind that wait together commit as one segment (group commit, see
+:mod:`tiervec.collection.groups`)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from tiervec._text import check_value
 from tiervec._validate import as_vectors, documents_to_write
 from tiervec.codecs import Codec, make_codec
 from tiervec.collection import multivector
 from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_stored, answer
-from tiervec.collection.reading import Reading
+from tiervec.collection.reading import SnapshotReader
 from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn, truncated_count
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
-from tiervec.errors import CollectionError, InvalidChunking, InvalidMultiVector
+from tiervec.errors import (
+    CollectionError,
+    FilterError,
+    InvalidChunking,
+    InvalidMultiVector,
+    InvalidRequest,
+)
+from tiervec.filters import Filter
 from tiervec.index import ANNScanner
 from tiervec.lexical import LexicalConfig
-from tiervec.search import Chain, FusionConfig
-from tiervec.search.assemble import segment_codes
-from tiervec.search.cutoff import RelevanceModel
+from tiervec.search import Chain
 from tiervec.store import writes
-from tiervec.store.fields import fields_from_manifest
+from tiervec.store.filtering import is_empty
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest, SegmentEntry
 from tiervec.store.writes import WriteStats
@@ -36,85 +44,80 @@ log = logging.getLogger(__name__)
 
 #: Trainable codecs are fitted on at most this many vectors (a seeded random sample).
 FIT_SAMPLE = writes.FIT_SAMPLE
-#: Segments beyond which :meth:`Writing.compact_if_fragmented` merges them (32 rather than 16:
+#: Segments beyond which :meth:`Writer.compact_if_fragmented` merges them (32 rather than 16:
 #: half the merges under many small writes; SciFact's mix at 32 clients, p99 133 vs 166 ms).
 MERGE_SEGMENTS = 32
 
 
-class Writing(Reading):
-    """Adds, upserts, deletes, compactions and re-compressions (one writer per collection)."""
+class CommitListener(Protocol):
+    """Told of commits (the recall tuner: :class:`~tiervec.collection.tuning.RecallTuner`)."""
 
-    _lock: WriterLock | None
-    _write_mutex: threading.Lock
-    _queue: WriteQueue
-    #: Documents written by this object that the model read only the start of (not chunked).
-    truncated: int = 0
+    def committed(self) -> None:
+        """Documents were written or deleted."""
 
-    def add(
-        self,
-        documents: Iterable[Document | Mapping[str, Any]],
-        *,
-        vectors: Any = None,
-        progress: ProgressFn | None = None,
-    ) -> int:
-        """Add new documents as one new segment; returns how many were added.
+    def changed(self) -> None:
+        """The chain, the recall target or the deletions changed in a way that calls for
+        measuring again."""
 
-        Without ``vectors`` the texts are encoded with the collection's model (``progress(n)``
-        is called as documents are encoded). Ids must be new: duplicates within the batch or
-        with the collection raise :class:`~tiervec.errors.DuplicateIds` and nothing is written
-        (use :meth:`upsert` to replace documents).
-        """
-        return self._write_documents(documents, vectors, progress, replace=False).added
 
-    def upsert(
-        self,
-        documents: Iterable[Document | Mapping[str, Any]],
-        *,
-        vectors: Any = None,
-        progress: ProgressFn | None = None,
-    ) -> WriteStats:
-        """Add documents, replacing those whose id the collection already holds, atomically."""
-        return self._write_documents(documents, vectors, progress, replace=True)
+class Writer:
+    """Every write of one collection (see :class:`tiervec.Collection` for each's contract)."""
 
-    def _write_documents(
+    def __init__(self, reader: SnapshotReader, lock: WriterLock | None,
+                 listener: CommitListener) -> None:
+        self.reader = reader
+        #: the collection's writer lock (``None``: opened read-only, or closed)
+        self.lock = lock
+        self.listener = listener
+        #: one commit at a time; held by the thread committing
+        self.mutex = threading.Lock()
+        self.queue = WriteQueue()
+        #: documents written by this object that the model read only the start of
+        self.truncated = 0
+
+    # -- documents ------------------------------------------------------------------------------
+    def write_documents(
         self, documents: Iterable[Document | Mapping[str, Any]], vectors: Any,
         progress: ProgressFn | None, *, replace: bool,
     ) -> WriteStats:
-        self._require_writable()
-        docs, vectors = documents_to_write(documents, vectors, self.dim)
+        """Add (or with ``replace``, upsert) documents: encoded in the caller's thread, then
+        committed with every write queued meanwhile."""
+        self.require_writable()
+        reader = self.reader
+        docs, vectors = documents_to_write(documents, vectors, reader.dim)
         if not docs:
             return WriteStats()
-        if self.chunking is not None or self.multivector is not None:
+        if reader.chunking is not None or reader.multivector is not None:
             return self._write_encoded_in_commit(docs, vectors, progress, replace=replace)
         truncated = 0
         if vectors is None:  # encoded in the caller's thread, while others commit
+            encoder = reader.encoder
             texts = [d.embedding_text() for d in docs]
-            truncated = truncated_count(self.encoder, texts)
+            truncated = truncated_count(encoder, texts)
             if truncated and not self.truncated:
-                log.warning(TRUNCATED, truncated, len(texts),
-                            getattr(self.encoder, "max_length", "?"))
+                log.warning(TRUNCATED, truncated, len(texts), getattr(encoder, "max_length", "?"))
             self.truncated += truncated
-            vectors = as_vectors(self.encoder.encode_documents(texts, progress), self.dim,
+            vectors = as_vectors(encoder.encode_documents(texts, progress), reader.dim,
                                  rows=len(docs))
         write = PendingWrite(docs, vectors, replace, truncated)
-        self._queue.put(write)
-        with self._write_mutex:
+        self.queue.put(write)
+        with self.mutex:
             while not write.done:  # no commit took it yet: commit it and all queued since
                 self._commit_queued()  # (again if it waited behind a write of its ids)
         return write.result()
 
     def _commit_queued(self) -> None:
-        """Commit every queued write that can go together as one segment (group commit, see
-        :mod:`tiervec.collection.groups`); the writer mutex is held."""
-        group = self._queue.take()
-        if self._lock is None:  # closed while these waited
+        """Commit every queued write that can go together as one segment; the mutex is held."""
+        group = self.queue.take()
+        if self.lock is None:  # closed while these waited
             for write in group:
                 write.finish(error=CollectionError(
-                    f"collection {str(self.path)!r} was closed before this write committed"))
+                    f"collection {str(self.reader.path)!r} was closed before this write "
+                    "committed"))
             return
-        existing = self._docs.rows_of([i for write in group for i in write.ids])
-        accepted = admit(group, existing, fields_from_manifest(self._manifest.fields))
-        self._queue.put_back([w for w in group if not w.done and w not in accepted])
+        existing = self.reader.docs.rows_of([i for write in group for i in write.ids])
+        accepted = admit(group, existing, self.reader.fields)
+        self.queue.put_back([w for w in group if not w.done and w not in accepted])
         if not accepted:
             return
         rows = [d for write in accepted for d in write.docs]
@@ -123,24 +126,26 @@ class Writing(Reading):
         replaced = sorted(r for write in accepted if write.replace for i in write.ids
                           for r in existing.get(i, ()))
         try:
-            self._commit_rows(rows, vectors, replaced)
+            self.commit_rows(rows, vectors, replaced)
         except BaseException as exc:
             for write in accepted:
                 write.finish(error=exc)
             raise
-        self._queue.commits += 1
-        self._queue.writes += len(accepted)
+        self.queue.commits += 1
+        self.queue.writes += len(accepted)
         answer(accepted, existing)
 
-    def _commit_rows(self, rows: list[Document], vectors: np.ndarray, replaced: list[int],
-                     **extra: Any) -> None:
-        """Commit ``rows`` as one new segment (replacing rows ``replaced``) and adopt it."""
+    def commit_rows(self, rows: list[Document], vectors: np.ndarray, replaced: list[int],
+                    **extra: Any) -> None:
+        """Commit ``rows`` as one new segment (replacing rows ``replaced``) and adopt it; the
+        mutex is held."""
+        reader = self.reader
         postings = None
-        if self._manifest.lexical is not None:
-            postings = writes.segment_postings(self._lexical_for(self._snap).analyzer,
+        if reader.manifest.lexical is not None:
+            postings = writes.segment_postings(reader.lexical_for(reader.snap).analyzer,
                                                ((d.title, d.text) for d in rows))
         manifest, appended = writes.commit_segment(
-            self._files, self._manifest, self._docs, self._stored_codecs(),
+            reader.files, reader.manifest, reader.docs, reader.stored_codecs(),
             writes.NewRows(rows, vectors, replaced, postings, **extra))
         self._adopt(manifest, appended)
 
@@ -149,8 +154,9 @@ class Writing(Reading):
         *, replace: bool,
     ) -> WriteStats:
         """A chunked or multi-vector collection's write: one commit of its own, encoded under
-        the writer mutex (chunks and token codecs depend on the collection's state)."""
-        chunking, mv = self.chunking, self.multivector
+        the mutex (chunks and token codecs depend on the collection's state)."""
+        reader = self.reader
+        chunking, mv = reader.chunking, reader.multivector
         if chunking is not None and vectors is not None:
             raise InvalidChunking(
                 "this collection cuts documents into chunks and embeds each chunk itself; "
@@ -159,208 +165,222 @@ class Writing(Reading):
             raise InvalidMultiVector(
                 "a multi-vector collection embeds every token of its documents itself; pass "
                 "the documents without vectors")
-        with self._write_mutex:
-            existing = self._docs.rows_of([d.id for d in docs])
+        texts = [d.embedding_text() for d in docs]
+        with self.mutex:
+            existing = reader.docs.rows_of([d.id for d in docs])
             if existing and not replace:
                 raise already_stored(list(existing))
             if mv is not None:
                 vectors, stacked, ptr = multivector.encode_documents(
-                    self.encoder, self._muvera(), [d.embedding_text() for d in docs], progress)
+                    reader.encoder, reader.muvera(), texts, progress)
                 codec = self._token_codec(mv, stacked)
-                self._commit_rows(docs, vectors, _rows(existing),
-                                  tokens=multivector.segment_tokens(stacked, ptr, codec),
-                                  token_codec=codec)
+                self.commit_rows(docs, vectors, _rows(existing),
+                                 tokens=multivector.segment_tokens(stacked, ptr, codec),
+                                 token_codec=codec)
             else:
-                chunked = embed_chunks(self.encoder, [d.embedding_text() for d in docs],  # type: ignore[arg-type]
-                                       chunking, progress)  # type: ignore[arg-type]
+                assert chunking is not None
+                chunked = embed_chunks(reader.encoder, texts, chunking, progress)  # type: ignore[arg-type]
                 rows, chunks = chunk_rows(docs, chunked)
-                self._commit_rows(rows, chunked.vectors, _rows(existing), chunks=chunks)
+                self.commit_rows(rows, chunked.vectors, _rows(existing), chunks=chunks)
         return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
 
     def delete(self, ids: Iterable[str] | str) -> WriteStats:
-        """Delete documents by id. Unknown ids are reported in ``missing``, not an error."""
-        self._require_writable()
+        self.require_writable()
         ids = list(dict.fromkeys([ids] if isinstance(ids, str) else map(str, ids)))
-        with self._write_mutex:
-            rows = self._docs.rows_of(ids)
+        reader = self.reader
+        with self.mutex:
+            rows = reader.docs.rows_of(ids)
             missing = [i for i in ids if i not in rows]
             if rows:
-                manifest = writes.commit_delete(self._files, self._manifest, self._docs,
-                                                sorted(r for found in rows.values() for r in found))
+                manifest = writes.commit_delete(reader.files, reader.manifest, reader.docs,
+                                                _rows(rows))
                 self._adopt(manifest, None)
         return WriteStats(deleted=len(rows), missing=missing)
 
+    def delete_where(self, filter: Filter) -> WriteStats:
+        self.require_writable()
+        if is_empty(filter):
+            raise FilterError("delete_where needs a filter; to remove every document, delete "
+                              "the collection (or its documents by id)")
+        reader = self.reader
+        with self.mutex:
+            snap = reader.snap
+            mask = reader.allowed(filter, snap)
+            positions = np.flatnonzero(mask) if mask is not None else np.empty(0, np.int64)
+            if not len(positions):
+                return WriteStats()
+            heads = snap.heads
+            documents = len(positions) if heads is None else int(heads[positions].sum())
+            manifest = writes.commit_delete(reader.files, reader.manifest, reader.docs,
+                                            sorted(snap.rows.rows(positions).tolist()))
+            self._adopt(manifest, None)
+        return WriteStats(deleted=documents)
+
+    def set_metadata(self, updates: Mapping[str, Mapping[str, Any]], *,
+                     replace: bool = False) -> WriteStats:
+        self.require_writable()
+        reader = self.reader
+        if reader.chunking is not None or reader.multivector is not None:
+            raise CollectionError(
+                "set_metadata keeps a document's one stored vector; a chunked or multi-vector "
+                "collection's documents have several: upsert the documents instead")
+        if not isinstance(updates, Mapping):
+            raise InvalidRequest(f"updates maps ids to metadata, got {type(updates).__name__}")
+        for doc_id, meta in updates.items():
+            if not isinstance(meta, Mapping):
+                raise InvalidRequest(f"the metadata for {doc_id!r} is {type(meta).__name__}; "
+                                     "give a mapping of fields to values")
+            check_value(dict(meta), f"the metadata for {doc_id!r}")
+        ids = list(updates)
+        with self.mutex:
+            found = reader.docs.rows_of(ids)
+            live = [i for i in ids if i in found]
+            if not live:
+                return WriteStats(missing=ids)
+            stored = {d.id: d for d in reader.docs.get(live) if d is not None}
+            rows = [_updated(stored[i], updates[i], replace) for i in live]
+            positions = reader.snap.rows.positions(np.array([found[i][0] for i in live]))
+            vectors = reader.vectors().take(positions)
+            self.commit_rows(rows, vectors, sorted(found[i][0] for i in live))
+        return WriteStats(replaced=len(live), missing=[i for i in ids if i not in found])
+
+    # -- compaction -----------------------------------------------------------------------------
     def compact(self, *, vacuum: bool = True) -> WriteStats:
-        """Rewrite the live documents into one segment, reclaiming the space of deleted ones
-        (and of replaced versions). ``vacuum`` also shrinks the SQLite file."""
-        self._require_writable()
-        with self._write_mutex:
-            manifest = self._manifest
+        self.require_writable()
+        reader = self.reader
+        with self.mutex:
+            manifest = reader.manifest
             if not manifest.deleted and len(manifest.segments) <= 1:
                 return WriteStats()
             new, dropped = self._merge(None)
-            writes.finish_compaction(self._files, self._docs, new, dropped, vacuum)
-        return WriteStats(deleted=manifest.deleted - new.deleted)
+            writes.finish_compaction(reader.files, reader.docs, new, dropped, vacuum)
+        stats = WriteStats(deleted=manifest.deleted - new.deleted)
+        if stats.deleted:
+            self.listener.changed()
+        return stats
 
     def _merge(self, segments: list[int] | None) -> tuple[Manifest, list[SegmentEntry]]:
         """Merge the live rows of ``segments`` (numbers; all if ``None``) into one and adopt
-        the result (the writer mutex is held): the new manifest, and the segments it dropped
-        (their files and rows are the caller's to remove)."""
-        alive = self._snap.alive
+        the result (the mutex is held): the new manifest, and the segments it dropped (their
+        files and rows are the caller's to remove)."""
+        reader = self.reader
+        alive = reader.snap.alive
         new, dropped = writes.commit_compaction(
-            self._files, self._manifest, self._docs, self._snap.rows,
+            reader.files, reader.manifest, reader.docs, reader.snap.rows,
             None if alive is None else np.flatnonzero(alive), merge=segments)
-        with self._rw.write():
-            self._set_snapshot(new)
+        with reader.rw.write():
+            reader.adopt(new)
         return new, dropped
 
     def is_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
-        """Whether many small writes left more than ``max_segments`` segments (every search
-        visits each)."""
-        return len(self._manifest.segments) > max_segments
+        return len(self.reader.manifest.segments) > max_segments
 
     def compact_if_fragmented(self, max_segments: int = MERGE_SEGMENTS) -> bool:
-        """Merge small segments when :meth:`is_fragmented` (searches go on meanwhile): every
-        segment but the largest while that one holds more rows than the rest together (so a
-        merge costs about what the small writes since the last one cost, not a rewrite of
-        the collection), else all of them. ``True`` if it merged."""
-        with self._write_mutex:
+        reader = self.reader
+        with self.mutex:
             if not self.is_fragmented(max_segments):
                 return False
-            sizes = [s.rows for s in self._manifest.segments]
+            sizes = [s.rows for s in reader.manifest.segments]
             largest = int(np.argmax(sizes))
             tail = [i for i in range(len(sizes)) if i != largest]
             new, dropped = self._merge(
                 tail if sizes[largest] > sum(sizes) - sizes[largest] else None)
-            self._files.remove_stale_graphs(new)
+            reader.files.remove_stale_graphs(new)
         # the old segments' files and rows go once writers may commit again
-        writes.drop_segments(self._files, self._docs, dropped)
+        writes.drop_segments(reader.files, reader.docs, dropped)
         return True
 
+    # -- settings and derived state -------------------------------------------------------------
     def save_graph(self) -> None:
-        """Save the ANN index of an ``@hnsw``/``@ivf`` first tier if it grew since it was saved
-        (done by :meth:`close`; a lost index is rebuilt from the stored codes)."""
-        pipeline = self._pipeline
-        if self.read_only or self._lock is None or pipeline is None:
+        reader = self.reader
+        pipeline = reader.built
+        if reader.read_only or self.lock is None or pipeline is None:
             return
         first = pipeline.tiers[0]
-        scanner, graph = first.scanner, self._manifest.graph
+        scanner, graph = first.scanner, reader.manifest.graph
         if not isinstance(scanner, ANNScanner) or (
                 graph and graph["rows"] == scanner.ntotal
-                and graph["generation"] == self._manifest.generation):
+                and graph["generation"] == reader.manifest.generation):
             return
-        with self._write_mutex, self._rw.read():
-            self._manifest = writes.commit_graph(self._files, self._manifest, scanner,
-                                                 kind=str(first.tier.location))
+        with self.mutex:
+            with reader.rw.read():  # the scanner as searches see it
+                manifest = writes.commit_graph(reader.files, reader.manifest, scanner,
+                                               kind=str(first.tier.location))
+            with reader.rw.write():
+                reader.adopt_settings(manifest)
 
     def create_lexical_index(self, config: LexicalConfig | None = None) -> None:
-        """Build the lexical (BM25) index over every stored document's title and text, for
-        lexical and hybrid search (replacing one built with another ``config``); later writes
-        keep it up to date in the same commit as the documents."""
-        self._require_writable()
-        config = config or LexicalConfig()
-        with self._write_mutex:
-            manifest = writes.commit_lexical(self._files, self._manifest, self._docs, config)
-            with self._rw.write():
-                self._manifest = manifest
-                self._snap.manifest = manifest
-                self._lexical = None
+        self.require_writable()
+        reader = self.reader
+        with self.mutex:
+            manifest = writes.commit_lexical(reader.files, reader.manifest, reader.docs,
+                                             config or LexicalConfig())
+            with reader.rw.write():
+                reader.adopt_settings(manifest)
 
-    def set_search_defaults(
-        self, *, fusion: FusionConfig | None = None,
-        calibrations: Mapping[str, RelevanceModel] | None = None,
-    ) -> None:
-        """Store a hybrid search's default fusion and fitted relevance calibrations (by mode)
-        in the collection (what ``tiervec tune --apply`` does); others are kept."""
-        self._require_writable()
-        with self._write_mutex:
-            search = dict(self._manifest.search)
-            if fusion is not None:
-                search["fusion"] = fusion.to_dict()
-            if calibrations:
-                search["calibration"] = {**search.get("calibration", {}),
-                                         **{k: m.to_dict() for k, m in calibrations.items()}}
-            manifest = writes.commit_settings(self._files, self._manifest, search)
-            with self._rw.write():
-                self._manifest = manifest
-                self._snap.manifest = manifest
+    def set_search_settings(self, changes: Mapping[str, Any]) -> None:
+        """Store ``changes`` in the manifest's ``search`` settings (others kept)."""
+        self.require_writable()
+        reader = self.reader
+        with self.mutex:
+            search = {**reader.manifest.search, **changes}
+            manifest = writes.commit_settings(reader.files, reader.manifest, search)
+            with reader.rw.write():
+                reader.adopt_settings(manifest)
 
     def create_index(self, name: str) -> None:
-        """Index a metadata field in SQLite (faster filters on it)."""
-        self._require_writable()
-        with self._write_mutex:
-            self._manifest = writes.commit_index(self._files, self._manifest, self._docs,
-                                                 self.fields, name)
+        self.require_writable()
+        reader = self.reader
+        with self.mutex:
+            manifest = writes.commit_index(reader.files, reader.manifest, reader.docs,
+                                           reader.fields, name)
+            with reader.rw.write():
+                reader.adopt_settings(manifest)
 
-    @property
     def fit_is_stale(self) -> bool:
-        """Whether a trainable codec was fitted on far fewer vectors than the collection now
-        holds (e.g. on the first small batch); :meth:`refit` fixes it."""
-        target = min(len(self), FIT_SAMPLE)
-        return any(
-            make_codec(e.codec, self.dim).trainable and e.fitted_on < target / 2
-            for e in self._manifest.codecs.values()
-        )
+        reader = self.reader
+        target = min(reader.snap.documents, FIT_SAMPLE)
+        return any(make_codec(e.codec, reader.dim).trainable and e.fitted_on < target / 2
+                   for e in reader.manifest.codecs.values())
 
     def set_tiers(self, tiers: str | Chain) -> None:
-        """Switch to another chain: fit its codecs on the stored vectors and re-encode them.
-
-        Nothing is re-embedded; the old codes are removed once the new ones are committed.
-        """
-        self._require_writable()
+        self.require_writable()
+        reader = self.reader
         chain = Chain.parse(tiers)
-        with self._write_mutex:
-            codecs = self._fit_codecs(chain)
-            manifest, old = writes.commit_codecs(self._files, self._manifest, str(chain), codecs,
-                                                 self.vectors().arrays)
-            with self._rw.write():
-                self._set_snapshot(manifest)
-                self._codecs = codecs if manifest.codecs else None
-            self._files.remove_codec_files(old, manifest.segments)
-            self._files.remove_stale_graphs(manifest)
-
-    def refit(self) -> None:
-        """Re-fit the chain's trainable codecs on a sample of all stored vectors, re-encode."""
-        self.set_tiers(self.chain)
+        with self.mutex:
+            codecs = reader.fit_codecs(chain)
+            manifest, old = writes.commit_codecs(reader.files, reader.manifest, str(chain),
+                                                 codecs, reader.vectors().arrays)
+            with reader.rw.write():
+                reader.adopt(manifest)
+                reader.codecs = codecs if manifest.codecs else None
+            reader.files.remove_codec_files(old, manifest.segments)
+            reader.files.remove_stale_graphs(manifest)
+        self.listener.changed()
 
     # -- internals ------------------------------------------------------------------------------
     def _token_codec(self, config: MultiVectorConfig, tokens: np.ndarray) -> Codec | None:
         """The collection's fitted token codec (fitted on these tokens if none is yet)."""
-        entry, dim = self._manifest.token_codec, self._manifest.token_dim
+        manifest = self.reader.manifest
+        entry, dim = manifest.token_codec, manifest.token_dim
         if entry is not None and dim is not None:
-            return writes.load_token_codec(self._files, entry, dim)
+            return writes.load_token_codec(self.reader.files, entry, dim)
         return multivector.fit_token_codec(config, tokens)
 
-    def _require_writable(self) -> None:
-        if self.read_only:
-            raise CollectionError(
-                f"collection {str(self.path)!r} was opened read-only; reopen it with "
-                "tiervec.open(path) to write"
-            )
-        if self._lock is None:
-            raise CollectionError(f"collection {str(self.path)!r} is closed; reopen it")
+    def require_writable(self) -> None:
+        where = str(self.reader.path)
+        if self.reader.read_only:
+            raise CollectionError(f"collection {where!r} was opened read-only; reopen it with "
+                                  "tiervec.open(path) to write")
+        if self.lock is None:
+            raise CollectionError(f"collection {where!r} is closed; reopen it")
 
     def _adopt(self, manifest: Manifest, appended: writes.Appended | None) -> None:
-        """Switch the in-memory state to a just-committed manifest (a new segment, or only
-        new tombstones), updating the pipeline in place rather than rebuilding it."""
-        with self._rw.write():
-            pipeline, codecs, lexical = self._pipeline, self._codecs, self._lexical
-            first_fit = not self._manifest.codecs and bool(manifest.codecs)
-            self._set_snapshot(manifest)
-            if lexical is not None and manifest.lexical_key is not None:
-                if appended is not None:
-                    lexical.append(self._files.postings(appended.segment,
-                                                        manifest.lexical_key))
-                self._lexical = lexical
-            if first_fit:  # scanners copy codec state (e.g. int8 ranges): rebuild on next search
-                return
-            self._codecs = codecs
-            if pipeline is not None and appended is not None:
-                pipeline.append(
-                    segment_codes(self._files, self._manifest, self.chain, appended),
-                    appended.segment.rows, self._files.vectors([appended.segment])[0])
-            self._pipeline = pipeline
-
+        """Move the reader to a just-committed manifest (the pipeline updated in place) and
+        tell the listener."""
+        with self.reader.rw.write():
+            self.reader.adopt_appended(manifest, appended)
+        self.listener.committed()
 
 
 #: The warning given the first time a collection embeds only the start of documents.
@@ -374,3 +394,9 @@ TRUNCATED = (
 
 def _rows(found: Mapping[str, list[int]]) -> list[int]:
     return sorted(r for rows in found.values() for r in rows)
+
+
+def _updated(doc: Document, changes: Mapping[str, Any], replace: bool) -> Document:
+    metadata = dict(changes) if replace else {**doc.metadata, **changes}
+    return Document(id=doc.id, text=doc.text, title=doc.title,
+                    metadata={k: v for k, v in metadata.items() if v is not None})

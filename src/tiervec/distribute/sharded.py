@@ -47,12 +47,14 @@ from tiervec.search import (
     CollectionStats,
     FilterPlan,
     FilterStrategy,
+    FusionConfig,
     Query,
     Searchable,
     SearchMode,
     SearchOptions,
     SearchResult,
 )
+from tiervec.search.cutoff import RelevanceModel
 from tiervec.search.searchable import SearchMethods
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.files import remove_tree
@@ -60,7 +62,7 @@ from tiervec.store.layout import SHARDED, CollectionFiles
 from tiervec.store.manifest import MANIFEST
 
 
-class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
+class ShardedCollection(ShardedWrites, SearchMethods):
     """Documents spread over shards by id, each shard an ordinary collection folder.
 
     Create one with :meth:`create` (or ``tiervec index ... --ray --shards N``), reopen it with
@@ -93,7 +95,7 @@ class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
         if encoder is None and config is not None:
             encoder = load_encoder(config)  # loaded once for every shard
         for name in manifest.shards:
-            settings.create(root / name, encoder=encoder).close()
+            Collection.create(root / name, encoder=encoder, **settings.options()).close()
         manifest.write(root)  # the commit: without it the folder holds no collection
         out = cls.open(root, address=address, partial=partial, replicas=replicas)
         if encoder is not None:
@@ -208,8 +210,23 @@ class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
     def lexical_config(self) -> LexicalConfig | None:
         return self._manifest.lexical_config()
 
-    def _stored_search(self) -> dict[str, Any]:
-        return self._manifest.search
+    def _defaults(self) -> SearchDefaults:
+        """The fusion and calibrations the shards keep (the first shard's)."""
+        return SearchDefaults(self._manifest.search, str(self.path))
+
+    @property
+    def fusion(self) -> FusionConfig:
+        """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``)."""
+        return self._defaults().fusion
+
+    @property
+    def fusion_tuned(self) -> bool:
+        """Whether :attr:`fusion` was stored by ``tiervec tune --apply`` (else the default)."""
+        return self._defaults().fusion_tuned
+
+    def calibration(self, kind: str) -> RelevanceModel | None:
+        """The fitted relevance calibration of a search mode (``None``: never fitted)."""
+        return self._defaults().calibration(kind)
 
     # -- searching ------------------------------------------------------------------------------
     def run(self, query: Query) -> SearchResult:
@@ -219,14 +236,14 @@ class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
         query = asked = self.prepare(query)
         model = None
         if asked.min_relevance is not None:
-            model = self._relevance_model(asked)
+            model = self._defaults().relevance_model(asked)
             query = replace(asked.with_k(max(asked.k, model.depth)), min_relevance=None)
         if query.mode.needs_texts:
             query = replace(query, lexical_stats=self._lexical_stats(query.texts or (),
                                                                      query.options.partial))
         parts = [query]
         if query.mode is SearchMode.HYBRID:
-            fusion = self._fusion(query)
+            fusion = self._defaults().fusion_for(query)
             parts = [replace(query, mode=SearchMode.DENSE, lexical_stats=None,
                              k=max(query.k, fusion.dense_depth)),
                      replace(query, mode=SearchMode.LEXICAL, vectors=None, tokens=None,
@@ -237,7 +254,7 @@ class ShardedCollection(ShardedWrites, SearchDefaults, SearchMethods):
         merged = [merge_top([a[i] for a in answers], part.k, report)
                   for i, part in enumerate(parts)]
         result = merged[0] if len(merged) == 1 else \
-            fuse_top(merged, self._fusion(query), query.k, report)
+            fuse_top(merged, self._defaults().fusion_for(query), query.k, report)
         if model is None or asked.min_relevance is None:
             return result
         return cut_top(result, model, asked.min_relevance, asked.k)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
+from tiervec._extras import require
 from tiervec.errors import CollectionError
 
 #: Lucene's English stop words (``EnglishAnalyzer.ENGLISH_STOP_WORDS_SET``).
@@ -126,7 +127,7 @@ class Analyzer:
 
 
 def _stemmer(name: str) -> Any:
-    import Stemmer  # PyStemmer: Snowball stemmers in C
+    Stemmer = require("Stemmer")  # PyStemmer: Snowball stemmers in C
 
     try:
         return Stemmer.Stemmer(name)
