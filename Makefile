@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-scaleout serve bench clean
+.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -77,6 +77,11 @@ bench-schema: install
 bench-hybrid: install $(PEERS)/.installed
 	$(PY) bench/hybrid.py
 
+# Every fusion on SciFact, NFCorpus, QMSum, a LIMIT-style set and SciFact with typos: the
+# default is chosen by its worst case.
+bench-fusion: install
+	$(PY) bench/fusion.py
+
 # Long documents (truncation, naive and late chunking) and multi-vector retrieval (MUVERA +
 # MaxSim; fastembed's MUVERA in the peers' environment).
 bench-longdocs: install
@@ -101,7 +106,7 @@ bench-1m-recall: install
 serve: install
 	$(VENV)/bin/tiervec serve collections
 
-bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-longdocs bench-multivector
+bench: bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-longdocs bench-multivector
 
 clean:
 	rm -rf $(VENV) collections bench/.cache

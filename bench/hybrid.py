@@ -96,8 +96,10 @@ def run_dataset(name: str, folder: Path, tune_split: str, tmp: Path, peers: bool
         ours(col, test, SearchMode.DENSE, None, f"tiervec dense {col.chain}"),
         ours(col, test, SearchMode.LEXICAL, None, "tiervec BM25"),
     ]
+    rows.append(ours(col, test, SearchMode.HYBRID, FusionConfig(),
+                     f"tiervec hybrid {FusionConfig().describe()} (default)"))
     for method in FusionMethod:
-        fusion = FusionConfig(method=method)
+        fusion = FusionConfig(method=method, weight=0.5, coverage=False)
         rows.append(ours(col, test, SearchMode.HYBRID, fusion,
                          f"tiervec hybrid {fusion.describe()}"))
     rows.append(ours(col, test, SearchMode.HYBRID, tuning.best,

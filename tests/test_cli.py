@@ -202,8 +202,9 @@ def test_info(indexed):
 def test_eval_writes_json_rows(indexed, beir, tmp_path):
     folder, _ = indexed
     out = tmp_path / "report" / "out.json"
+    per_query = tmp_path / "report" / "per-query.csv"
     result = run("eval", beir, "--collection", folder, "--tiers", "float32",
-                 "--tiers", "binary*4 -> float32@disk", "--json", out)
+                 "--tiers", "binary*4 -> float32@disk", "--json", out, "--per-query", per_query)
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stdout
     rows = json.loads(out.read_text())
@@ -211,12 +212,18 @@ def test_eval_writes_json_rows(indexed, beir, tmp_path):
         "float32", "binary*4 -> float32@disk"]
     lexical, *hybrid = rows[2:]  # the collection has a lexical index: BM25 and fused rows
     assert lexical["tiers"] == "bm25 (lexical)" and lexical["ram_bytes_per_vector"] == 0
-    assert [r["tiers"].split()[:2] for r in hybrid] == [
-        ["hybrid", "rrf(k=60)"], ["hybrid", "minmax"], ["hybrid", "dbsf"]]
+    assert [r["tiers"].split()[:3] for r in hybrid] == [  # the default first
+        ["hybrid", "minmax", "w=0.4"], ["hybrid", "rrf(k=60)", "w=0.5"],
+        ["hybrid", "minmax", "w=0.5"], ["hybrid", "dbsf", "w=0.5"]]
     assert all(0 <= r["ndcg@10"] <= 1 and r["qps"] > 0 for r in rows[2:])
+    for r in rows:
+        assert 0 <= r["recall@1"] <= r["recall@2"] <= r["recall@5"] <= 1
+    lines = per_query.read_text().splitlines()
+    assert lines[0] == "search,query,ndcg@10,mrr@10,recall@1,recall@2,recall@5,recall@100"
+    assert len(lines) == 1 + len(rows) * len(QUERIES)
     rows = rows[:2]
     keys = {"tiers", "ram_bytes_per_vector", "disk_bytes_per_vector", "ndcg@10", "recall@100",
-            "mrr@10", "recall@10_vs_exact", "qps"}
+            "mrr@10", "recall@10_vs_exact", "qps", "recall@1", "recall@2", "recall@5"}
     for row in rows:
         assert keys <= set(row)
         assert row["n_queries"] == len(QUERIES)
@@ -596,7 +603,7 @@ def test_lexical_and_hybrid_search_from_the_command_line(indexed):
     folder, _ = indexed
     info = flat(run("info", folder).stdout)
     assert "BM25 k1=1.5 b=0.75, stemmer english" in info
-    assert "rrf(k=60) w=0.5 100+100 (default" in info
+    assert "minmax w=0.4 x read 100+100 (default" in info
     lexical = run("search", folder, "bread yeast", "--lexical", "--json")
     assert lexical.exit_code == 0, lexical.output
     hits = json.loads(lexical.stdout)["results"]

@@ -87,9 +87,8 @@ CLIENT_ONLY_HIDDEN = [m for m in EXTRAS_MODULES if m != "httpx"] + ["faiss", "St
 
 
 def test_the_client_alone_searches_and_writes_a_served_collection(tmp_path):
-    from live_server import LiveServer
-
     import tiervec
+    from live_server import LiveServer
 
     x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)

@@ -418,7 +418,7 @@ def test_lexical_and_hybrid_search(api: TestClient, unit_vectors) -> None:
                      json={"documents": docs(50), "vectors": encode_vectors(x)})
     assert added.status_code == 200, added.text
     info = api.get("/v1/collections/lex").json()
-    assert info["lexical"] and info["fusion"]["method"] == "rrf" and info["calibrated"] == []
+    assert info["lexical"] and info["fusion"]["method"] == "minmax" and info["calibrated"] == []
     lib = served(api, "lex")
     lexical = api.post("/v1/collections/lex/search",
                        json={"query": "text 7", "mode": "lexical", "k": 5}).json()["results"][0]

@@ -51,6 +51,9 @@ def eval_(
     model: ModelOpt = None,
     split: Annotated[str, typer.Option("--split", help="qrels split.")] = "test",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the rows as JSON.")] = None,
+    per_query: Annotated[Path | None, typer.Option(
+        "--per-query", help="Write each query's figures of every row as CSV (search, query, "
+        "nDCG@10, MRR@10, R@1, R@2, R@5, R@100).", show_default=False)] = None,
     hybrid: Annotated[bool, typer.Option(
         "--hybrid/--no-hybrid", help="Also rows for BM25 and hybrid search (RRF, min-max, DBSF "
         "and the collection's tuned fusion) when the collection has a lexical index.")] = True,
@@ -96,8 +99,25 @@ def eval_(
             json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(json.dumps([r.to_dict() for r in rows], indent=2) + "\n")
             console.print(f"wrote {json_out}")
+        if per_query is not None:
+            _write_per_query(per_query, rows)
+            console.print(f"wrote {per_query} ({len(rows)} searches x {len(data.queries)} "
+                          "queries)")
 
     _run(go)
+
+
+def _write_per_query(path: Path, rows: list[Any]) -> None:
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        metrics = list(next(iter(rows[0].per_query.values()), {})) if rows else []
+        writer.writerow(["search", "query", *metrics])
+        for row in rows:
+            for query, values in row.per_query.items():
+                writer.writerow([row.tiers, query, *(values[m] for m in metrics)])
 
 
 def _eval_table(data: Any, n_docs: int, model: str | None) -> Table:
@@ -107,7 +127,7 @@ def _eval_table(data: Any, n_docs: int, model: str | None) -> Table:
         title_justify="left",
     )
     for name in ("tiers", "RAM B/vec", "disk B/vec", "reads/q", "nDCG@10", "% of first",
-                 "Recall@100", "MRR@10", "R@10 vs exact", "QPS"):
+                 "R@1", "R@2", "R@5", "R@100", "MRR@10", "R@10 vs exact", "QPS"):
         table.add_column(name, justify="left" if name == "tiers" else "right")
     return table
 
@@ -117,6 +137,7 @@ def _add_eval_row(table: Table, row: Any, first: Any) -> None:
     table.add_row(
         row.tiers, str(row.ram_bytes_per_vector), str(row.disk_bytes_per_vector),
         str(row.disk_reads_per_query), f"{row.ndcg_at_10:.4f}", f"{share:.1f}",
+        f"{row.recall_at_1:.3f}", f"{row.recall_at_2:.3f}", f"{row.recall_at_5:.3f}",
         f"{row.recall_at_100:.4f}", f"{row.mrr_at_10:.4f}", f"{row.recall_at_10_vs_exact:.3f}",
         f"{row.qps:,.0f}",
     )

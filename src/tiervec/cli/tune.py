@@ -61,8 +61,15 @@ def tune(
                     f"Trying fusions: {t.fusion.describe()}"))
             console.print(_trials_table(result))
             console.print(_verified_table(result))
+            chosen = result.chosen
+            if result.lost_to_default:
+                console.print(
+                    f"[yellow]the best fusion of the grid ({result.best.describe()}) scored "
+                    f"below the default ({result.verified['hybrid tuned']:.4f} < "
+                    f"{result.verified['hybrid default']:.4f}) on {escape(verify_q.name)}: the "
+                    "default is kept[/]")
             modes = {SearchMode.DENSE: None, SearchMode.LEXICAL: None,
-                     SearchMode.HYBRID: result.best}
+                     SearchMode.HYBRID: chosen}
             with console.status("Fitting relevance calibrations"):
                 models = fit_calibrations(col, tune_q, modes)
                 curves: dict[str, list[Any]] = {
@@ -74,7 +81,10 @@ def tune(
                       "calibration": {m: models[m].to_dict() for m in models},
                       "cutoff": {m: [c.to_dict() for c in cs] for m, cs in curves.items()}}
             (out / "tune.json").write_text(json.dumps(report, indent=2) + "\n")
-            written = [str(out / "tune.json")]
+            held_out = out / "held-out-queries.txt"  # to score the verification cleanly
+            held_out.write_text("".join(f"{q}\n" for q in verify_q.ids), encoding="utf-8")
+            written = [str(out / "tune.json"), f"{held_out} (the {len(verify_q)} held-out "
+                       f"query ids: {escape(verify_q.name)})"]
             try:
                 from tiervec.plan.plot import plot_cutoff
 
@@ -84,10 +94,11 @@ def tune(
                 pass  # matplotlib is optional: the JSON has the curves
             console.print(f"wrote {', '.join(written)}")
             if apply:
-                col.set_search_defaults(fusion=result.best, calibrations=models)
+                col.set_search_defaults(fusion=chosen, calibrations=models)
                 console.print(f"applied: hybrid searches of {collection} fuse with "
-                              f"{result.best.describe()}; --min-relevance works for dense, "
-                              "lexical and hybrid search")
+                              f"{chosen.describe()}"
+                              f"{' (the default)' if result.lost_to_default else ''}; "
+                              "--min-relevance works for dense, lexical and hybrid search")
 
     _run(go)
 

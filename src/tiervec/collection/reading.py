@@ -24,6 +24,7 @@ from tiervec.collection.snapshot import Snapshot
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
 from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.models import model_window
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
 from tiervec.errors import EncoderRequired, InvalidRequest, LexicalIndexMissing
 from tiervec.filters import Field, Filter, compile_filter
@@ -64,6 +65,7 @@ class SnapshotReader:
         #: when filtered searches scan exactly, search the index or post-filter
         self.filter_policy = FilterPolicy()
         self._muvera_maps: Muvera | None = None
+        self._window: tuple[int] | None = None
         self.adopt(manifest)
 
     # -- moving to a committed state ----------------------------------------------------------
@@ -208,6 +210,27 @@ class SnapshotReader:
         key, config = manifest.lexical_key, manifest.lexical_config()
         assert key is not None and config is not None
         return LexicalIndex(config, [self.files.postings(s, key) for s in manifest.segments])
+
+    def window(self) -> int | None:
+        """The word pieces the model reads of a document (``None``: unknown, or a chunked
+        collection, whose every chunk the model reads whole)."""
+        if self.manifest.chunking is not None:
+            return None
+        config = self.encoder_config
+        if config is None:
+            return None
+        if self._window is None:
+            self._window = (model_window(config) or 0,)
+        return self._window[0] or None
+
+    def read_share(self, snap: Snapshot) -> float:
+        """The mean share of the live documents' text the model read (1 where it read all,
+        or where that is unknown); from the document lengths the lexical index keeps."""
+        window = self.window()
+        if window is None or snap.manifest.lexical is None or not snap.documents:
+            return 1.0
+        read = self.lexical_for(snap).read_share(window, snap.documents_alive)
+        return read / snap.documents
 
     def pipeline(self, tiers: str | Chain | None = None) -> Pipeline:
         """The pipeline of the stored chain (built once), or of another chain with codes

@@ -118,8 +118,10 @@ class Searcher:
             pipeline = replace(pipeline, rerank=MaxSimRescorer(reader.token_store(snap)),
                                rerank_depth=depth)
         mode = SearchMode.DENSE if query.mode is SearchMode.MULTIVECTOR else query.mode
-        stages = mode_pipeline(mode, pipeline, lexical, snap.documents_alive,
-                               defaults.fusion_for(query))
+        fusion = defaults.fusion_for(query)
+        if mode is SearchMode.HYBRID and fusion.coverage:
+            fusion = fusion.for_coverage(reader.read_share(snap))
+        stages = mode_pipeline(mode, pipeline, lexical, snap.documents_alive, fusion)
         inner = query if model is None else query.with_k(max(query.k, model.depth))
         candidates, _ = stages.run(inner, allowed, reader.filter_policy)
         scores, rows = candidates.scores, candidates.rows
@@ -138,7 +140,8 @@ class Searcher:
         reader.refresh()
         with reader.rw.read():
             snap = reader.snap
-            return reader.lexical_for(snap).term_stats(texts, snap.documents_alive)
+            return reader.lexical_for(snap).term_stats(texts, snap.documents_alive,
+                                                       reader.window())
 
     def explain(self, filter: Filter, options: SearchOptions) -> FilterPlan:
         reader = self.reader

@@ -242,8 +242,10 @@ class ShardedCollection(ShardedWrites, SearchMethods):
             query = replace(query, lexical_stats=self._lexical_stats(query.texts or (),
                                                                      query.options.partial))
         parts = [query]
+        fusion = self._defaults().fusion_for(query)
         if query.mode is SearchMode.HYBRID:
-            fusion = self._defaults().fusion_for(query)
+            assert query.lexical_stats is not None
+            fusion = fusion.for_coverage(query.lexical_stats.read_share)
             parts = [replace(query, mode=SearchMode.DENSE, lexical_stats=None,
                              k=max(query.k, fusion.dense_depth)),
                      replace(query, mode=SearchMode.LEXICAL, vectors=None, tokens=None,
@@ -254,7 +256,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         merged = [merge_top([a[i] for a in answers], part.k, report)
                   for i, part in enumerate(parts)]
         result = merged[0] if len(merged) == 1 else \
-            fuse_top(merged, self._defaults().fusion_for(query), query.k, report)
+            fuse_top(merged, fusion, query.k, report)
         if model is None or asked.min_relevance is None:
             return result
         return cut_top(result, model, asked.min_relevance, asked.k)

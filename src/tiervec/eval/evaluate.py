@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,15 @@ DEFAULT_EVAL_CHAINS = (
     "binary*10 -> float32@disk",
 )
 
-#: Fusions ``tiervec eval`` compares on a collection with a lexical index.
+#: Fusions ``tiervec eval`` compares on a collection with a lexical index: the default, then
+#: each method at an even weight as given.
 DEFAULT_EVAL_FUSIONS = (
-    FusionConfig(method=FusionMethod.RRF),
-    FusionConfig(method=FusionMethod.MINMAX),
-    FusionConfig(method=FusionMethod.DBSF),
+    FusionConfig(),
+    *(FusionConfig(method=method, weight=0.5, coverage=False) for method in FusionMethod),
 )
+
+#: The small depths ``tiervec eval`` reports recall at (beside recall@100).
+SMALL_DEPTHS = (1, 2, 5)
 
 #: The exact search every chain's recall is measured against.
 EXACT = "float32"
@@ -55,6 +58,13 @@ class EvalRow:
     recall_at_10_vs_exact: float
     qps: float
     n_queries: int
+    #: Recall at small depths (of the top ``k``): how often the first answers are right.
+    recall_at_1: float = 0.0
+    recall_at_2: float = 0.0
+    recall_at_5: float = 0.0
+    #: Each query's figures: query id -> {metric name: value} (:data:`PER_QUERY`).
+    per_query: dict[str, dict[str, float]] = field(default_factory=dict, compare=False,
+                                                   repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form (keys as printed by ``tiervec eval --json``)."""
@@ -67,6 +77,9 @@ class EvalRow:
             "recall@100": round(self.recall_at_100, 5),
             "mrr@10": round(self.mrr_at_10, 5),
             "recall@10_vs_exact": round(self.recall_at_10_vs_exact, 5),
+            "recall@1": round(self.recall_at_1, 5),
+            "recall@2": round(self.recall_at_2, 5),
+            "recall@5": round(self.recall_at_5, 5),
             "qps": round(self.qps, 1),
             "n_queries": self.n_queries,
         }
@@ -152,15 +165,19 @@ def evaluate(
 def eval_row(found: Measurement, queries: QuerySet, deep: SearchResult, exact_ids: np.ndarray,
              k: int) -> EvalRow:
     """An :class:`EvalRow` from a top-``k`` measurement and a top-100 search result."""
-    at_k = {m: float(v.mean()) for m, v in
-            found.per_query(queries, [f"ndcg@{k}", f"mrr@{k}"]).items()}
-    recall100 = float(judge(queries, deep.ids, deep.scores, ["recall@100"])["recall@100"].mean())
+    small = [f"recall@{d}" for d in SMALL_DEPTHS if d <= k]
+    per = found.per_query(queries, [f"ndcg@{k}", f"mrr@{k}", *small])
+    per["recall@100"] = judge(queries, deep.ids, deep.scores, ["recall@100"])["recall@100"]
+    mean = {m: float(v.mean()) if len(v) else 0.0 for m, v in per.items()}
     shares = found.recall_vs_exact(exact_ids, k)
     return EvalRow(
         tiers=found.tiers, ram_bytes_per_vector=found.ram_bytes_per_vector,
         disk_bytes_per_vector=found.disk_bytes_per_vector,
-        disk_reads_per_query=found.disk_reads_per_query, ndcg_at_10=at_k[f"ndcg@{k}"],
-        recall_at_100=recall100, mrr_at_10=at_k[f"mrr@{k}"],
+        disk_reads_per_query=found.disk_reads_per_query, ndcg_at_10=mean[f"ndcg@{k}"],
+        recall_at_100=mean["recall@100"], mrr_at_10=mean[f"mrr@{k}"],
         recall_at_10_vs_exact=float(shares.mean()) if len(shares) else 1.0, qps=found.qps,
-        n_queries=len(queries),
+        n_queries=len(queries), recall_at_1=mean.get("recall@1", 0.0),
+        recall_at_2=mean.get("recall@2", 0.0), recall_at_5=mean.get("recall@5", 0.0),
+        per_query={q: {m: round(float(v[i]), 5) for m, v in per.items()}
+                   for i, q in enumerate(queries.ids)},
     )

@@ -41,10 +41,13 @@ RECALL_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 def fusion_grid(depths: Sequence[int] = (50, 100, 200)) -> list[FusionConfig]:
     """The settings :func:`tune_fusion` tries: RRF with ``c`` in {10, 60} and three weights,
-    min-max and DBSF with weights 0.1 .. 0.9; each at the given candidate depths."""
+    min-max and DBSF with weights 0.1 .. 0.9; each at the given candidate depths. Their
+    weights are fitted on the labelled queries themselves, so they apply as they are (no
+    coverage scaling)."""
     out = []
     for depth in depths:
-        sides = {"dense_depth": depth, "lexical_depth": depth}
+        sides: dict[str, Any] = {"dense_depth": depth, "lexical_depth": depth,
+                                 "coverage": False}
         for c, w in itertools.product((10.0, 60.0), (0.3, 0.5, 0.7)):
             out.append(FusionConfig(method=FusionMethod.RRF, rrf_k=c, weight=w, **sides))
         for method in (FusionMethod.MINMAX, FusionMethod.DBSF):
@@ -70,10 +73,25 @@ class FusionTuning:
     #: nDCG@10 on the held-out queries: dense, lexical, hybrid default, hybrid tuned.
     verified: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def lost_to_default(self) -> bool:
+        """Whether the grid's best scored below the default fusion on the held-out queries
+        (it then is not the one to keep: see :attr:`chosen`)."""
+        verified = self.verified
+        return "hybrid tuned" in verified and \
+            verified["hybrid tuned"] < verified.get("hybrid default", float("-inf"))
+
+    @property
+    def chosen(self) -> FusionConfig:
+        """The fusion to keep: the grid's best, unless the default did better on the
+        held-out queries."""
+        return FusionConfig() if self.lost_to_default else self.best
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": METRIC, "tune_queries": self.tune_queries,
             "verify_queries": self.verify_queries, "best": self.best.to_dict(),
+            "chosen": self.chosen.to_dict(), "lost_to_default": self.lost_to_default,
             "verified": {k: round(v, 5) for k, v in self.verified.items()},
             "trials": [{"fusion": t.fusion.to_dict(), "quality": round(t.quality, 5)}
                        for t in self.trials],

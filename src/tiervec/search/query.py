@@ -57,17 +57,29 @@ class FusionMethod(StrEnum):
     DBSF = "dbsf"
 
 
+#: The default fusion's dense weight: below one half, so that a document at the top of the
+#: lexical list outranks one only the dense side likes when both sides are equally sure of
+#: their best (measured on SciFact, NFCorpus, QMSum and a LIMIT-style set: bench/fusion.py).
+DEFAULT_DENSE_WEIGHT = 0.4
+
+
 @dataclass(frozen=True, kw_only=True)
 class FusionConfig:
     """A hybrid search's fusion: ``method``, the dense side's ``weight`` in [0, 1], RRF's
-    ``rrf_k`` (``c``), and the candidates taken from each side (``dense_depth``,
-    ``lexical_depth``; at least ``k``)."""
+    ``rrf_k`` (``c``), the candidates taken from each side (``dense_depth``,
+    ``lexical_depth``; at least ``k``), and whether the dense weight follows the share of the
+    documents the model read (``coverage``). The default, min-max at 0.4 with coverage, was
+    chosen by its worst case over every set measured (``bench/fusion.py``)."""
 
-    method: FusionMethod = FusionMethod.RRF
-    weight: float = 0.5
+    method: FusionMethod = FusionMethod.MINMAX
+    weight: float = DEFAULT_DENSE_WEIGHT
     rrf_k: float = 60.0
     dense_depth: int = 100
     lexical_depth: int = 100
+    #: Scale the dense side's weight by the share of the documents' text the model read
+    #: (:meth:`for_coverage`): a model reads only the start of a document longer than its
+    #: window, so its score says little about the rest.
+    coverage: bool = True
 
     def __post_init__(self) -> None:
         try:
@@ -90,12 +102,26 @@ class FusionConfig:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100_000:
                 raise InvalidSearchOptions(
                     f"{name} must be a whole number in [1, 100000], got {value!r}")
+        if not isinstance(self.coverage, bool):
+            raise InvalidSearchOptions(f"coverage must be true or false, got {self.coverage!r}")
         object.__setattr__(self, "weight", float(weight))
         object.__setattr__(self, "rrf_k", float(self.rrf_k))
 
+    def for_coverage(self, read: float) -> FusionConfig:
+        """This fusion with the dense weight ``w`` made ``w c / (w c + 1 - w)``, ``c`` the
+        share of the documents' text the model read (``read``, in [0, 1]; 1 where it read
+        all of it, as in chunked collections); unchanged where ``coverage`` is off."""
+        if not self.coverage or read >= 1.0:
+            return replace(self, coverage=False)
+        scaled = self.weight * max(read, 0.0)
+        rest = 1.0 - self.weight
+        weight = scaled / (scaled + rest) if scaled + rest > 0 else 0.0
+        return replace(self, weight=weight, coverage=False)
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method.value, "weight": self.weight, "rrf_k": self.rrf_k,
-                "dense_depth": self.dense_depth, "lexical_depth": self.lexical_depth}
+                "dense_depth": self.dense_depth, "lexical_depth": self.lexical_depth,
+                "coverage": self.coverage}
 
     @classmethod
     def from_dict(cls, data: Any) -> FusionConfig:
@@ -103,17 +129,19 @@ class FusionConfig:
             return data
         if not isinstance(data, Mapping):
             raise InvalidSearchOptions(f"fusion must be a mapping of options, got {data!r}")
-        unknown = set(data) - {"method", "weight", "rrf_k", "dense_depth", "lexical_depth"}
+        unknown = set(data) - {"method", "weight", "rrf_k", "dense_depth", "lexical_depth",
+                               "coverage"}
         if unknown:
             raise InvalidSearchOptions(
                 f"unknown fusion option(s) {sorted(unknown)}; use method, weight, rrf_k, "
-                "dense_depth, lexical_depth")
+                "dense_depth, lexical_depth, coverage")
         return cls(**dict(data))
 
     def describe(self) -> str:
         """A short label: ``rrf(k=60) w=0.5 100+100``."""
         how = f"rrf(k={self.rrf_k:g})" if self.method is FusionMethod.RRF else self.method.value
-        return f"{how} w={self.weight:g} {self.dense_depth}+{self.lexical_depth}"
+        read = " x read" if self.coverage else ""
+        return f"{how} w={self.weight:g}{read} {self.dense_depth}+{self.lexical_depth}"
 
 
 #: How a chunked document's score is made from its retrieved chunks' scores (the values of

@@ -163,6 +163,9 @@ class FusionIn(BaseModel):
     rrf_k: Annotated[float, Field(ge=0, le=1e6)] | None = None
     dense_depth: Annotated[Int, Field(ge=1, le=100_000)] | None = None
     lexical_depth: Annotated[Int, Field(ge=1, le=100_000)] | None = None
+    coverage: bool | None = Field(
+        None, description="Scale the dense weight by the share of the documents' text the "
+        "model read.")
 
 
 class SearchIn(BaseModel):
