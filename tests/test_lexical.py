@@ -271,3 +271,25 @@ def test_bad_modes_and_relevance(tmp_path):
     with pytest.raises(InvalidSearchOptions, match="probability"):
         col.search_vectors(vectors(1), min_relevance=2)
     col.close()
+
+
+def test_a_batch_of_queries_scores_as_each_query_alone(tmp_path):
+    """Each query of a batch gets the list it gets alone, equal scores by position (also at
+    the cut: the lowest positions stay, whatever order the scores were computed in)."""
+    col = make(tmp_path / "c", 0)
+    same = [{"id": f"s{i}", "text": "apple banana"} for i in range(30)]  # all tie
+    col.add(same + [{"id": f"d{i}", "text": t} for i, t in enumerate(texts(120))],
+            vectors=vectors(150))
+    col.add([{"id": f"e{i}", "text": t} for i, t in enumerate(texts(40, seed=3))],
+            vectors=vectors(40, seed=3))  # a second segment
+    col.delete(["d3", "s4", "e5"])
+    queries = ("apple", "banana apple apple", *texts(6, seed=9), "the of and")
+    for k in (1, 5, 50):
+        batch = col.run(Query(texts=queries, k=k, mode="lexical"))
+        for i, text in enumerate(queries):
+            alone = col.run(Query(texts=(text,), k=k, mode="lexical"))
+            assert list(alone.ids[0]) == list(batch.ids[i])
+            assert np.array_equal(alone.scores[0], batch.scores[i])
+    tied = col.run(Query(texts=("apple",), k=5, mode="lexical")).ids[0]
+    assert list(tied) == ["s0", "s1", "s2", "s3", "s5"]  # s4 deleted
+    assert list(batch.ids[-1]) == [""] * 50  # stop words only: no results

@@ -145,7 +145,7 @@ class LexicalIndex:
         all), scored with the statistics of the ``alive`` documents (or ``stats``, a whole
         sharded collection's): ``(scores, positions)``, each ``(len(texts), m)``, float32 /
         int64, ``-inf`` / ``-1`` padding lists shorter than ``m`` (only documents matching a
-        term are listed)."""
+        term are listed; equal scores by position, also at the cut)."""
         scores = np.full((len(texts), m), -np.inf, dtype=np.float32)
         rows = np.full((len(texts), m), -1, dtype=np.int64)
         n_live, total = self.live_stats(alive) if stats is None else (stats.documents,
@@ -154,12 +154,8 @@ class LexicalIndex:
             return scores, rows
         avg_len = total / n_live
         for i, text in enumerate(texts):
-            found, weights = self.score(text, allowed, alive, n_live, avg_len, stats)
-            if len(found) > m:
-                top = np.argpartition(-weights, m - 1)[:m]
-                found, weights = found[top], weights[top]
-            order = np.lexsort((found, -weights))  # best first; ties by position
-            scores[i, : len(order)], rows[i, : len(order)] = weights[order], found[order]
+            found, weights = _top(*self.score(text, allowed, alive, n_live, avg_len, stats), m)
+            scores[i, : len(found)], rows[i, : len(found)] = weights, found
         return scores, rows
 
     def score(
@@ -220,3 +216,17 @@ class LexicalIndex:
 
         return (joined(positions, np.int64), joined(tfs, np.float64),
                 joined(lengths, np.float64), joined(terms, np.int64))
+
+
+def _top(found: np.ndarray, weights: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``m`` of ``found`` (ascending positions) by ``weights``, best first, equal
+    weights by position, also where the cut falls among equal weights (the lowest positions
+    stay): a list that does not depend on how the scores were laid out."""
+    if len(found) > m:
+        kth = np.partition(weights, len(weights) - m)[len(weights) - m]
+        above = np.flatnonzero(weights > kth)
+        tied = np.flatnonzero(weights == kth)[: m - len(above)]
+        keep = np.concatenate([above, tied])
+        found, weights = found[keep], weights[keep]
+    order = np.lexsort((found, -weights))
+    return found[order], weights[order]
