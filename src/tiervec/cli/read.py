@@ -150,7 +150,9 @@ def search(
         "--fusion", help="Hybrid fusion: rrf, minmax or dbsf (default: the collection's, "
         "see `tiervec tune`).")] = None,
     weight: Annotated[float | None, typer.Option(
-        "--weight", help="Hybrid: the dense side's weight in [0, 1] (with --fusion).")] = None,
+        "--weight", help="Hybrid: the dense side's weight in [0, 1] (with --fusion), scaled "
+        "by the share of the documents' text the model read unless the collection's fusion "
+        "has coverage off.")] = None,
     min_relevance: Annotated[float | None, typer.Option(
         "--min-relevance", help="Only results whose calibrated probability of relevance is at "
         "least this (fit one with `tiervec tune --apply`).")] = None,
