@@ -27,6 +27,7 @@ from tiervec._extras import require_engine
 from tiervec.collection.reading import SnapshotReader
 from tiervec.collection.searching import Searcher
 from tiervec.collection.settings import CollectionSettings
+from tiervec.collection.transfer import export_parquet, import_parquet
 from tiervec.collection.tuning import RecallTuner
 from tiervec.collection.views import TieredView
 from tiervec.collection.writing import MERGE_SEGMENTS, Writer
@@ -440,14 +441,7 @@ class Collection(SearchMethods):
     ) -> None:
         """Store a hybrid search's default fusion and fitted relevance calibrations (by mode)
         in the collection (what ``tiervec tune --apply`` does); others are kept."""
-        changes: dict[str, Any] = {}
-        if fusion is not None:
-            changes["fusion"] = fusion.to_dict()
-        if calibrations:
-            changes["calibration"] = {
-                **self._reader.manifest.search.get("calibration", {}),
-                **{kind: model.to_dict() for kind, model in calibrations.items()}}
-        self._writer.set_search_settings(changes)
+        self._writer.set_search_defaults(fusion, calibrations)
 
     def export_parquet(self, path: str | Path, *,
                        progress: Callable[[int], None] | None = None) -> int:
@@ -455,8 +449,6 @@ class Collection(SearchMethods):
         full-precision vector to the Parquet file ``path`` (``tiervec[parquet]``); the
         documents written. :meth:`import_parquet` reads it back, here or in another
         collection."""
-        from tiervec.collection.transfer import export_parquet
-
         return export_parquet(self._reader, path, progress=progress)
 
     def import_parquet(self, path: str | Path, *,
@@ -464,8 +456,6 @@ class Collection(SearchMethods):
         """Upsert the documents of a Parquet file (``id``, ``text``; ``title``, ``metadata``
         and ``vector`` optional, as :meth:`export_parquet` writes them): given vectors are
         stored as they are, the others encoded."""
-        from tiervec.collection.transfer import import_parquet
-
         return import_parquet(self, path, progress=progress)
 
     # -- the recall target ----------------------------------------------------------------------
@@ -501,9 +491,8 @@ class Collection(SearchMethods):
 
     @property
     def keep_query_sample(self) -> bool:
-        """Whether searches add their query vectors to the sample recall is measured on (kept
-        in ``queries.npy`` beside the collection); ``False`` keeps none (made-up queries are
-        used)."""
+        """Whether searches add their query vectors to the sample recall is measured on
+        (``queries.npy`` beside the collection; ``False``: made-up queries are used)."""
         return self._recall.keep_query_sample
 
     @keep_query_sample.setter

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +33,8 @@ from tiervec.errors import (
 from tiervec.filters import Filter
 from tiervec.index import ANNScanner
 from tiervec.lexical import LexicalConfig
-from tiervec.search import Chain
+from tiervec.search import Chain, FusionConfig
+from tiervec.search.cutoff import RelevanceModel
 from tiervec.store import writes
 from tiervec.store.filtering import is_empty
 from tiervec.store.locks import WriterLock
@@ -318,12 +319,30 @@ class Writer:
             with reader.rw.write():
                 reader.adopt_settings(manifest)
 
-    def set_search_settings(self, changes: Mapping[str, Any]) -> None:
-        """Store ``changes`` in the manifest's ``search`` settings (others kept)."""
+    def set_search_defaults(self, fusion: FusionConfig | None,
+                            calibrations: Mapping[str, RelevanceModel] | None) -> None:
+        """Store a default fusion and calibrations by mode (others kept)."""
+        def changes(search: Mapping[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            if fusion is not None:
+                out["fusion"] = fusion.to_dict()
+            if calibrations:
+                out["calibration"] = {**search.get("calibration", {}),
+                                      **{kind: m.to_dict() for kind, m in calibrations.items()}}
+            return out
+
+        self.set_search_settings(changes)
+
+    def set_search_settings(
+        self, changes: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]]
+    ) -> None:
+        """Store ``changes`` (or what ``changes`` makes of the stored settings, under the
+        mutex) in the manifest's ``search`` settings; others are kept."""
         self.require_writable()
         reader = self.reader
         with self.mutex:
-            search = {**reader.manifest.search, **changes}
+            current = reader.manifest.search
+            search = {**current, **(changes(current) if callable(changes) else changes)}
             manifest = writes.commit_settings(reader.files, reader.manifest, search)
             with reader.rw.write():
                 reader.adopt_settings(manifest)
