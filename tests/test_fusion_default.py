@@ -107,3 +107,21 @@ def test_tune_keeps_the_default_when_its_best_lost_on_held_out_queries():
     assert lost.to_dict()["chosen"] == FusionConfig().to_dict()
     won = FusionTuning([], best, "tune", "verify", {"hybrid default": 0.70, "hybrid tuned": 0.71})
     assert not won.lost_to_default and won.chosen == best
+
+
+def test_a_fusion_kept_before_coverage_applies_its_weight_as_given():
+    """Manifests and calibrations written before ``coverage`` existed keep their behaviour:
+    their stored fusion has no such key and scaled nothing."""
+    from tiervec.collection.defaults import SearchDefaults
+    from tiervec.search.cutoff import RelevanceModel, checked_model
+
+    old = {"method": "minmax", "weight": 0.5, "rrf_k": 60.0, "dense_depth": 100,
+           "lexical_depth": 100}
+    kept = SearchDefaults({"fusion": old}, "c").fusion
+    assert kept.weight == 0.5 and not kept.coverage
+    assert SearchDefaults({}, "c").fusion == FusionConfig()  # nothing kept: the default
+    model = RelevanceModel(kind="hybrid", coef=[1.0], intercept=0.0, mean=[0.0], scale=[1.0],
+                           fusion=old)
+    assert checked_model(model, "hybrid", kept.to_dict(), "c") is model
+    with pytest.raises(tiervec.errors.CalibrationMissing):
+        checked_model(model, "hybrid", FusionConfig().to_dict(), "c")

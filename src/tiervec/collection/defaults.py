@@ -24,7 +24,7 @@ class SearchDefaults:
     def fusion(self) -> FusionConfig:
         """The fusion a hybrid search uses unless told otherwise (``tiervec tune --apply``)."""
         stored = self.stored.get("fusion")
-        return FusionConfig.from_dict(stored) if stored else FusionConfig()
+        return FusionConfig.stored(stored) if stored else FusionConfig()
 
     @property
     def fusion_tuned(self) -> bool:

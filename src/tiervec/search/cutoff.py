@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tiervec.errors import CalibrationMissing, PlanError
+from tiervec.search.query import FusionConfig
 
 FEATURES = ("score", "gap_to_best", "z_score", "best", "mean", "spread", "log_rank")
 #: Scores of this many results describe a query (a search with ``min_relevance`` computes at
@@ -179,7 +180,8 @@ def checked_model(model: RelevanceModel | None, kind: str, fusion: Mapping[str, 
             f"no relevance calibration was fitted for {kind} search on collection "
             f"{where!r}; fit one on labelled queries with `tiervec tune DATASET "
             f"--collection {where} --apply`, or search without min_relevance")
-    if kind == "hybrid" and model.fusion != dict(fusion):
+    if kind == "hybrid" and (model.fusion is None or
+                             FusionConfig.stored(model.fusion) != FusionConfig.stored(fusion)):
         raise CalibrationMissing(
             f"the hybrid calibration was fitted for fusion {model.fusion}, not "
             f"{dict(fusion)}; search with the collection's fusion, or fit a "

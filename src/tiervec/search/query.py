@@ -124,6 +124,12 @@ class FusionConfig:
                 "coverage": self.coverage}
 
     @classmethod
+    def stored(cls, data: Mapping[str, Any]) -> FusionConfig:
+        """A fusion kept in a manifest or beside a calibration: one kept before ``coverage``
+        existed applied its weight as given."""
+        return cls.from_dict({"coverage": False, **data})
+
+    @classmethod
     def from_dict(cls, data: Any) -> FusionConfig:
         if isinstance(data, FusionConfig):
             return data
