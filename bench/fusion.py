@@ -58,7 +58,8 @@ SETS = {"scifact": ("beir/scifact", "train", "scifact"),
         "qmsum": ("long/qmsum", None, "qmsum"),
         "limit": ("limit-style", "train", "limit"),
         "scifact-typos": ("scifact-typos", "train", "scifact"),
-        "scifact-multivector": ("beir/scifact", "train", "scifact-multivector")}
+        "scifact-multivector": ("beir/scifact", "train", "scifact-multivector"),
+        "nfcorpus-multivector": ("beir/nfcorpus-pp", "dev", "nfcorpus-multivector")}
 Lists = dict[str, Any]
 
 
