@@ -111,6 +111,36 @@ def test_lexical_and_hybrid_equal_one_collection(tmp_path, corpus, single, ray_c
                                 _find(single, queries, q, mode, filter=where))
 
 
+def test_the_default_fusion_scales_by_the_read_share_of_the_whole_sharded_collection(
+        tmp_path, corpus, ray_cluster):
+    """With a model that reads 256 word pieces, SciFact's longer abstracts are read in part:
+    the default hybrid's dense weight follows the share read over every shard (summed with
+    BM25's statistics), so its results equal one collection's. Vectors are given, so nothing
+    is encoded (the window comes from the model's folder)."""
+    docs, _, queries, _ = corpus
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((len(docs), 384)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    q = rng.standard_normal((len(queries), 384)).astype(np.float32)
+    one = tiervec.create(tmp_path / "one", tiers="float32", lexical=True)
+    one.add(docs[:400], vectors=x[:400])
+    one.delete([d.id for d in docs[:30]])
+    share = one._reader.read_share(one._reader.snap)
+    assert 0.5 < share < 1.0  # some abstracts are longer than the model reads
+    with tiervec.create_sharded(tmp_path / "s", shards=2, tiers="float32",
+                                lexical=True) as col:
+        col.add(docs[:400], vectors=x[:400])
+        col.delete([d.id for d in docs[:30]])
+        assert_same_ranking(_find(col, queries, q, "hybrid"), _find(one, queries, q, "hybrid"))
+        unscaled = SearchOptions(fusion=FusionConfig(coverage=False))
+        assert_same_ranking(_find(col, queries, q, "hybrid", options=unscaled),
+                            _find(one, queries, q, "hybrid", options=unscaled))
+    scaled = _find(one, queries, q, "hybrid")
+    assert not np.array_equal(scaled.scores, _find(one, queries, q, "hybrid",
+                                                    options=unscaled).scores)
+    one.close()
+
+
 def _fitted(single, mode: str, queries, q, fusion=None) -> RelevanceModel:
     """A relevance model fitted on one collection's own lists (the top 3 taken as relevant)."""
     found = _find(single, queries, q, mode, k=100)
