@@ -86,8 +86,6 @@ def main() -> None:
 def three_lists(data: dict[str, dict[str, Lists]]) -> dict[str, float]:
     """SciFact's single-vector dense, MaxSim and BM25 lists fused three ways (min-max): what
     a third retriever adds, for weights fixed in advance."""
-    from sparse import fused
-
     plain, multi = data["scifact"]["test"], data["scifact-multivector"]["test"]
     queries = plain["queries"]
     sides = [plain["dense"], multi["dense"], plain["lexical"]]
@@ -249,6 +247,25 @@ def z_weighted(read: float) -> Callable[[Candidates, Candidates], Candidates]:
                                 (1 - w)[:, None] * scaled.normalised(lexical)], axis=1)
         return sum_by_row(rows, gains, 10)
     return fuse_lists
+
+
+def fused(lists_: list[tuple[np.ndarray, np.ndarray]], weights: tuple[float, ...]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Min-max fusion of several id-level lists, top 10 (as the fusion stage fuses two)."""
+    vocab: dict[str, int] = {}
+    for ids, _ in lists_:
+        for i in ids.ravel():
+            if i != "":
+                vocab.setdefault(str(i), len(vocab))
+    names = np.array([*vocab, ""], dtype=object)
+    candidates = [Candidates(scores.astype(np.float32), np.vectorize(
+        lambda i: vocab.get(str(i), -1), otypes=[np.int64])(ids)) for ids, scores in lists_]
+    stage = ScoreFusion("minmax", list(weights))
+    rows = np.concatenate([c.rows for c in candidates], axis=1)
+    gains = np.concatenate([w * stage.normalised(c) for c, w in
+                            zip(candidates, weights, strict=True)], axis=1)
+    top = sum_by_row(rows, gains, 10)
+    return names[top.rows], top.scores
 
 
 def top_z(candidates: Candidates) -> np.ndarray:

@@ -22,10 +22,8 @@ from typing import Any
 import numpy as np
 
 from _common import CACHE, console, markdown_table, print_table, shared_data, write_json
-from fusion import lists, ndcg
+from fusion import fused, lists, ndcg
 from tiervec.corpus import read_corpus
-from tiervec.search.stages import Candidates, ScoreFusion
-from tiervec.search.stages import _sum_by_row as sum_by_row
 
 DEPTH = 100
 
@@ -109,25 +107,6 @@ def splade() -> Any:
         path = Path(cognition.__file__).parent / "model"
         _MODEL.append(SparseEncoder(str(path), device="cpu"))
     return _MODEL[0]
-
-
-def fused(lists_: list[tuple[np.ndarray, np.ndarray]], weights: tuple[float, ...]
-          ) -> tuple[np.ndarray, np.ndarray]:
-    """Min-max fusion of several id-level lists, top 10 (as the fusion stage fuses two)."""
-    vocab: dict[str, int] = {}
-    for ids, _ in lists_:
-        for i in ids.ravel():
-            if i != "":
-                vocab.setdefault(str(i), len(vocab))
-    names = np.array([*vocab, ""], dtype=object)
-    candidates = [Candidates(scores.astype(np.float32), np.vectorize(
-        lambda i: vocab.get(str(i), -1), otypes=[np.int64])(ids)) for ids, scores in lists_]
-    stage = ScoreFusion("minmax", list(weights))
-    rows = np.concatenate([c.rows for c in candidates], axis=1)
-    gains = np.concatenate([w * stage.normalised(c) for c, w in
-                            zip(candidates, weights, strict=True)], axis=1)
-    top = sum_by_row(rows, gains, 10)
-    return names[top.rows], top.scores
 
 
 if __name__ == "__main__":
