@@ -78,12 +78,9 @@ class Collection(SearchMethods):
         self.path = path
         self.read_only = read_only
         self._reader = SnapshotReader(path, manifest, read_only=read_only, encoder=encoder)
-        self._recall = RecallTuner(self._reader, writable=self._writable)
+        self._recall = RecallTuner(self._reader, writable=lambda: self._writer.writable)
         self._searcher = Searcher(self._reader, self._recall)
         self._writer = Writer(self._reader, lock, listener=self._recall)
-
-    def _writable(self) -> bool:
-        return not self.read_only and self._writer.lock is not None
 
     @property
     def _manifest(self) -> Manifest:
@@ -476,7 +473,7 @@ class Collection(SearchMethods):
         kept = target if isinstance(target, RecallTarget) or target is None else \
             RecallTarget(target=target, k=k)
         self._writer.set_search_settings(
-            {"recall_target": None if kept is None else kept.to_dict()})
+            lambda _: {"recall_target": None if kept is None else kept.to_dict()})
         self._recall.changed()
 
     def measure_recall(self, *, queries: int = QUERIES, seed: int = 0) -> RecallMeasure | None:

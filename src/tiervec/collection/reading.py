@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,6 @@ class SnapshotReader:
         #: when filtered searches scan exactly, search the index or post-filter
         self.filter_policy = FilterPolicy()
         self._muvera_maps: Muvera | None = None
-        self._window: tuple[int] | None = None
         self.adopt(manifest)
 
     # -- moving to a committed state ----------------------------------------------------------
@@ -214,14 +214,13 @@ class SnapshotReader:
     def window(self) -> int | None:
         """The word pieces the model reads of a document (``None``: unknown, or a chunked
         collection, whose every chunk the model reads whole)."""
-        if self.manifest.chunking is not None:
-            return None
+        return None if self.manifest.chunking is not None else self._model_window
+
+    @cached_property
+    def _model_window(self) -> int | None:
+        """The model's window, read once from its folder (a collection's model is fixed)."""
         config = self.encoder_config
-        if config is None:
-            return None
-        if self._window is None:
-            self._window = (model_window(config) or 0,)
-        return self._window[0] or None
+        return None if config is None else model_window(config)
 
     def read_share(self, snap: Snapshot) -> float:
         """The mean share of the live documents' text the model read (1 where it read all,

@@ -334,15 +334,15 @@ class Writer:
         self.set_search_settings(changes)
 
     def set_search_settings(
-        self, changes: Mapping[str, Any] | Callable[[Mapping[str, Any]], Mapping[str, Any]]
+        self, changes: Callable[[Mapping[str, Any]], Mapping[str, Any]]
     ) -> None:
-        """Store ``changes`` (or what ``changes`` makes of the stored settings, under the
-        mutex) in the manifest's ``search`` settings; others are kept."""
+        """Store what ``changes`` makes of the stored ``search`` settings (called under the
+        mutex) in the manifest; the other settings are kept."""
         self.require_writable()
         reader = self.reader
         with self.mutex:
             current = reader.manifest.search
-            search = {**current, **(changes(current) if callable(changes) else changes)}
+            search = {**current, **changes(current)}
             manifest = writes.commit_settings(reader.files, reader.manifest, search)
             with reader.rw.write():
                 reader.adopt_settings(manifest)
@@ -385,6 +385,11 @@ class Writer:
         if entry is not None and dim is not None:
             return writes.load_token_codec(self.reader.files, entry, dim)
         return multivector.fit_token_codec(config, tokens)
+
+    @property
+    def writable(self) -> bool:
+        """Whether writes may commit: opened for writing and not closed."""
+        return not self.reader.read_only and self.lock is not None
 
     def require_writable(self) -> None:
         where = str(self.reader.path)

@@ -241,11 +241,11 @@ class ShardedCollection(ShardedWrites, SearchMethods):
         if query.mode.needs_texts:
             query = replace(query, lexical_stats=self._lexical_stats(query.texts or (),
                                                                      query.options.partial))
-        parts = [query]
-        fusion = self._defaults().fusion_for(query)
+        parts, fusion = [query], None
         if query.mode is SearchMode.HYBRID:
             assert query.lexical_stats is not None
-            fusion = fusion.for_coverage(query.lexical_stats.read_share)
+            fusion = self._defaults().fusion_for(query).for_coverage(
+                query.lexical_stats.read_share)
             parts = [replace(query, mode=SearchMode.DENSE, lexical_stats=None,
                              k=max(query.k, fusion.dense_depth)),
                      replace(query, mode=SearchMode.LEXICAL, vectors=None, tokens=None,
@@ -255,8 +255,7 @@ class ShardedCollection(ShardedWrites, SearchMethods):
                                         partial)
         merged = [merge_top([a[i] for a in answers], part.k, report)
                   for i, part in enumerate(parts)]
-        result = merged[0] if len(merged) == 1 else \
-            fuse_top(merged, fusion, query.k, report)
+        result = merged[0] if fusion is None else fuse_top(merged, fusion, query.k, report)
         if model is None or asked.min_relevance is None:
             return result
         return cut_top(result, model, asked.min_relevance, asked.k)
