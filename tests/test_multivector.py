@@ -149,6 +149,36 @@ def test_a_multi_vector_search_is_exact_maxsim_over_its_candidates(tmp_path, enc
         assert same.ids.tolist() == found.ids.tolist()
 
 
+def test_hybrid_on_a_multi_vector_collection_fuses_maxsim_with_bm25(tmp_path, encoder):
+    """``mode="hybrid"`` fuses the MaxSim list (the dense side) with BM25's through the same
+    fusion stage as a single-vector collection: min-max, weights w and 1 - w."""
+    with make(tmp_path, encoder, candidates=len(TEXTS)) as col:
+        col.add([Document(id=f"t{i}", text=t) for i, t in enumerate(TEXTS)])
+        queries = ["fuel for a rocket", "bees and honey", "slow glaciers in the mountains"]
+        fusion = tiervec.FusionConfig(weight=0.3, coverage=False, dense_depth=10,
+                                      lexical_depth=10)
+        found = col.search(queries, k=10, mode="hybrid", fusion=fusion)
+        dense = col.search(queries, k=10, mode="multivector")
+        lexical = col.search(queries, k=10, mode="lexical")
+
+        def minmax(ids, scores) -> dict[str, float]:
+            kept = [(i, s) for i, s in zip(ids, scores, strict=True) if i]  # "": padding
+            lo, hi = min(s for _, s in kept), max(s for _, s in kept)
+            return {i: (s - lo) / (hi - lo) if hi > lo else 1.0 for i, s in kept}
+
+        for q in range(len(queries)):
+            d = minmax(dense.ids[q], dense.scores[q])
+            lx = minmax(lexical.ids[q], lexical.scores[q])
+            want = {i: 0.3 * d.get(i, 0.0) + 0.7 * lx.get(i, 0.0) for i in set(d) | set(lx)}
+            got = [i for i in found.ids[q] if i]
+            assert len(got) == len(want)
+            np.testing.assert_allclose([s for s in found.scores[q] if np.isfinite(s)],
+                                       [want[i] for i in got], rtol=1e-5, atol=1e-6)
+            assert sorted(want.values(), reverse=True) == pytest.approx(
+                [want[i] for i in got], abs=1e-6)
+        assert found.ids[0, 0] == "t1" and found.ids[1, 0] == "t7"
+
+
 def test_writes_keep_token_vectors_with_their_documents(tmp_path, encoder):
     with make(tmp_path, encoder, candidates=20) as col:
         col.add([Document(id=f"t{i}", text=t, metadata={"odd": i % 2})
