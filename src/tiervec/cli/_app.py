@@ -71,7 +71,7 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Embedding model: a packaged model name (all-MiniLM-L6-v2) or a local "
+        help="Embedding model: a packaged model name (`tiervec models` lists them) or a local "
         "sentence-transformers folder. Default: all-MiniLM-L6-v2 for new collections.",
     ),
 ]

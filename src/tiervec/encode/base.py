@@ -46,6 +46,23 @@ class EncoderConfig:
 
 ProgressFn = Callable[[int], None]
 
+#: Texts encoded per call to a model; progress is reported after each chunk.
+CHUNK = 256
+
+
+def encode_sorted(texts: Sequence[str], encode: Callable[[list[str]], np.ndarray], dim: int,
+                  progress: ProgressFn | None = None) -> np.ndarray:
+    """``encode`` over ``texts`` longest first, in chunks of :data:`CHUNK` (so that batches
+    pad little and progress can be reported), put back in input order: ``(n, dim)`` float32."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out = np.empty((len(texts), dim), np.float32)
+    for start in range(0, len(texts), CHUNK):
+        idx = order[start : start + CHUNK]
+        out[idx] = encode([texts[i] for i in idx])
+        if progress is not None:
+            progress(len(idx))
+    return out
+
 
 class Encoder(Protocol):
     """Turns texts into float32 matrices ``(n, dim)``."""

@@ -11,13 +11,10 @@ import numpy as np
 
 from tiervec._extras import require
 from tiervec.encode import tokens
-from tiervec.encode.base import EncoderConfig, ProgressFn
+from tiervec.encode.base import EncoderConfig, ProgressFn, encode_sorted
 from tiervec.encode.models import resolve_model
 
 log = logging.getLogger(__name__)
-
-#: Texts encoded per call to the model; progress is reported after each chunk.
-CHUNK = 256
 
 
 class SentenceTransformerEncoder:
@@ -97,15 +94,8 @@ class SentenceTransformerEncoder:
     def encode_documents(
         self, texts: Sequence[str], progress: ProgressFn | None = None
     ) -> np.ndarray:
-        texts = [self.config.document_prefix + t for t in texts]
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dim), np.float32)
-        for start in range(0, len(texts), CHUNK):
-            idx = order[start : start + CHUNK]
-            out[idx] = self._encode([texts[i] for i in idx])
-            if progress is not None:
-                progress(len(idx))
-        return out
+        return encode_sorted([self.config.document_prefix + t for t in texts], self._encode,
+                             self.dim, progress)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
