@@ -42,6 +42,9 @@ inherits the built-in exception a caller would naturally catch::
     ├── InvalidSearchOptions(ValueError)      (a fusion weight, depth or min_relevance out of range)
     ├── InvalidChunking(ValueError)           (chunk size, overlap or chunking method out of range)
     ├── InvalidMultiVector(ValueError)        (MUVERA or token-vector options out of range)
+    ├── InvalidUpgrade(ValueError)            (a model upgrade asked wrongly: same model, too
+    │   │                                      few texts for the map, a second upgrade...)
+    │   └── UpgradeInProgress                 (another upgrade, or a switch before the backfill)
     ├── InvalidRequest(ValueError)            (the HTTP API: a request of the wrong shape)
     │   └── LimitExceeded                     (a request over one of the server's limits)
     ├── InsecureServer(ValueError)            (server settings that would open it by mistake)
@@ -259,6 +262,15 @@ class InvalidMultiVector(TiervecError, ValueError):
     """A multi-vector option (MUVERA partitions, projections, repetitions, re-ranking depth,
     token codec) is out of range, or multi-vector storage was asked of a collection that
     cannot have it (no model, chunked, vectors given)."""
+
+
+class InvalidUpgrade(TiervecError, ValueError):
+    """A model upgrade cannot be done as asked: an upgrade to the model the collection already
+    has, a collection without a model, a sample too small for the map between the spaces."""
+
+
+class UpgradeInProgress(InvalidUpgrade):
+    """A collection is already being upgraded (or is not, where a step needs it to be)."""
 
 
 class TokenVectorsMissing(CollectionError, LookupError):

@@ -33,6 +33,7 @@ STATUS: dict[type[Exception], int] = {
     errors.LexicalIndexMissing: 409,
     errors.TokenVectorsMissing: 409,
     errors.CalibrationMissing: 409,
+    errors.UpgradeInProgress: 409,
     errors.EncoderRequired: 422,
     errors.MissingDependency: 501,
     errors.ShardedUnsupported: 422,

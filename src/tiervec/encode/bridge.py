@@ -1,0 +1,212 @@
+"""Maps between two models' vector spaces: what lets a collection change its model without
+re-encoding every document first (backward-compatible representations).
+
+Both models encode the same sample of the collection's own texts; a linear map is fitted from
+one space to the other on most of it and measured on the rest::
+
+    texts ─┬─> current model ─> C (n, d_c) ──┐
+           └─> new model     ─> N (n, d_n) ──┴─> fit  N -> C  ("to-current": new queries and
+                                                               documents read the stored index)
+                                                   or C -> N  ("to-new": the stored vectors are
+                                                               moved into the new space, once)
+
+Kinds: ``lstsq`` (ridge least squares with a bias: any dimensions) and ``procrustes`` (the
+nearest (semi-)orthogonal map: it keeps angles; for unequal dimensions the partial isometry
+from the SVD of ``X^T Y``, the dimension-matching projection and the rotation in one). Mapped
+vectors are scaled to unit length when the target model's are.
+
+The choice between directions and kinds is measured, not assumed: on the held-out texts, each
+candidate ranks the held-out documents for each held-out text (itself left out) and is scored by
+how many of the new model's own top 10 it finds (:func:`agreement`); the current model alone is
+scored the same way, so a map that would do worse than not upgrading is seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiervec.errors import InvalidUpgrade
+
+#: Share of the sample kept aside to measure the fitted maps.
+HELD_OUT = 0.2
+#: Neighbours compared by :func:`agreement`.
+AGREEMENT_K = 10
+
+
+class MapKind(StrEnum):
+    LSTSQ = "lstsq"
+    PROCRUSTES = "procrustes"
+
+
+class Direction(StrEnum):
+    """``to-current``: the new model's vectors are mapped into the stored space (queries and new
+    documents; the stored vectors stay). ``to-new``: the stored vectors are mapped into the new
+    model's space (one matrix product; the tiers refitted) and queries are the new model's."""
+
+    TO_CURRENT = "to-current"
+    TO_NEW = "to-new"
+
+
+@dataclass(frozen=True)
+class SpaceMap:
+    """``x -> x @ matrix + bias`` (then unit length when ``normalize``)."""
+
+    kind: MapKind
+    direction: Direction
+    matrix: np.ndarray  # (source_dim, target_dim) float32
+    bias: np.ndarray  # (target_dim,) float32
+    normalize: bool = True
+
+    @property
+    def source_dim(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def target_dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """``x`` ``(n, source_dim)`` in the target space, float32."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.source_dim:
+            raise InvalidUpgrade(f"the map reads vectors of {self.source_dim} dimensions, got "
+                                 f"shape {tuple(x.shape)}")
+        out = np.ascontiguousarray(x @ self.matrix + self.bias, dtype=np.float32)
+        if self.normalize and len(out):
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def save(self, path: Path) -> None:
+        """Written whole to a temporary name, then renamed: never half a map under ``path``."""
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(f, matrix=self.matrix, bias=self.bias, meta=np.array(json.dumps(
+                {"kind": self.kind.value, "direction": self.direction.value,
+                 "normalize": self.normalize})))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SpaceMap:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            return cls(MapKind(meta["kind"]), Direction(meta["direction"]),
+                       data["matrix"].astype(np.float32), data["bias"].astype(np.float32),
+                       bool(meta["normalize"]))
+
+
+def needed_sample(source_dim: int, target_dim: int) -> int:
+    """Texts a map between these dimensions needs: its fitted part (after the held-out share)
+    must hold more texts than either space has dimensions."""
+    return math.ceil((max(source_dim, target_dim) + 1) / (1 - HELD_OUT))
+
+
+def fit_map(source: np.ndarray, target: np.ndarray, kind: MapKind | str,
+            direction: Direction | str, ridge: float = 1e-3) -> SpaceMap:
+    """The ``kind`` map taking rows of ``source`` to the matching rows of ``target``."""
+    kind, direction = MapKind(kind), Direction(direction)
+    x, y = np.asarray(source, np.float64), np.asarray(target, np.float64)
+    if len(x) != len(y) or len(x) <= max(x.shape[1], y.shape[1]):
+        raise InvalidUpgrade(
+            f"a map from {x.shape[1]} to {y.shape[1]} dimensions needs more texts than "
+            f"dimensions to fit on: {len(x)} given, at least "
+            f"{needed_sample(x.shape[1], y.shape[1])} needed (with {HELD_OUT:.0%} held out)")
+    normalize = bool(np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-3))
+    if kind is MapKind.PROCRUSTES:
+        u, _, vt = np.linalg.svd(x.T @ y, full_matrices=False)
+        matrix, bias = u @ vt, np.zeros(y.shape[1])
+    else:
+        mx, my = x.mean(0), y.mean(0)
+        xc = x - mx
+        gram = xc.T @ xc
+        gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)
+        matrix = np.linalg.solve(gram, xc.T @ (y - my))
+        bias = my - mx @ matrix
+    return SpaceMap(kind, direction, matrix.astype(np.float32), bias.astype(np.float32),
+                    normalize)
+
+
+def agreement(queries: np.ndarray, docs: np.ndarray, ideal_queries: np.ndarray,
+              ideal_docs: np.ndarray, k: int = AGREEMENT_K) -> float:
+    """Mean share of the ideal top ``k`` (``ideal_queries @ ideal_docs.T``, each query's own row
+    left out) found in the top ``k`` of ``queries @ docs.T``: row ``i`` of the queries is the
+    text of document ``i``."""
+    k = min(k, len(docs) - 1)
+    if k < 1:
+        return float("nan")
+
+    def top(q: np.ndarray, d: np.ndarray) -> np.ndarray:
+        scores = q.astype(np.float32) @ d.astype(np.float32).T
+        np.fill_diagonal(scores, -np.inf)
+        return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+
+    got, want = top(queries, docs), top(ideal_queries, ideal_docs)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(got, want, strict=True)]))
+
+
+@dataclass(frozen=True)
+class MapChoice:
+    """The map kept and every candidate's held-out figures."""
+
+    chosen: SpaceMap
+    candidates: list[dict[str, Any]]
+    current_alone: float  # the current model's agreement with the new model
+    sample: int
+    held_out: int
+
+    def report(self) -> dict[str, Any]:
+        return {"kind": self.chosen.kind.value, "direction": self.chosen.direction.value,
+                "sample": self.sample, "held_out": self.held_out,
+                "current_alone": round(self.current_alone, 4),
+                "candidates": self.candidates}
+
+
+def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | None = None,
+               kinds: tuple[MapKind, ...] = tuple(MapKind),
+               directions: tuple[Direction, ...] = tuple(Direction), seed: int = 0) -> MapChoice:
+    """Fit every kind in every direction on the sample's texts encoded by both models
+    (``current`` and ``new`` documents, ``new_queries`` the new model's query encoding of the
+    same texts, default its document vectors) and keep the one that agrees best with the new
+    model on the held-out texts."""
+    n = len(current)
+    if n != len(new) or n < needed_sample(current.shape[1], new.shape[1]):
+        raise InvalidUpgrade(
+            f"fitting a map from {new.shape[1]} to {current.shape[1]} dimensions needs at least "
+            f"{needed_sample(current.shape[1], new.shape[1])} texts encoded by both models; "
+            f"{min(n, len(new))} given: sample more texts (the collection's own, or pass more)")
+    queries = new if new_queries is None else new_queries
+    order = np.random.default_rng(seed).permutation(n)
+    cut = n - max(int(n * HELD_OUT), AGREEMENT_K + 1)
+    fit, held = order[:cut], order[cut:]
+    current_alone = agreement(current[held], current[held], queries[held], new[held])
+    candidates: list[dict[str, Any]] = []
+    best: tuple[float, SpaceMap] | None = None
+    for direction in directions:
+        for kind in kinds:
+            if direction is Direction.TO_CURRENT:
+                m = fit_map(new[fit], current[fit], kind, direction)
+                score = agreement(m.apply(queries[held]), current[held], queries[held],
+                                  new[held])
+                cosine = _mean_cosine(m.apply(new[held]), current[held])
+            else:
+                m = fit_map(current[fit], new[fit], kind, direction)
+                score = agreement(queries[held], m.apply(current[held]), queries[held],
+                                  new[held])
+                cosine = _mean_cosine(m.apply(current[held]), new[held])
+            candidates.append({"kind": kind.value, "direction": direction.value,
+                               "agreement": round(score, 4), "cosine": round(cosine, 4)})
+            if best is None or score > best[0]:
+                best = (score, m)
+    assert best is not None
+    return MapChoice(best[1], candidates, current_alone, n, len(held))
+
+
+def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.mean(np.sum(a * b, axis=1) / np.maximum(na, 1e-12)))
