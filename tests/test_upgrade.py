@@ -3,9 +3,15 @@ chosen), and collections that change their model in place."""
 
 from __future__ import annotations
 
+import shutil
+import threading
+
 import numpy as np
 import pytest
 
+import tiervec
+from tiervec.corpus import Document
+from tiervec.encode import load_encoder
 from tiervec.encode.bridge import (
     Direction,
     MapKind,
@@ -15,7 +21,7 @@ from tiervec.encode.bridge import (
     fit_map,
     needed_sample,
 )
-from tiervec.errors import InvalidUpgrade
+from tiervec.errors import InvalidUpgrade, ModelNotFound, UpgradeInProgress
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -106,3 +112,154 @@ def test_the_chosen_map_agrees_best_and_beats_the_current_model():
              if (c["kind"], c["direction"]) == (choice.chosen.kind, choice.chosen.direction)))
     assert max(scores) > choice.current_alone
     assert choice.report()["held_out"] == 300 and choice.sample == 1500
+
+
+# -- collections changing model ---------------------------------------------------------------
+# The mechanics run downwards (all-MiniLM-L6-v2 -> paraphrase-MiniLM-L3-v2, the faster model to
+# encode with); bench/upgrade.py measures the quality of real upgrades.
+CURRENT, NEW = "all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2"
+DOCS, BATCH = 600, 100
+
+
+@pytest.fixture(scope="module")
+def scifact_docs(shared_data):
+    from tiervec.corpus import read_corpus
+
+    docs = []
+    for doc in read_corpus(shared_data / "beir" / "scifact"):
+        docs.append(doc)
+        if len(docs) == DOCS:
+            return docs
+    raise AssertionError("SciFact holds fewer documents than the test needs")
+
+
+@pytest.fixture(scope="module")
+def base_folder(tmp_path_factory, scifact_docs):
+    """A collection of SciFact's first 600 documents encoded by MiniLM-L6, in 6 segments."""
+    folder = tmp_path_factory.mktemp("upgrade") / "base"
+    with tiervec.create(folder, model=CURRENT, tiers="int8*4 -> float32@disk",
+                        recall_target=None) as col:
+        for lo in range(0, DOCS, BATCH):
+            col.add(scifact_docs[lo:lo + BATCH])
+    return folder
+
+
+@pytest.fixture
+def folder(base_folder, tmp_path):
+    target = tmp_path / "col"
+    shutil.copytree(base_folder, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def new_encoder():
+    return load_encoder(NEW)
+
+
+def own_text_found(col, docs) -> float:
+    """Share of ``docs`` found first by their own text."""
+    found = col.search([d.embedding_text() for d in docs], k=1)
+    return float(np.mean([f == d.id for f, d in zip(found.ids[:, 0], docs, strict=True)]))
+
+
+def test_a_mapped_upgrade_answers_with_the_new_model_at_once(folder, scifact_docs, new_encoder):
+    with tiervec.open(folder) as col:
+        status = col.upgrade(NEW, sample=500, direction="to-current")
+        assert (status.state, status.current, status.target) == ("mapped", CURRENT, NEW)
+        assert status.map["direction"] == "to-current" and status.map["sample"] == 500
+        assert col.model == CURRENT and col.dim == 384  # the stored space is unchanged
+        assert col.encoder.model_id == NEW
+        q = col.encode_queries(["vitamin D"])
+        mapped = SpaceMap.load(folder / "upgrade" / "map-to-current-e6.npz")
+        np.testing.assert_allclose(q, mapped.apply(new_encoder.encode_queries(["vitamin D"])),
+                                   atol=1e-5)
+        assert own_text_found(col, scifact_docs[:50]) > 0.9
+        col.add([Document(id="new", text="Zebrafish regenerate heart tissue after injury.")])
+        assert col.search("zebrafish heart regeneration", k=1).ids[0, 0] == "new"
+        assert col.stats().upgrade["state"] == "mapped"
+        with pytest.raises(UpgradeInProgress, match="under way"):
+            col.upgrade("e5-small")
+    with tiervec.open(folder, read_only=True) as reader:  # the state is the manifest's
+        assert reader.encoder.model_id == NEW and reader.stats().upgrade["target"] == NEW
+
+
+def test_backfill_moves_to_the_new_space_segment_by_segment(folder, scifact_docs, new_encoder):
+    with tiervec.open(folder) as col:
+        col.upgrade(NEW, sample=500, direction="to-current")
+        status = col.backfill(max_segments=2)  # the switch, then two segments re-encoded
+        assert status.state == "backfilling" and status.pending_segments == 4
+        assert col.model == NEW and status.backfilled == pytest.approx(2 / 6)
+        assert own_text_found(col, scifact_docs[:50]) > 0.9
+        steps: list[int] = []
+        status = col.backfill(progress=steps.append)
+        assert status.state == "none" and col.stats().upgrade is None and sum(steps) == 400
+        assert not list((folder / "upgrade").iterdir())  # the maps went with the upgrade
+        stored = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
+        texts = [d.embedding_text() for d in scifact_docs]
+        np.testing.assert_allclose(stored, new_encoder.encode_documents(texts), atol=1e-4)
+        assert own_text_found(col, scifact_docs[:50]) > 0.9
+    with tiervec.open(folder) as col:
+        assert col.model == NEW and len(col) == DOCS and col.stats().upgrade is None
+
+
+def test_an_upgrade_to_the_new_space_maps_the_stored_vectors_at_once(folder, scifact_docs):
+    with tiervec.open(folder) as col:
+        before = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
+        status = col.upgrade(NEW, sample=500, direction="to-new")
+        assert status.state == "backfilling" and status.pending_segments == 6
+        assert status.backfilled == 0 and col.model == NEW
+        mapped = SpaceMap.load(folder / "upgrade" / "map-to-new-e6.npz")
+        stored = np.concatenate([np.asarray(a) for a in col.vectors().arrays])
+        np.testing.assert_allclose(stored, mapped.apply(before), atol=1e-5)
+        assert own_text_found(col, scifact_docs[:50]) > 0.8
+        col.delete([scifact_docs[0].id])
+        col.compact()  # merged rows stay pending: the backfill re-encodes them
+        assert col.stats().upgrade["pending_segments"] == 1
+        assert col.backfill().state == "none" and len(col) == DOCS - 1
+
+
+def test_searches_and_writes_go_on_during_a_backfill(folder, scifact_docs):
+    with tiervec.open(folder) as col:
+        col.upgrade(NEW, sample=500, direction="to-new")
+        stop, failures, answered = threading.Event(), [], []
+
+        def search() -> None:
+            while not stop.is_set():
+                try:
+                    found = col.search("vitamin D deficiency", k=5)
+                    assert (found.ids != "").all()
+                    answered.append(1)
+                except Exception as exc:  # noqa: BLE001
+                    failures.append(exc)
+
+        thread = threading.Thread(target=search)
+        thread.start()
+        try:
+            col.add([Document(id="during", text="Backfills run beside the writes.")])
+            assert col.backfill(cpu_share=0.5).state == "none"
+        finally:
+            stop.set()
+            thread.join()
+        assert not failures and answered
+        assert col.get(["during"])[0] is not None and len(col) == DOCS + 1
+
+
+def test_upgrade_errors_say_what_to_do(folder, tmp_path):
+    with tiervec.open(folder) as col:
+        with pytest.raises(InvalidUpgrade, match="already encoded by 'all-MiniLM-L6-v2'"):
+            col.upgrade("minilm")
+        with pytest.raises(ModelNotFound, match="neither a known model"):
+            col.upgrade("no-such-model")
+        with pytest.raises(InvalidUpgrade, match="at least 482 texts"):
+            col.upgrade(NEW, sample=100)
+        with pytest.raises(InvalidUpgrade, match="direction must be"):
+            col.upgrade(NEW, direction="sideways")
+        with pytest.raises(UpgradeInProgress, match="no upgrade under way"):
+            col.backfill()
+        assert col.stats().upgrade is None and col.model == CURRENT
+    with tiervec.create(tmp_path / "v", model=None, dim=8) as bare:
+        with pytest.raises(InvalidUpgrade, match="has no model"):
+            bare.upgrade(NEW)
+    with tiervec.create(tmp_path / "c", chunking="naive") as chunked:
+        with pytest.raises(InvalidUpgrade, match="chunked"):
+            chunked.upgrade(NEW)

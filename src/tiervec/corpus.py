@@ -38,7 +38,7 @@ class Document:
 
     def embedding_text(self) -> str:
         """The text the encoder sees: ``title + " " + text`` (BEIR's convention)."""
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+        return embedding_text(self.title, self.text)
 
     def text_start(self) -> int:
         """Where :attr:`text` begins in :meth:`embedding_text` (a chunk's span is shifted by
@@ -47,6 +47,11 @@ class Document:
             return 0
         full = f"{self.title} {self.text}"
         return len(self.title) + 1 - (len(full) - len(full.lstrip()))
+
+
+def embedding_text(title: str, text: str) -> str:
+    """What the encoder reads of a document: ``title + " " + text`` (BEIR's convention)."""
+    return f"{title} {text}".strip() if title else text
 
 
 def document_from_record(record: Mapping[str, Any], where: str,

@@ -12,11 +12,13 @@ every call to one of them:
 * :class:`~tiervec.collection.searching.Searcher`: every query, over one snapshot;
 * :class:`~tiervec.collection.writing.Writer`: every write and its commit;
 * :class:`~tiervec.collection.tuning.RecallTuner`: the recall target, measured as the
-  collection grows (told of commits by the writer).
+  collection grows (told of commits by the writer);
+* :class:`~tiervec.collection.upgrading.Upgrader`: a change of model without re-encoding first.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from tiervec.collection.searching import Searcher
 from tiervec.collection.settings import CollectionSettings
 from tiervec.collection.transfer import export_parquet, import_parquet
 from tiervec.collection.tuning import RecallTuner
+from tiervec.collection.upgrading import DEFAULT_SAMPLE, Upgrader
 from tiervec.collection.views import TieredView
 from tiervec.collection.writing import MERGE_SEGMENTS, Writer
 from tiervec.corpus import Document
@@ -59,6 +62,7 @@ from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import opening
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
+from tiervec.store.upgrades import UpgradeStatus
 from tiervec.store.writes import WriteStats
 
 
@@ -81,6 +85,7 @@ class Collection(SearchMethods):
         self._recall = RecallTuner(self._reader, writable=lambda: self._writer.writable)
         self._searcher = Searcher(self._reader, self._recall)
         self._writer = Writer(self._reader, lock, listener=self._recall)
+        self._upgrader = Upgrader(self._reader, self._writer, changed=self._recall.changed)
 
     @property
     def _manifest(self) -> Manifest:
@@ -335,7 +340,7 @@ class Collection(SearchMethods):
 
     def stats(self, chain: Chain | None = None) -> CollectionStats:
         """Documents, rows, deletions, and the RAM and disk each tier's codes take (of
-        ``chain``, default the collection's)."""
+        ``chain``, default the collection's); a model upgrade's state."""
         return self._reader.stats(chain or self.chain, self._recall.summary())
 
     def last_plan(self) -> dict[str, Any] | None:
@@ -454,6 +459,25 @@ class Collection(SearchMethods):
         and ``vector`` optional, as :meth:`export_parquet` writes them): given vectors are
         stored as they are, the others encoded."""
         return import_parquet(self, path, progress=progress)
+
+    # -- model upgrades (see tiervec.collection.upgrading) --------------------------------------
+    def upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
+                direction: str = "auto", backfill: bool = False, cpu_share: float = 1.0,
+                progress: ProgressFn | None = None) -> UpgradeStatus:
+        """Move to ``model`` without re-encoding first (maps between the spaces fitted on
+        ``sample`` texts; ``direction`` ``auto``, ``to-current`` or ``to-new``), then with
+        ``backfill`` re-encode (:meth:`backfill`). ``stats().upgrade`` tells where it stands."""
+        status = self._upgrader.start(model, sample=sample, direction=direction,
+                                      progress=progress)
+        return self.backfill(cpu_share=cpu_share, progress=progress) if backfill else status
+
+    def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
+                 progress: ProgressFn | None = None,
+                 stop: threading.Event | None = None) -> UpgradeStatus:
+        """Re-encode what an upgrade left mapped, a segment per commit (resumable, beside
+        searches and writes) at about ``cpu_share`` of the time; the upgrade ends after."""
+        return self._upgrader.backfill(max_segments=max_segments, cpu_share=cpu_share,
+                                       progress=progress, stop=stop)
 
     # -- the recall target ----------------------------------------------------------------------
     def recall(self) -> RecallMeasure | None:

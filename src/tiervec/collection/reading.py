@@ -24,6 +24,7 @@ from tiervec.collection import multivector
 from tiervec.collection.snapshot import Snapshot
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.encode.bridge import MappedEncoder, SpaceMap
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.models import model_window
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
@@ -37,10 +38,11 @@ from tiervec.store import writes
 from tiervec.store.docstore import DB, DocStore
 from tiervec.store.fields import fields_from_manifest
 from tiervec.store.filtering import FilterRunner, is_empty
-from tiervec.store.layout import VECTORS, CollectionFiles
+from tiervec.store.layout import UPGRADE_DIR, VECTORS, CollectionFiles
 from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.tokens import TokenStore
+from tiervec.store.upgrades import status_of
 
 #: The most documents one page of :meth:`SnapshotReader.scroll` holds.
 MAX_PAGE = 10_000
@@ -73,6 +75,7 @@ class SnapshotReader:
         """Move to ``manifest`` (newly committed or re-read): rows, deletions; what was built
         from the old state is built again on first use. The caller holds the write lock
         (or no one else sees this object yet)."""
+        self._follow_model(manifest)
         self.manifest = manifest
         self.docs.next_row, self.docs.epoch = manifest.next_row, manifest.epoch
         parts = None
@@ -111,7 +114,17 @@ class SnapshotReader:
         holds the write lock."""
         if manifest.lexical != self.manifest.lexical:
             self.lexical = None
+        self._follow_model(manifest)
         self.manifest = self.snap.manifest = manifest
+
+    def _follow_model(self, manifest: Manifest) -> None:
+        """Drop the encoder (and the model's window) when ``manifest`` changes the model or
+        its upgrade's state: loaded again, as the manifest says, on first use."""
+        old = getattr(self, "manifest", None)
+        if old is not None and (old.encoder, _upgrade_state(old)) != (
+                manifest.encoder, _upgrade_state(manifest)):
+            self._encoder = None
+            self.__dict__.pop("_model_window", None)
 
     def refresh(self) -> bool:
         """Move a reader to the latest committed state; ``True`` if it changed (a writer's
@@ -176,7 +189,14 @@ class SnapshotReader:
                     f"collection {str(self.path)!r} has no embedding model; pass vectors "
                     "(search_vectors, add(..., vectors=...)) instead of text"
                 )
-            self._encoder = load_encoder(config)
+            upgrade = self.manifest.upgrade
+            if upgrade and upgrade["state"] == "mapped":  # the new model, mapped into this space
+                space_map = SpaceMap.load(self.files.root / UPGRADE_DIR
+                                          / upgrade["maps"]["to-current"])
+                self._encoder = MappedEncoder(
+                    load_encoder(EncoderConfig.from_dict(upgrade["to"])), space_map)
+            else:
+                self._encoder = load_encoder(config)
         return self._encoder
 
     def muvera(self) -> Muvera:
@@ -329,4 +349,9 @@ class SnapshotReader:
             disk_bytes=sum(t.disk_bytes for t in tiers),
             ram_bytes_per_vector=chain.ram_bytes_per_vector(dim), full_precision=full,
             recall=recall if str(chain) == manifest.chain else None,
+            upgrade=None if not manifest.upgrade else status_of(manifest).to_dict(),
         )
+
+
+def _upgrade_state(manifest: Manifest) -> str | None:
+    return manifest.upgrade["state"] if manifest.upgrade else None

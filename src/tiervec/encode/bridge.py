@@ -210,3 +210,32 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return float(np.mean(np.sum(a * b, axis=1) / np.maximum(na, 1e-12)))
+
+
+class MappedEncoder:
+    """An encoder whose vectors are mapped into another model's space: the new model's queries
+    and documents, read against a collection still stored in the current model's space."""
+
+    def __init__(self, inner: Any, space_map: SpaceMap) -> None:
+        if space_map.direction is not Direction.TO_CURRENT:
+            raise InvalidUpgrade("a mapped encoder needs a map into the stored space")
+        self.inner = inner
+        self.map = space_map
+
+    @property
+    def model_id(self) -> str:
+        return str(self.inner.model_id)
+
+    @property
+    def dim(self) -> int:
+        return self.map.target_dim
+
+    @property
+    def max_length(self) -> int | None:
+        return getattr(self.inner, "max_length", None)
+
+    def encode_queries(self, texts: Any) -> np.ndarray:
+        return self.map.apply(self.inner.encode_queries(texts))
+
+    def encode_documents(self, texts: Any, progress: Any = None) -> np.ndarray:
+        return self.map.apply(self.inner.encode_documents(texts, progress))

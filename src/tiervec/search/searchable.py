@@ -74,6 +74,8 @@ class CollectionStats:
     #: A sharded collection's shards: ``None`` for one that answers, else why not (the
     #: figures above count those that answer); ``None`` for one collection.
     shards: dict[str, str | None] | None = None
+    #: A model upgrade under way (``None``: none); see :meth:`Collection.upgrade_status`.
+    upgrade: dict[str, Any] | None = None
 
     @property
     def deleted_share(self) -> float:

@@ -64,6 +64,8 @@ RECALL = "recall.json"
 QUERY_SAMPLE = "queries.npy"
 #: A sharded collection's manifest (in the folder above its shards; see tiervec.distribute).
 SHARDED = "sharded.json"
+#: A model upgrade's maps between the two models' spaces (see tiervec.collection.upgrading).
+UPGRADE_DIR = "upgrade"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")

@@ -84,6 +84,11 @@ class Manifest:
     #: A multi-vector collection's settings: ``{"config": MultiVectorConfig, "token_codec":
     #: {"codec", "key", "params", "state"} once fitted}``; its vectors are documents' FDEs.
     multivector: dict[str, Any] | None = None
+    #: A model upgrade under way (see :mod:`tiervec.collection.upgrading`): ``{"from", "to"}``
+    #: encoder configs, ``"state"`` (``mapped``: queries and new documents mapped into the
+    #: stored space; ``backfilling``: the stored space is the new model's, ``pending`` segments
+    #: still hold mapped vectors), the maps' files and measured quality.
+    upgrade: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -198,6 +203,7 @@ class Manifest:
             search=dict(data.get("search") or {}),
             chunking=data.get("chunking"),
             multivector=data.get("multivector"),
+            upgrade=data.get("upgrade"),
             format_version=version,
         )
 

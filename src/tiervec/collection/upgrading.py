@@ -1,0 +1,317 @@
+"""Changing a collection's model without re-encoding it first.
+
+::
+
+    start(NEW)   sample of the collection's texts ─> NEW ─┐   stored vectors of the same rows
+                                                          ├─> maps fitted both ways, measured
+                                                          │   on held-out texts, the best kept
+        ├─ "to-current" kept: state "mapped": queries and new documents are encoded by NEW and
+        │   mapped into the stored space (a MappedEncoder); the stored vectors stay
+        └─ "to-new" kept: the switch: every segment's vectors mapped into NEW's space in one
+            commit (codecs refitted); state "backfilling", every segment pending
+
+    backfill()   (from "mapped", the switch first) each pending segment's texts encoded by NEW
+                 outside the writer's mutex, at a share of the CPU, then its vectors replaced in
+                 one commit; when none is pending, the codecs are refitted on NEW's own vectors
+                 and the upgrade ends (the map dropped)
+
+Every step is one commit (a manifest written atomically): a process killed at any point leaves
+the last committed state, which searches and writes use as they are, and ``backfill()`` goes on
+from it. Searches and writes go on meanwhile; each search sees one snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from tiervec.codecs import Codec
+from tiervec.collection.reading import SnapshotReader
+from tiervec.collection.writing import Writer
+from tiervec.corpus import embedding_text
+from tiervec.encode import Encoder, EncoderConfig, load_encoder
+from tiervec.encode.base import ProgressFn
+from tiervec.encode.bridge import (
+    Direction,
+    MapChoice,
+    SpaceMap,
+    choose_map,
+    fit_map,
+    needed_sample,
+)
+from tiervec.encode.models import same_model
+from tiervec.errors import InvalidUpgrade, UpgradeInProgress
+from tiervec.store import writes
+from tiervec.store.codes import CodeSource
+from tiervec.store.layout import UPGRADE_DIR
+from tiervec.store.manifest import Manifest
+from tiervec.store.revector import commit_revectored
+from tiervec.store.upgrades import UpgradeStatus, status_of
+
+log = logging.getLogger(__name__)
+
+#: Texts encoded by the new model to fit the maps (fewer where the collection holds fewer).
+DEFAULT_SAMPLE = 5_000
+#: Texts a backfill encodes between two looks at the clock (its CPU share) and the stop flag.
+BACKFILL_BATCH = 64
+
+
+class Upgrader:
+    """One collection's model upgrade: :meth:`start`, :meth:`backfill`, :meth:`status`."""
+
+    def __init__(self, reader: SnapshotReader, writer: Writer,
+                 changed: Callable[[], None]) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.changed = changed  # the vectors changed: recall re-measured
+        self._running = threading.Lock()  # one backfill at a time in this process
+
+    def status(self) -> UpgradeStatus:
+        return status_of(self.reader.manifest)
+
+    # -- start ----------------------------------------------------------------------------------
+    def start(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
+              direction: str = "auto", encoder: Encoder | None = None,
+              progress: ProgressFn | None = None) -> UpgradeStatus:
+        """Fit the maps between the stored space and ``model``'s, keep the better (or the
+        ``direction`` asked: ``to-current``, ``to-new``), and commit the upgrade's first
+        state (see the module's docstring)."""
+        self.writer.require_writable()
+        target = self._check(model, sample, direction)
+        new_encoder = encoder or load_encoder(target)
+        positions, texts = self._sample(sample, new_encoder.dim)
+        current = self.reader.vectors().take(positions)
+        fresh = new_encoder.encode_documents(texts, progress)
+        directions = tuple(Direction) if direction == "auto" else (Direction(direction),)
+        choice = choose_map(current, fresh, directions=directions)
+        to_new = choice.chosen if choice.chosen.direction is Direction.TO_NEW else \
+            fit_map(current, fresh, choice.chosen.kind, Direction.TO_NEW)
+        with self.writer.mutex:
+            manifest = self.reader.manifest
+            if manifest.upgrade:
+                raise UpgradeInProgress(_in_progress(manifest))
+            record = self._record(manifest, target, choice)
+            folder = self.reader.files.root / UPGRADE_DIR
+            folder.mkdir(exist_ok=True)
+            to_new.save(folder / record["maps"]["to-new"])
+            if choice.chosen.direction is Direction.TO_CURRENT:
+                choice.chosen.save(folder / record["maps"]["to-current"])
+                self._commit_mapped(manifest, record)
+            else:
+                self._switch(manifest, record, to_new)
+        log.info("upgrade to %s started: %s", target.model, choice.report())
+        return self.status()
+
+    def _check(self, model: str | EncoderConfig, sample: int, direction: str) -> EncoderConfig:
+        reader = self.reader
+        current = reader.encoder_config
+        target = EncoderConfig(model=model) if isinstance(model, str) else model
+        where = str(reader.path)
+        if current is None:
+            raise InvalidUpgrade(f"collection {where!r} has no model (its vectors were given): "
+                                 "there is no model to upgrade from")
+        if reader.chunking is not None or reader.multivector is not None:
+            raise InvalidUpgrade(
+                f"collection {where!r} is {'chunked' if reader.chunking else 'multi-vector'}: "
+                "its rows depend on the model's word pieces, so it cannot change model in "
+                "place yet; index the corpus into a new collection with --model instead")
+        if reader.manifest.upgrade:
+            raise UpgradeInProgress(_in_progress(reader.manifest))
+        if same_model(current.model, target.model):
+            raise InvalidUpgrade(f"collection {where!r} is already encoded by "
+                                 f"{current.model!r}; name another model to upgrade to")
+        if direction not in ("auto", *Direction):
+            raise InvalidUpgrade(f"direction must be auto, to-current or to-new, got "
+                                 f"{direction!r}")
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            raise InvalidUpgrade(f"sample must be a whole number of texts >= 1, got {sample!r}")
+        return target
+
+    def _sample(self, sample: int, new_dim: int) -> tuple[np.ndarray, list[str]]:
+        """Positions of up to ``sample`` live documents (seeded) and their texts."""
+        snap = self.reader.snap
+        live = snap.live_positions()
+        needed = needed_sample(self.reader.dim, new_dim)
+        if len(live) < needed or sample < needed:
+            raise InvalidUpgrade(
+                f"a map between {self.reader.dim} and {new_dim} dimensions is fitted on at "
+                f"least {needed:,} texts (the collection holds {len(live):,} documents, "
+                f"{sample:,} asked): add documents before upgrading, or ask for a sample of at "
+                f"least {needed:,}")
+        chosen = np.sort(np.random.default_rng(0).choice(len(live), min(sample, len(live)),
+                                                         replace=False))
+        positions = live[chosen]
+        ids = [str(i) for i in snap.ids(self.reader.docs, positions)]
+        docs = self.reader.docs.get(ids)
+        return positions, [d.embedding_text() if d is not None else "" for d in docs]
+
+    def _record(self, manifest: Manifest, target: EncoderConfig,
+                choice: MapChoice) -> dict[str, Any]:
+        stamp = f"e{manifest.epoch}"
+        assert manifest.encoder is not None
+        return {"from": dict(manifest.encoder), "to": target.to_dict(),
+                "state": "mapped", "quality": choice.report(),
+                "maps": {"to-current": f"map-to-current-{stamp}.npz",
+                         "to-new": f"map-to-new-{stamp}.npz"},
+                "started": datetime.now(UTC).isoformat(timespec="seconds")}
+
+    def _commit_mapped(self, manifest: Manifest, record: dict[str, Any]) -> None:
+        new = writes.copy_manifest(manifest)
+        new.upgrade = record
+        new.write(self.reader.files.root)
+        with self.reader.rw.write():
+            self.reader.adopt_settings(new)
+
+    def _switch(self, manifest: Manifest, record: dict[str, Any], to_new: SpaceMap) -> None:
+        """Move every stored vector into the new space (one commit); the mutex is held."""
+        reader = self.reader
+        arrays = reader.vectors().arrays
+        codecs = _fit(reader, to_new.target_dim, to_new.apply)
+
+        def changes(new: Manifest) -> None:
+            new.encoder = dict(record["to"])
+            # score calibrations describe the old model's scores: fitted again by tune
+            new.search = {k: v for k, v in new.search.items() if k != "calibration"}
+            new.upgrade = {**record, "state": "backfilling",
+                           "pending": [s.name for s in new.segments]}
+
+        revectored = commit_revectored(
+            reader.files, manifest, reader.docs,
+            {i: partial(to_new.apply, a) for i, a in enumerate(arrays)}, codecs, refit=True,
+            changes=changes, dim=to_new.target_dim)
+        self._adopt(revectored.manifest, revectored.dropped, revectored.old_codecs)
+
+    # -- backfill -------------------------------------------------------------------------------
+    def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
+                 progress: ProgressFn | None = None,
+                 stop: threading.Event | None = None) -> UpgradeStatus:
+        """Encode the pending segments' texts with the new model and replace their mapped
+        vectors, a segment per commit (at most ``max_segments``, until ``stop`` is set); using
+        about ``cpu_share`` of the time (pauses between batches); the upgrade ends when none is
+        pending. Safe to stop and call again, in this process or another."""
+        self.writer.require_writable()
+        if not 0 < cpu_share <= 1:
+            raise InvalidUpgrade(f"cpu_share must be in (0, 1], got {cpu_share!r}")
+        if not self._running.acquire(blocking=False):
+            raise UpgradeInProgress("a backfill of this collection is already running")
+        try:
+            with self.writer.mutex:
+                manifest = self.reader.manifest
+                if not manifest.upgrade:
+                    raise UpgradeInProgress(
+                        f"collection {str(self.reader.path)!r} has no upgrade under way; "
+                        "start one with upgrade(model=...)")
+                if manifest.upgrade["state"] == "mapped":
+                    record = manifest.upgrade
+                    to_new = SpaceMap.load(self.reader.files.root / UPGRADE_DIR
+                                           / record["maps"]["to-new"])
+                    self._switch(manifest, record, to_new)
+            done = 0
+            while max_segments is None or done < max_segments:
+                if stop is not None and stop.is_set():
+                    break
+                name = self._next_pending()
+                if name is None:
+                    self._finish()
+                    break
+                self._backfill_segment(name, cpu_share, progress, stop)
+                done += 1
+            return self.status()
+        finally:
+            self._running.release()
+
+    def _next_pending(self) -> str | None:
+        manifest = self.reader.manifest
+        pending = set((manifest.upgrade or {}).get("pending", ()))
+        return next((s.name for s in manifest.segments if s.name in pending), None)
+
+    def _backfill_segment(self, name: str, cpu_share: float, progress: ProgressFn | None,
+                          stop: threading.Event | None) -> None:
+        reader = self.reader
+        segment = next(s for s in reader.manifest.segments if s.name == name)
+        texts = [embedding_text(t, x) for t, x in
+                 reader.docs.texts_for_rows(segment.start, segment.start + segment.rows)]
+        encoder = reader.encoder
+        parts = []
+        for lo in range(0, len(texts), BACKFILL_BATCH):
+            if stop is not None and stop.is_set():
+                return
+            began = time.perf_counter()
+            parts.append(encoder.encode_documents(texts[lo:lo + BACKFILL_BATCH]))
+            if progress is not None:
+                progress(len(parts[-1]))
+            if cpu_share < 1:
+                time.sleep((time.perf_counter() - began) * (1 / cpu_share - 1))
+        vectors = np.concatenate(parts) if parts else np.empty((0, reader.dim), np.float32)
+        with self.writer.mutex:
+            manifest = reader.manifest
+            numbers = [i for i, s in enumerate(manifest.segments) if s.name == name]
+            if not numbers or name not in (manifest.upgrade or {}).get("pending", ()):
+                return  # merged by a compaction meanwhile: its rows are pending elsewhere
+
+            def changes(new: Manifest) -> None:
+                assert new.upgrade is not None
+                new.upgrade = {**new.upgrade,
+                               "pending": [p for p in new.upgrade["pending"] if p != name]}
+
+            revectored = commit_revectored(reader.files, manifest, reader.docs,
+                                           {numbers[0]: lambda: vectors},
+                                           reader.stored_codecs(), refit=False, changes=changes)
+            self._adopt(revectored.manifest, revectored.dropped, {})
+
+    def _finish(self) -> None:
+        """Refit the codecs on the new model's own vectors and end the upgrade."""
+        reader = self.reader
+        with self.writer.mutex:
+            manifest = reader.manifest
+            if not manifest.upgrade or manifest.upgrade.get("pending"):
+                return
+            maps = dict(manifest.upgrade.get("maps", {}))
+            codecs = _fit(reader, reader.dim)
+
+            def changes(new: Manifest) -> None:
+                new.upgrade = None
+
+            revectored = commit_revectored(reader.files, manifest, reader.docs, {}, codecs,
+                                           refit=True, changes=changes)
+            self._adopt(revectored.manifest, [], revectored.old_codecs)
+        for file in maps.values():
+            (reader.files.root / UPGRADE_DIR / file).unlink(missing_ok=True)
+        log.info("upgrade finished: %s", reader.model)
+
+    def _adopt(self, manifest: Manifest, dropped: Sequence[Any], old_codecs: dict) -> None:
+        reader = self.reader
+        with reader.rw.write():
+            reader.adopt(manifest)
+        for segment in dropped:
+            reader.files.remove_segment(segment)
+        reader.files.remove_codec_files(old_codecs, manifest.segments)
+        reader.files.remove_stale_graphs(manifest)
+        self.changed()
+
+
+def _fit(reader: SnapshotReader, dim: int,
+         transform: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Codec]:
+    """The stored chain's codecs fitted on a seeded sample of the live stored vectors (passed
+    through ``transform`` first: a map into another space)."""
+    live = reader.snap.live_positions()
+    if len(live) > writes.FIT_SAMPLE:
+        live = np.sort(np.random.default_rng(0).choice(live, writes.FIT_SAMPLE, replace=False))
+    sample = reader.vectors().take(live)
+    if transform is not None:
+        sample = transform(sample)
+    return writes.fit_codecs([t.codec for t in reader.chain.tiers], dim, CodeSource([sample]),
+                             None)
+
+
+def _in_progress(manifest: Manifest) -> str:
+    up = manifest.upgrade or {}
+    return (f"an upgrade to {up.get('to', {}).get('model')!r} is under way (state "
+            f"{up.get('state')!r}); finish it with backfill() / `tiervec upgrade --resume`")

@@ -1,0 +1,40 @@
+"""The state of a collection's model upgrade, as its manifest records it (see
+:mod:`tiervec.collection.upgrading` for the steps that move it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiervec.store.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class UpgradeStatus:
+    """Where a collection's model upgrade stands (``state`` ``"none"`` when there is none)."""
+
+    state: str
+    current: str | None  # the model whose space the stored vectors are in
+    target: str | None = None
+    backfilled: float = 0.0  # share of the stored rows that hold the new model's own vectors
+    pending_segments: int = 0
+    map: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "current": self.current, "target": self.target,
+                "backfilled": round(self.backfilled, 6),
+                "pending_segments": self.pending_segments, "map": self.map}
+
+
+def status_of(manifest: Manifest) -> UpgradeStatus:
+    """The upgrade state ``manifest`` records."""
+    model = manifest.encoder["model"] if manifest.encoder else None
+    up = manifest.upgrade
+    if not up:
+        return UpgradeStatus("none", model)
+    pending = set(up.get("pending", ()))
+    rows = sum(s.rows for s in manifest.segments)
+    left = sum(s.rows for s in manifest.segments if s.name in pending)
+    done = 0.0 if up["state"] == "mapped" else (1.0 - left / rows if rows else 1.0)
+    return UpgradeStatus(up["state"], model, up["to"]["model"], done,
+                         sum(s.name in pending for s in manifest.segments), up.get("quality", {}))
