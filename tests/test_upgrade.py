@@ -229,7 +229,7 @@ def test_searches_and_writes_go_on_during_a_backfill(folder, scifact_docs):
                     found = col.search("vitamin D deficiency", k=5)
                     assert (found.ids != "").all()
                     answered.append(1)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     failures.append(exc)
 
         thread = threading.Thread(target=search)
