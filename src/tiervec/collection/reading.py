@@ -24,7 +24,6 @@ from tiervec.collection import multivector
 from tiervec.collection.snapshot import Snapshot
 from tiervec.corpus import Document
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
-from tiervec.encode.bridge import MappedEncoder, SpaceMap
 from tiervec.encode.chunking import ChunkingConfig
 from tiervec.encode.models import model_window
 from tiervec.encode.muvera import MultiVectorConfig, Muvera
@@ -42,7 +41,7 @@ from tiervec.store.layout import UPGRADE_DIR, VECTORS, CollectionFiles
 from tiervec.store.locks import RWLock
 from tiervec.store.manifest import Manifest, manifest_stamp
 from tiervec.store.tokens import TokenStore
-from tiervec.store.upgrades import status_of
+from tiervec.store.upgrades import status_of, upgrade_encoder
 
 #: The most documents one page of :meth:`SnapshotReader.scroll` holds.
 MAX_PAGE = 10_000
@@ -190,13 +189,8 @@ class SnapshotReader:
                     "(search_vectors, add(..., vectors=...)) instead of text"
                 )
             upgrade = self.manifest.upgrade
-            if upgrade and upgrade["state"] == "mapped":  # the new model, mapped into this space
-                space_map = SpaceMap.load(self.files.root / UPGRADE_DIR
-                                          / upgrade["maps"]["to-current"])
-                self._encoder = MappedEncoder(
-                    load_encoder(EncoderConfig.from_dict(upgrade["to"])), space_map)
-            else:
-                self._encoder = load_encoder(config)
+            self._encoder = load_encoder(config) if not upgrade else \
+                upgrade_encoder(self.files.root / UPGRADE_DIR, upgrade)
         return self._encoder
 
     def muvera(self) -> Muvera:

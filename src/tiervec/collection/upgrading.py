@@ -5,8 +5,8 @@
     start(NEW)   sample of the collection's texts ─> NEW ─┐   stored vectors of the same rows
                                                           ├─> maps fitted both ways, measured
                                                           │   on held-out texts, the best kept
-        ├─ "to-current" kept: state "mapped": queries and new documents are encoded by NEW and
-        │   mapped into the stored space (a MappedEncoder); the stored vectors stay
+        ├─ "to-current" kept: state "mapped": new documents are encoded by NEW and mapped into
+        │   the stored space; the stored vectors stay
         └─ "to-new" kept: the switch: every segment's vectors mapped into NEW's space in one
             commit (codecs refitted); state "backfilling", every segment pending
 
@@ -15,9 +15,13 @@
                  one commit; when none is pending, the codecs are refitted on NEW's own vectors
                  and the upgrade ends (the map dropped)
 
-Every step is one commit (a manifest written atomically): a process killed at any point leaves
-the last committed state, which searches and writes use as they are, and ``backfill()`` goes on
-from it. Searches and writes go on meanwhile; each search sees one snapshot.
+Until the backfill ends, a query is encoded by both models and the two vectors, each in the
+stored space (one mapped), are added (``bridge.ensemble``, an
+:class:`~tiervec.encode.bridge.UpgradeEncoder`): measured, it scores above the current model
+alone, and rises as the backfill goes. Every step is one commit (a manifest written
+atomically): a process killed at any point leaves the last committed state, which searches and
+writes use as they are, and ``backfill()`` goes on from it. Searches and writes go on
+meanwhile; each search sees one snapshot.
 """
 
 from __future__ import annotations
@@ -91,8 +95,9 @@ class Upgrader:
         fresh = new_encoder.encode_documents(texts, progress)
         directions = tuple(Direction) if direction == "auto" else (Direction(direction),)
         choice = choose_map(current, fresh, directions=directions)
-        to_new = choice.chosen if choice.chosen.direction is Direction.TO_NEW else \
-            fit_map(current, fresh, choice.chosen.kind, Direction.TO_NEW)
+        kind = choice.chosen.kind  # both directions kept: the backfill moves to the new space
+        to_new = fit_map(current, fresh, kind, Direction.TO_NEW)
+        to_current = fit_map(fresh, current, kind, Direction.TO_CURRENT)
         with self.writer.mutex:
             manifest = self.reader.manifest
             if manifest.upgrade:
@@ -101,8 +106,8 @@ class Upgrader:
             folder = self.reader.files.root / UPGRADE_DIR
             folder.mkdir(exist_ok=True)
             to_new.save(folder / record["maps"]["to-new"])
+            to_current.save(folder / record["maps"]["to-current"])
             if choice.chosen.direction is Direction.TO_CURRENT:
-                choice.chosen.save(folder / record["maps"]["to-current"])
                 self._commit_mapped(manifest, record)
             else:
                 self._switch(manifest, record, to_new)

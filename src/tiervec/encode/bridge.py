@@ -155,7 +155,7 @@ class MapChoice:
     """The map kept and every candidate's held-out figures."""
 
     chosen: SpaceMap
-    candidates: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]  # each kind and direction's held-out figures
     current_alone: float  # the current model's agreement with the new model
     sample: int
     held_out: int
@@ -172,8 +172,9 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
                directions: tuple[Direction, ...] = tuple(Direction), seed: int = 0) -> MapChoice:
     """Fit every kind in every direction on the sample's texts encoded by both models
     (``current`` and ``new`` documents, ``new_queries`` the new model's query encoding of the
-    same texts, default its document vectors) and keep the one that agrees best with the new
-    model on the held-out texts."""
+    same texts, default its document vectors) and keep the one whose search agrees best with
+    the new model on the held-out texts. The search measured is the one an upgrade runs until
+    its backfill ends: both models' query vectors, one mapped, added (:func:`ensemble`)."""
     n = len(current)
     if n != len(new) or n < needed_sample(current.shape[1], new.shape[1]):
         raise InvalidUpgrade(
@@ -184,27 +185,40 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
     order = np.random.default_rng(seed).permutation(n)
     cut = n - max(int(n * HELD_OUT), AGREEMENT_K + 1)
     fit, held = order[:cut], order[cut:]
-    current_alone = agreement(current[held], current[held], queries[held], new[held])
+    c, q, ideal = current[held], queries[held], new[held]
+    current_alone = agreement(c, c, q, ideal)
     candidates: list[dict[str, Any]] = []
     best: tuple[float, SpaceMap] | None = None
     for direction in directions:
         for kind in kinds:
             if direction is Direction.TO_CURRENT:
                 m = fit_map(new[fit], current[fit], kind, direction)
-                score = agreement(m.apply(queries[held]), current[held], queries[held],
-                                  new[held])
-                cosine = _mean_cosine(m.apply(new[held]), current[held])
+                mapped_q = m.apply(q)
+                alone = agreement(mapped_q, c, q, ideal)
+                both = agreement(ensemble(mapped_q, c), c, q, ideal)
+                cosine = _mean_cosine(m.apply(ideal), c)
             else:
                 m = fit_map(current[fit], new[fit], kind, direction)
-                score = agreement(queries[held], m.apply(current[held]), queries[held],
-                                  new[held])
-                cosine = _mean_cosine(m.apply(current[held]), new[held])
+                docs = m.apply(c)
+                alone = agreement(q, docs, q, ideal)
+                both = agreement(ensemble(q, docs), docs, q, ideal)
+                cosine = _mean_cosine(docs, ideal)
             candidates.append({"kind": kind.value, "direction": direction.value,
-                               "agreement": round(score, 4), "cosine": round(cosine, 4)})
-            if best is None or score > best[0]:
-                best = (score, m)
+                               "agreement": round(both, 4), "new_queries_only": round(alone, 4),
+                               "cosine": round(cosine, 4)})
+            if best is None or both > best[0]:
+                best = (both, m)
     assert best is not None
     return MapChoice(best[1], candidates, current_alone, n, len(held))
+
+
+def ensemble(*parts: np.ndarray) -> np.ndarray:
+    """Query vectors of two models in one space, added and scaled to unit length: what an
+    upgrade searches with until its backfill ends (measured: never below the current model
+    alone where either model alone, mapped, was)."""
+    total = np.sum([np.asarray(p, np.float32) for p in parts], axis=0)
+    return (total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)).astype(
+        np.float32)
 
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,30 +226,38 @@ def _mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.sum(a * b, axis=1) / np.maximum(na, 1e-12)))
 
 
-class MappedEncoder:
-    """An encoder whose vectors are mapped into another model's space: the new model's queries
-    and documents, read against a collection still stored in the current model's space."""
+class UpgradeEncoder:
+    """The encoder of a collection mid-upgrade, in its stored space: documents are the new
+    model's (mapped into the stored space where that is still the current model's); queries
+    add the current model's vector (mapped likewise, where the model is still at hand) to the
+    new model's: see :func:`ensemble`."""
 
-    def __init__(self, inner: Any, space_map: SpaceMap) -> None:
-        if space_map.direction is not Direction.TO_CURRENT:
-            raise InvalidUpgrade("a mapped encoder needs a map into the stored space")
-        self.inner = inner
-        self.map = space_map
+    def __init__(self, new: Any, new_map: SpaceMap | None, current: Any | None,
+                 current_map: SpaceMap | None) -> None:
+        self.new, self.new_map = new, new_map
+        self.current, self.current_map = current, current_map
 
     @property
     def model_id(self) -> str:
-        return str(self.inner.model_id)
+        return str(self.new.model_id)
 
     @property
     def dim(self) -> int:
-        return self.map.target_dim
+        return self.new_map.target_dim if self.new_map is not None else int(self.new.dim)
 
     @property
     def max_length(self) -> int | None:
-        return getattr(self.inner, "max_length", None)
+        return getattr(self.new, "max_length", None)
+
+    @staticmethod
+    def _through(space_map: SpaceMap | None, vectors: np.ndarray) -> np.ndarray:
+        return vectors if space_map is None else space_map.apply(vectors)
 
     def encode_queries(self, texts: Any) -> np.ndarray:
-        return self.map.apply(self.inner.encode_queries(texts))
+        new = self._through(self.new_map, self.new.encode_queries(texts))
+        if self.current is None:
+            return new
+        return ensemble(new, self._through(self.current_map, self.current.encode_queries(texts)))
 
     def encode_documents(self, texts: Any, progress: Any = None) -> np.ndarray:
-        return self.map.apply(self.inner.encode_documents(texts, progress))
+        return self._through(self.new_map, self.new.encode_documents(texts, progress))

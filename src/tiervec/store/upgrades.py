@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tiervec.encode import EncoderConfig, load_encoder
+from tiervec.encode.bridge import SpaceMap, UpgradeEncoder
+from tiervec.errors import TiervecError
 from tiervec.store.manifest import Manifest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,3 +45,20 @@ def status_of(manifest: Manifest) -> UpgradeStatus:
     done = 0.0 if up["state"] == "mapped" else (1.0 - left / rows if rows else 1.0)
     return UpgradeStatus(up["state"], model, up["to"]["model"], done,
                          sum(s.name in pending for s in manifest.segments), up.get("quality", {}))
+
+
+def upgrade_encoder(folder: Path, upgrade: dict[str, Any]) -> UpgradeEncoder:
+    """The encoder of a collection in the middle of ``upgrade`` (its manifest record; the maps
+    in ``folder``): the new model, and the current one for the queries where it can be loaded
+    (else the new model's queries alone, with a warning)."""
+    new = load_encoder(EncoderConfig.from_dict(upgrade["to"]))
+    try:
+        current = load_encoder(EncoderConfig.from_dict(upgrade["from"]))
+    except (TiervecError, ImportError, OSError) as exc:
+        log.warning("the collection's former model cannot be loaded (%s): queries are encoded "
+                    "by the new model alone until the backfill ends", exc)
+        current = None
+    maps = upgrade["maps"]
+    if upgrade["state"] == "mapped":  # the stored space is the current model's
+        return UpgradeEncoder(new, SpaceMap.load(folder / maps["to-current"]), current, None)
+    return UpgradeEncoder(new, None, current, SpaceMap.load(folder / maps["to-new"]))
