@@ -68,6 +68,9 @@ def upgrade(
         "--direction", help="auto (the better on held-out texts), to-current (queries mapped "
         "into the stored space) or to-new (stored vectors mapped into the new space).")
     ] = "auto",
+    kind: Annotated[str, typer.Option(
+        "--kind", help="The map: procrustes (orthogonal; measured never below the current "
+        "model) or lstsq (least squares).")] = "procrustes",
     keep_mapped: Annotated[bool, typer.Option(
         "--keep-mapped", help="Stop after the map: no documents re-encoded (backfill later "
         "with --resume, or never).")] = False,
@@ -97,7 +100,7 @@ def upgrade(
                 with _progress(f"Encoding a sample with {model}",
                                min(sample, len(col))) as advance:
                     status = col.upgrade(model, sample=sample, direction=direction,
-                                         progress=advance)
+                                         kind=kind, progress=advance)
                 _print_map(status.map)
             if keep_mapped:
                 console.print(f"[green]{collection}[/]: {describe_upgrade(col.stats().upgrade)}")

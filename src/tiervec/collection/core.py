@@ -31,7 +31,7 @@ from tiervec.collection.searching import Searcher
 from tiervec.collection.settings import CollectionSettings
 from tiervec.collection.transfer import export_parquet, import_parquet
 from tiervec.collection.tuning import RecallTuner
-from tiervec.collection.upgrading import DEFAULT_SAMPLE, Upgrader
+from tiervec.collection.upgrading import DEFAULT_KIND, DEFAULT_SAMPLE, Upgrader
 from tiervec.collection.views import TieredView
 from tiervec.collection.writing import MERGE_SEGMENTS, Writer
 from tiervec.corpus import Document
@@ -462,12 +462,12 @@ class Collection(SearchMethods):
 
     # -- model upgrades (see tiervec.collection.upgrading) --------------------------------------
     def upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
-                direction: str = "auto", backfill: bool = False, cpu_share: float = 1.0,
-                progress: ProgressFn | None = None) -> UpgradeStatus:
-        """Move to ``model`` without re-encoding first (maps between the spaces fitted on
-        ``sample`` texts; ``direction`` ``auto``, ``to-current`` or ``to-new``), then with
+                direction: str = "auto", kind: str = DEFAULT_KIND, backfill: bool = False,
+                cpu_share: float = 1.0, progress: ProgressFn | None = None) -> UpgradeStatus:
+        """Move to ``model`` without re-encoding first (``kind`` maps between the spaces fitted
+        on ``sample`` texts; ``direction`` ``auto``, ``to-current`` or ``to-new``), then with
         ``backfill`` re-encode (:meth:`backfill`). ``stats().upgrade`` tells where it stands."""
-        status = self._upgrader.start(model, sample=sample, direction=direction,
+        status = self._upgrader.start(model, sample=sample, direction=direction, kind=kind,
                                       progress=progress)
         return self.backfill(cpu_share=cpu_share, progress=progress) if backfill else status
 

@@ -206,7 +206,7 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
             candidates.append({"kind": kind.value, "direction": direction.value,
                                "agreement": round(both, 4), "new_queries_only": round(alone, 4),
                                "cosine": round(cosine, 4)})
-            if best is None or both > best[0]:
+            if best is None or both > best[0] + 1e-6:  # a tie keeps the first direction
                 best = (both, m)
     assert best is not None
     return MapChoice(best[1], candidates, current_alone, n, len(held))
