@@ -110,9 +110,9 @@ def pair_rows(old: Encoded, new: Encoded, seed: int = 0) -> list[dict[str, Any]]
 def live_upgrade(old_model: str, new_model: str, name: str, sample: int,
                  cpu_share: float) -> dict[str, Any]:
     """A real collection (the set's documents with the current model's vectors, in
-    :data:`SEGMENTS` segments) upgraded by :meth:`Collection.upgrade` and backfilled a segment at a time:
-    nDCG@10 through the collection at each step, the backfill's documents/s, and search
-    latency (one query at a time) idle and while the backfill runs."""
+    :data:`SEGMENTS` segments) upgraded by :meth:`Collection.upgrade` and backfilled a segment
+    at a time: nDCG@10 through the collection at each step, the backfill's documents/s, and
+    search latency (one query at a time) idle and while the backfill runs."""
     old = encoded(old_model, name)
     ids, texts = documents(name)
     folder = CACHE / "upgrade-live" / f"{name}-{old_model}"
