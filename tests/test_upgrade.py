@@ -290,3 +290,37 @@ def test_the_command_line_upgrades_keeps_mapped_and_resumes(folder):
     assert done.exit_code == 0, done.output
     assert "upgraded to paraphrase-MiniLM-L3-v2" in done.output
     assert "model upgrade │ none" in " ".join(run("info", folder).output.split())
+
+
+def test_an_upgrade_over_http_runs_in_the_background(folder, scifact_docs):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from tiervec.serve import create_app
+
+    with TestClient(create_app(folder.parent)) as api:
+        url = "/v1/collections/col/upgrade"
+        for body, code in (({"model": CURRENT}, "InvalidUpgrade"),
+                           ({"model": "no-such-model"}, "ModelNotFound"),
+                           ({"model": NEW, "sample": 10}, "InvalidUpgrade"),
+                           ({}, "UpgradeInProgress")):
+            bad = api.post(url, json=body)
+            assert bad.status_code in (400, 404, 409) and bad.json()["error"]["code"] == code
+        assert api.post(url, json={"model": NEW, "sample": 2**70}).status_code == 422
+        assert api.get(url).json() == {"running": False, "error": None, "upgrade": None,
+                                       "model": CURRENT}
+        started = api.post(url, json={"model": NEW, "sample": 500, "cpu_share": 1.0})
+        assert started.status_code == 202 and started.json()["running"]
+        again = api.post(url, json={"model": NEW})
+        assert again.status_code == 409 and again.json()["error"]["code"] == "UpgradeInProgress"
+        deadline = time.monotonic() + 600
+        while api.get(url).json()["running"] and time.monotonic() < deadline:
+            found = api.post("/v1/collections/col/search", json={"query": "vitamin D",
+                                                                  "k": 3})
+            assert found.status_code == 200  # searches answer throughout
+            time.sleep(0.5)
+        state = api.get(url).json()
+        assert state == {"running": False, "error": None, "upgrade": None, "model": NEW}
+        stats = api.get("/v1/collections/col/stats").json()
+        assert stats["model"] == NEW and stats["upgrade"] is None

@@ -471,6 +471,11 @@ class Collection(SearchMethods):
                                       progress=progress)
         return self.backfill(cpu_share=cpu_share, progress=progress) if backfill else status
 
+    def check_upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
+                      direction: str = "auto", kind: str = DEFAULT_KIND) -> None:
+        """Raise the error :meth:`upgrade` would raise before its work (the model loaded)."""
+        self._upgrader.check(model, sample, direction, kind)
+
     def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
                  progress: ProgressFn | None = None,
                  stop: threading.Event | None = None) -> UpgradeStatus:

@@ -58,7 +58,8 @@ class SnapshotReader:
         self.rw = RWLock()
         #: guards what is built on first use (pipeline, lexical index, token store, sample)
         self.build_lock = threading.Lock()
-        self._encoder = encoder
+        # mid-upgrade, queries are the two models' (see upgrade_encoder), not a given encoder's
+        self._encoder = None if manifest.upgrade else encoder
         self._stamp = manifest_stamp(path)
         immutable = read_only and not os.access(path, os.W_OK)
         self.docs = DocStore(path / DB, next_row=manifest.next_row, epoch=manifest.epoch,

@@ -51,7 +51,7 @@ from tiervec.encode.bridge import (
     fit_map,
     needed_sample,
 )
-from tiervec.encode.models import same_model
+from tiervec.encode.models import find_model, resolve_model, same_model
 from tiervec.errors import InvalidUpgrade, UpgradeInProgress
 from tiervec.store import writes
 from tiervec.store.codes import CodeSource
@@ -93,8 +93,7 @@ class Upgrader:
         better direction on held-out texts (or the ``direction`` asked: ``to-current``,
         ``to-new``; a tie keeps the stored vectors), and commit the upgrade's first state (see
         the module's docstring)."""
-        self.writer.require_writable()
-        target = self._check(model, sample, direction, kind)
+        target = self.check(model, sample, direction, kind)
         new_encoder = encoder or load_encoder(target)
         positions, texts = self._sample(sample, new_encoder.dim)
         current = self.reader.vectors().take(positions)
@@ -120,8 +119,11 @@ class Upgrader:
         log.info("upgrade to %s started: %s", target.model, choice.report())
         return self.status()
 
-    def _check(self, model: str | EncoderConfig, sample: int, direction: str,
-               kind: str) -> EncoderConfig:
+    def check(self, model: str | EncoderConfig, sample: int, direction: str,
+              kind: str) -> EncoderConfig:
+        """The new model's config, or the error an upgrade as asked would meet (the model
+        named is resolved, not loaded)."""
+        self.writer.require_writable()
         reader = self.reader
         current = reader.encoder_config
         target = EncoderConfig(model=model) if isinstance(model, str) else model
@@ -146,19 +148,26 @@ class Upgrader:
             raise InvalidUpgrade(f"kind must be procrustes or lstsq, got {kind!r}")
         if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
             raise InvalidUpgrade(f"sample must be a whole number of texts >= 1, got {sample!r}")
+        resolve_model(target.model)  # ModelNotFound now, not after a long encoding
+        packaged = find_model(target.model)
+        if packaged is not None:  # its dimension is known without loading it
+            self._enough(sample, packaged.dim)
         return target
+
+    def _enough(self, sample: int, new_dim: int) -> None:
+        live, needed = self.reader.snap.documents, needed_sample(self.reader.dim, new_dim)
+        if live < needed or sample < needed:
+            raise InvalidUpgrade(
+                f"a map between {self.reader.dim} and {new_dim} dimensions is fitted on at "
+                f"least {needed:,} texts (the collection holds {live:,} documents, "
+                f"{sample:,} asked): add documents before upgrading, or ask for a sample of at "
+                f"least {needed:,}")
 
     def _sample(self, sample: int, new_dim: int) -> tuple[np.ndarray, list[str]]:
         """Positions of up to ``sample`` live documents (seeded) and their texts."""
+        self._enough(sample, new_dim)
         snap = self.reader.snap
         live = snap.live_positions()
-        needed = needed_sample(self.reader.dim, new_dim)
-        if len(live) < needed or sample < needed:
-            raise InvalidUpgrade(
-                f"a map between {self.reader.dim} and {new_dim} dimensions is fitted on at "
-                f"least {needed:,} texts (the collection holds {len(live):,} documents, "
-                f"{sample:,} asked): add documents before upgrading, or ask for a sample of at "
-                f"least {needed:,}")
         chosen = np.sort(np.random.default_rng(0).choice(len(live), min(sample, len(live)),
                                                          replace=False))
         positions = live[chosen]

@@ -70,7 +70,10 @@ def create_app(data_dir: str | Path, config: ServerConfig | None = None) -> Fast
     app.add_exception_handler(RecursionError, failures.on_tiervec_error)
     app.add_exception_handler(RequestValidationError, failures.on_validation_error)
     app.add_exception_handler(HTTPException, failures.on_http_error)
-    from tiervec.serve import measuring  # noqa: F401 - its endpoints join the read router
+    from tiervec.serve import (
+        measuring,  # noqa: F401 - its endpoints join the read router
+        upgrades,  # noqa: F401 - and these the read and write routers
+    )
 
     app.include_router(routes.read)
     app.include_router(routes.write)

@@ -347,6 +347,30 @@ class StatsOut(BaseModel):
     shards: dict[str, str | None] | None = Field(
         None, description="A sharded collection: each shard, null when it answers, else why "
         "not (the other figures count the shards that answer).")
+    upgrade: dict[str, Any] | None = Field(None, description="A model upgrade under way "
+                                           "(null: none).")
+
+
+class UpgradeIn(BaseModel):
+    """Start a model upgrade (``model``), or go on with the backfill of one under way (no
+    ``model``); it runs in the background: ``GET .../upgrade`` tells where it stands."""
+
+    model_config = Strict
+    model: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
+    sample: Annotated[Int, Field(ge=1, le=1_000_000)] = 5_000
+    direction: Literal["auto", "to-current", "to-new"] = "auto"
+    kind: Literal["procrustes", "lstsq"] = "procrustes"
+    backfill: bool = Field(True, description="Re-encode the documents after the map (false: "
+                           "stay mapped until asked).")
+    cpu_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+class UpgradeOut(BaseModel):
+    running: bool = Field(description="Whether the upgrade's background work is running.")
+    error: dict[str, str] | None = Field(None, description="Why the last background run "
+                                         "stopped, if it failed ({code, message}).")
+    upgrade: dict[str, Any] | None = Field(description="The upgrade under way (null: none).")
+    model: str | None
 
 
 class CollectionOut(BaseModel):

@@ -105,6 +105,8 @@ class Served:
     merging: bool = False
     #: views through other chains (``tiers`` of a request), with the state they were made of
     views: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    #: a model upgrade's background work (see tiervec.serve.upgrades)
+    upgrade: Any = None
 
     def view(self, tiers: str) -> Any:
         """The collection through ``tiers`` (made in memory from the stored vectors), kept
@@ -204,6 +206,8 @@ class Registry:
 
     def _close(self, name: str) -> None:
         served = self._served.pop(name)
+        if served.upgrade is not None:  # stops between two commits
+            served.upgrade.close()
         served.batcher.close()
         try:
             served.collection.close()
