@@ -71,6 +71,12 @@ def test_client_raises_the_servers_error_classes(server: LiveServer, unit_vector
             col.count("nope == 1")
         with pytest.raises(errors.EncoderRequired):
             col.search("a text")
+        with pytest.raises(errors.InvalidUpgrade, match="has no model"):
+            col.upgrade("minilm")
+        with pytest.raises(errors.UpgradeInProgress, match="no upgrade under way"):
+            col.upgrade()
+        assert col.upgrade_state() == {"running": False, "error": None, "upgrade": None,
+                                       "model": None}
         with pytest.raises(errors.CollectionNotFound):
             client.open("absent")
         with pytest.raises(errors.CollectionExists):

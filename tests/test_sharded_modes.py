@@ -15,7 +15,7 @@ pytest.importorskip("ray")
 
 import tiervec
 from tiervec import Document
-from tiervec.errors import CalibrationMissing, LexicalIndexMissing
+from tiervec.errors import CalibrationMissing, LexicalIndexMissing, ShardedUnsupported
 from tiervec.search import FusionConfig, Query, SearchOptions
 from tiervec.search.cutoff import RelevanceModel
 
@@ -97,6 +97,8 @@ def test_lexical_and_hybrid_equal_one_collection(tmp_path, corpus, single, ray_c
     with tiervec.create_sharded(tmp_path / "s", shards=shards, model=None, dim=DIM,
                                 tiers="float32", lexical=True) as col:
         _write_history(col, docs, x)
+        with pytest.raises(ShardedUnsupported, match="cannot change model in place"):
+            col.upgrade("minilm")
         assert col.has_lexical and len(col) == len(single)
         for k in (1, 10, 25):
             assert_same_ranking(col.search(queries, k=k, mode="lexical"),

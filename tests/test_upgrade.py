@@ -324,3 +324,42 @@ def test_an_upgrade_over_http_runs_in_the_background(folder, scifact_docs):
         assert state == {"running": False, "error": None, "upgrade": None, "model": NEW}
         stats = api.get("/v1/collections/col/stats").json()
         assert stats["model"] == NEW and stats["upgrade"] is None
+
+
+_BACKFILL_CHILD = """
+import json, sys
+import tiervec
+col = tiervec.open(sys.argv[1])
+while True:
+    status = col.backfill(max_segments=1)
+    print(json.dumps({"state": status.state, "backfilled": status.backfilled}), flush=True)
+    if status.state == "none":
+        break
+"""
+
+
+def test_a_killed_backfill_loses_nothing_and_goes_on(folder, scifact_docs):
+    """kill -9 while a backfill runs (after its first commit): every document is there,
+    searches work on the last committed state, and the backfill goes on from it."""
+    import subprocess
+    import sys
+
+    with tiervec.open(folder) as col:
+        col.upgrade(NEW, sample=500, direction="to-new")
+    child = subprocess.Popen([sys.executable, "-c", _BACKFILL_CHILD, str(folder)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    first = child.stdout.readline()  # one segment committed; the next one is under way
+    child.kill()
+    child.wait()
+    assert '"backfilling"' in first
+    with tiervec.open(folder) as col:
+        status = col.stats().upgrade
+        assert status["state"] == "backfilling" and 0 < status["backfilled"] < 1
+        assert len(col) == DOCS and col.missing([d.id for d in scifact_docs]) == []
+        assert own_text_found(col, scifact_docs[:50]) > 0.8
+        leftovers = [p.name for p in (folder / "segments").iterdir()
+                     if p.name not in {s.name for s in col._manifest.segments}]
+        assert leftovers == []  # what the killed commit had written is gone
+        assert col.backfill().state == "none" and col.model == NEW
+        assert own_text_found(col, scifact_docs[:50]) > 0.9

@@ -246,6 +246,21 @@ class CollectionOps(RemoteBase):
         path = f"{self._base}/compact" + ("" if vacuum else "?vacuum=false")
         return WriteStats(deleted=(yield ("POST", path, None))["deleted"])
 
+    def upgrade(self, model: str | None = None, *, sample: int = 5_000,
+                direction: str = "auto", kind: str = "procrustes", backfill: bool = True,
+                cpu_share: float = 0.5) -> Op[dict[str, Any]]:
+        """Start moving the served collection to ``model`` (``None``: go on with the backfill
+        under way). The work runs on the server, in the background: this returns once it
+        started (a bad request raises here); :meth:`upgrade_state` tells where it stands."""
+        body = {"sample": sample, "direction": direction, "kind": kind, "backfill": backfill,
+                "cpu_share": cpu_share, **({} if model is None else {"model": model})}
+        return (yield ("POST", f"{self._base}/upgrade", body))
+
+    def upgrade_state(self) -> Op[dict[str, Any]]:
+        """``running``, the ``error`` that stopped it if any, the ``upgrade`` under way
+        (``None``: none) and the collection's ``model``."""
+        return (yield ("GET", f"{self._base}/upgrade", None))
+
     # -- reads ----------------------------------------------------------------------------------
     def get(self, ids: Sequence[str] | np.ndarray) -> Op[list[Document | None]]:
         """The documents for ``ids`` (``None`` for unknown ids)."""

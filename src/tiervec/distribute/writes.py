@@ -11,7 +11,7 @@ from tiervec._validate import as_vectors, documents_to_write
 from tiervec.corpus import Document
 from tiervec.distribute.actors import ShardActors
 from tiervec.encode.base import ProgressFn, truncated_count
-from tiervec.errors import CollectionError, DuplicateIds
+from tiervec.errors import CollectionError, DuplicateIds, ShardedUnsupported
 from tiervec.filters import Filter
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain, FusionConfig, Page
@@ -130,6 +130,15 @@ class ShardedWrites(ShardActors):
             progress(len(docs))
         self._forget()
         return out
+
+    def upgrade(self, *_: Any, **__: Any) -> Any:
+        """Not yet for a sharded collection (:class:`ShardedUnsupported`)."""
+        raise ShardedUnsupported(
+            "a sharded collection cannot change model in place yet: upgrade each shard's "
+            "folder as a collection, or index the corpus into a new sharded collection with "
+            "the new model")
+
+    check_upgrade = backfill = upgrade
 
     def compact(self, *, vacuum: bool = True) -> WriteStats:
         stats = self._each(lambda a: a.compact.remote(vacuum), write=True)

@@ -13,7 +13,7 @@ import anyio.to_thread
 from fastapi import Request
 from starlette.responses import Response
 
-from tiervec.errors import ShardedUnsupported, TiervecError, UpgradeInProgress
+from tiervec.errors import TiervecError, UpgradeInProgress
 from tiervec.serve import models as m
 from tiervec.serve.registry import Served
 from tiervec.serve.routes import _json, _served, read, write
@@ -74,13 +74,10 @@ async def start_upgrade(name: str, body: m.UpgradeIn, request: Request) -> Respo
     """Start moving the collection to ``model`` (or go on with the backfill under way)."""
     served = _served(request, name)
     col: Any = served.collection
-    if not hasattr(col, "upgrade"):
-        raise ShardedUnsupported("a sharded collection cannot change model in place yet; index "
-                                 "the corpus into a new collection with the new model")
     if served.upgrade is not None and served.upgrade.running:
         raise UpgradeInProgress(f"collection {name!r} is upgrading already: GET "
                                 f"/v1/collections/{name}/upgrade tells where it stands")
-    if body.model is not None:  # a bad request answers now, not in the background
+    if body.model is not None:  # a bad request (or a sharded collection) answers now
         await anyio.to_thread.run_sync(lambda: col.check_upgrade(
             body.model, sample=body.sample, direction=body.direction, kind=body.kind))
     elif col.stats().upgrade is None:
