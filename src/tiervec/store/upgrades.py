@@ -1,5 +1,5 @@
-"""The state of a collection's model upgrade, as its manifest records it (see
-:mod:`tiervec.collection.upgrading` for the steps that move it)."""
+"""The state of a collection's model upgrade, as its manifest records it, and the encoder that
+state calls for (see :mod:`tiervec.collection.upgrading` for the steps that move it)."""
 
 from __future__ import annotations
 
