@@ -112,7 +112,7 @@ def test_an_image_collection_reopens_serves_and_refuses_what_is_not_an_image(
 
     from tiervec.serve import create_app
 
-    refs, raw = images
+    refs, _ = images
     with tiervec.create(tmp_path / "imgs", model=str(clip_folder)) as col:
         col.add([Document(id=f"i{i}", text=r) for i, r in enumerate(refs)])
         with pytest.raises(InvalidText, match="is not an image"):

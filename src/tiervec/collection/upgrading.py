@@ -38,6 +38,7 @@ import numpy as np
 
 from tiervec.codecs import Codec
 from tiervec.collection.reading import SnapshotReader
+from tiervec.collection.tuning import RecallTuner
 from tiervec.collection.writing import Writer
 from tiervec.corpus import embedding_text
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
@@ -75,11 +76,10 @@ BACKFILL_BATCH = 64
 class Upgrader:
     """One collection's model upgrade: :meth:`start`, :meth:`backfill`, :meth:`status`."""
 
-    def __init__(self, reader: SnapshotReader, writer: Writer,
-                 changed: Callable[[], None]) -> None:
+    def __init__(self, reader: SnapshotReader, writer: Writer, recall: RecallTuner) -> None:
         self.reader = reader
         self.writer = writer
-        self.changed = changed  # the vectors changed: recall re-measured
+        self.recall = recall  # told when the vectors or their space change
         self._running = threading.Lock()  # one backfill at a time in this process
 
     def status(self) -> UpgradeStatus:
@@ -210,6 +210,7 @@ class Upgrader:
             {i: partial(to_new.apply, a) for i, a in enumerate(arrays)}, codecs, refit=True,
             changes=changes, dim=to_new.target_dim)
         self._adopt(revectored.manifest, revectored.dropped, revectored.old_codecs)
+        self.recall.new_space()
 
     # -- backfill -------------------------------------------------------------------------------
     def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
@@ -317,7 +318,7 @@ class Upgrader:
             reader.files.remove_segment(segment)
         reader.files.remove_codec_files(old_codecs, manifest.segments)
         reader.files.remove_stale_graphs(manifest)
-        self.changed()
+        self.recall.changed()
 
 
 def _fit(reader: SnapshotReader, dim: int,

@@ -202,9 +202,12 @@ class QuerySample:
         self._lock = threading.Lock()
 
     def offer(self, queries: np.ndarray) -> int:
-        """Consider a batch of query vectors; how many queries have been seen since."""
+        """Consider a batch of query vectors; how many queries have been seen since (queries
+        of another dimension, searched as the collection changed model, are left out)."""
         queries = np.asarray(queries, np.float32)
         with self._lock:
+            if queries.ndim != 2 or queries.shape[1] != self.vectors.shape[1]:
+                return self.seen
             room = self.size - len(self.vectors)
             if room > 0:
                 self.vectors = np.concatenate([self.vectors, queries[:room]])

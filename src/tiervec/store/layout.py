@@ -200,6 +200,9 @@ class CollectionFiles:
         save_npy(tmp, vectors)
         os.replace(tmp, path)
 
+    def remove_query_sample(self) -> None:
+        (self.root / QUERY_SAMPLE).unlink(missing_ok=True)
+
     def read_query_sample(self) -> np.ndarray | None:
         """The kept sample of query vectors, or ``None`` (an unreadable one is ignored)."""
         try:
