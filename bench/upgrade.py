@@ -13,7 +13,7 @@ float32 search, nDCG@10 of:
 - 25/50/75% backfilled: that share of the documents re-encoded by the new model, the rest
   mapped (one space, mixed).
 
-    python bench/upgrade.py [--pairs L3:L6,L6:E5] [--sets scifact,nfcorpus]
+    python bench/upgrade.py [--pairs L3:L6,L6:E5@scifact] [--sets scifact,nfcorpus]
 
 Vectors come from bench/_model_vectors.py's cache (encoded once by tiervec's encoders).
 Writes bench/results/upgrade.json.
@@ -193,8 +193,9 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[str, Any] = {}
     for pair in args.pairs.split(","):
+        pair, _, only = pair.partition("@")  # "L6:E5@scifact": that pair on those sets only
         a, b = (SHORT.get(p.upper(), p) for p in pair.split(":"))
-        for name in args.sets.split(","):
+        for name in (only or args.sets).split("+" if only else ","):
             rows = pair_rows(encoded(a, name), encoded(b, name))
             results[f"{a} -> {b} / {name}"] = rows
             print_table(f"{a} -> {b}, {name} (test, nDCG@10, exact search)",
