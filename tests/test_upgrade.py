@@ -346,6 +346,7 @@ def test_a_killed_backfill_loses_nothing_and_goes_on(folder, scifact_docs):
 
     with tiervec.open(folder) as col:
         col.upgrade(NEW, sample=500, direction="to-new")
+    (folder / "upgrade" / "map-to-new-e1.npz").write_bytes(b"an earlier upgrade's, killed")
     child = subprocess.Popen([sys.executable, "-c", _BACKFILL_CHILD, str(folder)],
                              stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
@@ -361,6 +362,8 @@ def test_a_killed_backfill_loses_nothing_and_goes_on(folder, scifact_docs):
         leftovers = [p.name for p in (folder / "segments").iterdir()
                      if p.name not in {s.name for s in col._manifest.segments}]
         assert leftovers == []  # what the killed commit had written is gone
+        assert sorted(p.name for p in (folder / "upgrade").iterdir()) == sorted(
+            col._manifest.upgrade["maps"].values())  # type: ignore[index]
         assert col.backfill().state == "none" and col.model == NEW
         assert own_text_found(col, scifact_docs[:50]) > 0.9
 

@@ -456,6 +456,11 @@ class CollectionFiles:
                     file.unlink()
         self.remove_stale_graphs(manifest)
         (self.root / f".{MANIFEST}.tmp").unlink(missing_ok=True)
+        maps = set((manifest.upgrade or {}).get("maps", {}).values())
+        upgrade_dir = self.root / UPGRADE_DIR  # maps of an upgrade no manifest names
+        for file in upgrade_dir.iterdir() if upgrade_dir.is_dir() else ():
+            if file.name not in maps:
+                file.unlink()
         fitted = [*manifest.codecs.values(), *filter(None, [manifest.token_codec])]
         live_state = {f"{e.key}.{a}.npy" for e in fitted for a in e.state}
         codecs_dir = self.root / "codecs"
