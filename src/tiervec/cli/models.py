@@ -69,8 +69,8 @@ def upgrade(
         "into the stored space) or to-new (stored vectors mapped into the new space).")
     ] = "auto",
     kind: Annotated[str, typer.Option(
-        "--kind", help="The map: procrustes (orthogonal; measured never below the current "
-        "model) or lstsq (least squares).")] = "procrustes",
+        "--kind", help="The map: procrustes (a rotation of the centred spaces, scaled; the "
+        "better measured) or lstsq (least squares).")] = "procrustes",
     keep_mapped: Annotated[bool, typer.Option(
         "--keep-mapped", help="Stop after the map: no documents re-encoded (backfill later "
         "with --resume, or never).")] = False,

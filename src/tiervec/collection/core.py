@@ -101,26 +101,11 @@ class Collection(SearchMethods):
         multivector: MultiVectorConfig | bool | None = None,
         recall_target: float | RecallTarget | None = DEFAULT_TARGET,
     ) -> Collection:
-        """A new, empty collection in ``path`` (a new or empty folder).
-
-        ``model=None`` makes a vectors-only collection (``dim`` required); otherwise ``dim`` is
-        the model's. ``tiers`` is a chain spec such as ``"binary*4 -> float32@disk"``.
-        ``fields`` declares metadata field types (``{"year": "int", "tags": "list[str]"}``;
-        undeclared fields get the type of their first value) and ``indexes`` the fields to
-        index in SQLite. ``lexical`` keeps a BM25 index of the titles and texts for lexical and
-        hybrid search: ``True`` or a :class:`~tiervec.lexical.LexicalConfig`, ``False`` for
-        none; by default collections with a model have one and vectors-only ones do not.
-        ``chunking`` cuts each document into chunks of the model's tokens, a vector per chunk
-        (``"late"``, ``"naive"`` or a :class:`~tiervec.encode.chunking.ChunkingConfig`);
-        searches still return documents, each with its best chunk's span as evidence.
-        ``multivector`` (``True`` or a :class:`~tiervec.encode.muvera.MultiVectorConfig`)
-        keeps every document's token vectors; its MUVERA FDE is the vector the chain
-        compresses and searches, and MaxSim over the tokens re-ranks the candidates (``tiers``
-        then applies to FDEs). ``recall_target`` is the recall@10 against exact search the
-        collection keeps as it grows (a fraction in (0, 1], or a
-        :class:`~tiervec.search.recall.RecallTarget`; ``None``: the chain's oversampling as
-        written): its chain is measured on its own vectors and the cheapest oversampling (and
-        ANN effort) that meets it is used."""
+        """A new, empty collection in ``path`` (a new or empty folder), made with the options
+        :class:`~tiervec.collection.settings.CollectionSettings` documents one by one (the
+        model or ``dim``, the chain, metadata fields and indexes, the lexical index, chunking
+        or multi-vector encoding, the recall target); ``encoder``: a loaded encoder to use
+        instead of loading the model."""
         require_engine()
         path = Path(path).expanduser()
         manifest, encoder, lock = CollectionSettings(

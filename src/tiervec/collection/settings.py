@@ -24,18 +24,35 @@ from tiervec.store.manifest import Manifest
 
 @dataclass(frozen=True, kw_only=True)
 class CollectionSettings:
-    """A new collection's model (or ``dim`` for vectors only), chain, metadata fields and
-    indexes, lexical index, chunking or multi-vector encoding, and recall target (see
-    :meth:`tiervec.Collection.create` for each)."""
+    """A new collection's options (:meth:`tiervec.Collection.create` takes them by name)."""
 
+    #: A packaged model's name, a local model folder or an EncoderConfig; ``None`` makes a
+    #: vectors-only collection (``dim`` required).
     model: str | EncoderConfig | None = DEFAULT_MODEL
+    #: The vectors' dimension: a vectors-only collection's; otherwise the model's.
     dim: int | None = None
+    #: The chain spec, such as ``"binary*4 -> float32@disk"``.
     tiers: str | Chain = DEFAULT_CHAIN
+    #: Metadata field types (``{"year": "int", "tags": "list[str]"}``); undeclared fields get
+    #: the type of their first value.
     fields: Mapping[str, Any] | None = None
+    #: The fields to index in SQLite.
     indexes: Sequence[str] = ()
+    #: A BM25 index of the titles and texts for lexical and hybrid search: ``True`` or a
+    #: LexicalConfig, ``False`` for none; by default collections whose model reads texts have
+    #: one, vectors-only and image ones do not.
     lexical: bool | LexicalConfig | None = None
+    #: Cut each document into chunks of the model's word pieces, a vector per chunk
+    #: (``"late"``, ``"naive"`` or a ChunkingConfig); searches still return documents, each
+    #: with its best chunk's span as evidence.
     chunking: ChunkingConfig | str | None = None
+    #: Keep every document's token vectors (``True`` or a MultiVectorConfig): its MUVERA FDE
+    #: is the vector the chain compresses and searches, and MaxSim over the tokens re-ranks
+    #: the candidates.
     multivector: MultiVectorConfig | bool | None = None
+    #: The recall@10 against exact search the collection keeps as it grows (a fraction in
+    #: (0, 1], or a RecallTarget; ``None``: the chain's oversampling as written): the chain is
+    #: measured on the collection's own vectors and the cheapest setting that meets it is used.
     recall_target: float | RecallTarget | None = DEFAULT_TARGET
 
     @property

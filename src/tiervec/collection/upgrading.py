@@ -17,8 +17,9 @@
 
 Until the backfill ends, a query is encoded by both models and the two vectors, each in the
 stored space (one mapped), are added (``bridge.ensemble``, an
-:class:`~tiervec.encode.bridge.UpgradeEncoder`): measured, it scores above the current model
-alone, and rises as the backfill goes. Every step is one commit (a manifest written
+:class:`~tiervec.encode.bridge.UpgradeEncoder`): measured (docs/models.md), it keeps the
+current model's quality where the new model's mapped queries alone lose it, and rises as the
+backfill goes. Every step is one commit (a manifest written
 atomically): a process killed at any point leaves the last committed state, which searches and
 writes use as they are, and ``backfill()`` goes on from it. Searches and writes go on
 meanwhile; each search sees one snapshot.
@@ -65,9 +66,9 @@ log = logging.getLogger(__name__)
 
 #: Texts encoded by the new model to fit the maps (fewer where the collection holds fewer).
 DEFAULT_SAMPLE = 5_000
-#: The map's kind: measured on SciFact and NFCorpus (bench/upgrade.py), orthogonal Procrustes
-#: with both models' queries never scored below the current model alone; least squares agreed
-#: more with the new model's neighbours on held-out texts but scored below it on NFCorpus.
+#: The map's kind: measured on SciFact and NFCorpus (bench/upgrade.py), Procrustes with both
+#: models' queries scored above least squares in every row; least squares agreed more with the
+#: new model's neighbours on held-out texts but scored below the current model on NFCorpus.
 DEFAULT_KIND = "procrustes"
 #: Texts a backfill encodes between two looks at the clock (its CPU share) and the stop flag.
 BACKFILL_BATCH = 64

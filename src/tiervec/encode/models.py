@@ -38,9 +38,27 @@ class Locator(Protocol):
 
     def __call__(self) -> Path: ...
 
+    def installed(self) -> bool:
+        """Whether the weights are there, without preparing them."""
+        ...
+
+
+class _Found:
+    """A locator whose weights are installed when it finds them."""
+
+    def __call__(self) -> Path:
+        raise NotImplementedError
+
+    def installed(self) -> bool:
+        try:
+            self()
+        except (ImportError, LookupError, OSError):
+            return False
+        return True
+
 
 @dataclass(frozen=True)
-class InModule:
+class InModule(_Found):
     """Weights inside an importable package: its ``get_model_path()``, or ``file`` in its
     folder."""
 
@@ -56,7 +74,7 @@ class InModule:
 
 
 @dataclass(frozen=True)
-class InDistribution:
+class InDistribution(_Found):
     """A file of an installed distribution whose folder is not importable (a hyphen in it)."""
 
     distribution: str
@@ -103,6 +121,11 @@ class JoinedParts:
                 if not (target / "modules.json").is_file():
                     raise
         return target
+
+    def installed(self) -> bool:
+        """Whether every part is installed (before the first join too)."""
+        return all(InDistribution(d, self.part.format(i=i)).installed()
+                   for i, d in enumerate(self.distributions, start=1))
 
 
 def models_cache() -> Path:
@@ -152,17 +175,8 @@ class PackagedModel:
             ) from None
 
     def installed(self) -> bool:
-        """Whether the weights are there (a model joined from parts counts once its parts
-        are installed, before the first join)."""
-        try:
-            if isinstance(self.locate, JoinedParts):
-                for i, dist in enumerate(self.locate.distributions, start=1):
-                    InDistribution(dist, self.locate.part.format(i=i))()
-            else:
-                self.locate()
-        except (ImportError, LookupError, OSError):
-            return False
-        return True
+        """Whether the weights are there (see the locator's :meth:`Locator.installed`)."""
+        return self.locate.installed()
 
 
 _MINILM = "all-MiniLM-L6-v2"

@@ -13,7 +13,7 @@ import numpy as np
 
 from tiervec._extras import require
 from tiervec.encode.base import EncoderConfig, ProgressFn, encode_sorted
-from tiervec.encode.models import PackagedModel, find_model, resolve_model
+from tiervec.encode.models import PackagedModel, resolve_model
 
 
 class OnnxEncoder:
@@ -68,9 +68,3 @@ class OnnxEncoder:
         if self.config.normalize and len(out):
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
-
-
-def load(config: EncoderConfig) -> OnnxEncoder:
-    model = find_model(config.model)
-    assert model is not None
-    return OnnxEncoder(config, model)

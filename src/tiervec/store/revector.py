@@ -49,6 +49,7 @@ def commit_revectored(
     new = copy_manifest(manifest)
     new.dim = manifest.dim if dim is None else dim
     written: list[SegmentEntry] = []
+    taken = copy_manifest(manifest)  # every segment name taken so far (for next_segment)
     entries = dict(manifest.codecs)
     try:
         if refit:
@@ -62,8 +63,8 @@ def commit_revectored(
                 if vectors.shape != (segment.rows, new.dim):
                     raise ValueError(f"segment {segment.name} holds {segment.rows} rows of "
                                      f"{new.dim} dimensions; got {vectors.shape}")
-                fresh = files.next_segment(_listing(new, segments, written), segment.rows,
-                                           segment.start)
+                fresh = files.next_segment(taken, segment.rows, segment.start)
+                taken.segments.append(fresh)
                 _write(files, new, segment, fresh, vectors, codecs, entries)
                 written.append(fresh)
                 segments[i] = fresh
@@ -86,14 +87,6 @@ def commit_revectored(
         raise
     dropped = [s for s in manifest.segments if s not in segments]
     return Revectored(new, dropped, dict(manifest.codecs) if refit else {})
-
-
-def _listing(manifest: Manifest, segments: list[SegmentEntry],
-             written: list[SegmentEntry]) -> Manifest:
-    """A manifest listing every segment name taken so far (for :meth:`next_segment`)."""
-    view = copy_manifest(manifest)
-    view.segments = [*segments, *written]
-    return view
 
 
 def _write(files: CollectionFiles, manifest: Manifest, old: SegmentEntry, fresh: SegmentEntry,

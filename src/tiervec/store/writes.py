@@ -282,7 +282,8 @@ def commit_compaction(
         docs_db.copy_rows(rows.rows(positions), start, manifest.epoch + 1)
         new.segments = kept + ([segment] if len(positions) else [])
         if new.upgrade and new.upgrade.get("pending"):  # a model upgrade's backfill
-            pending = [p for p in new.upgrade["pending"] if p not in {s.name for s in merged}]
+            gone = {s.name for s in merged}
+            pending = [p for p in new.upgrade["pending"] if p not in gone]
             if len(pending) < len(new.upgrade["pending"]) and len(positions):
                 pending.append(segment.name)  # merged rows still hold mapped vectors
             new.upgrade = {**new.upgrade, "pending": pending}
