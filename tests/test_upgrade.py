@@ -81,6 +81,33 @@ def test_a_map_is_saved_whole_and_read_back(tmp_path):
         back.apply(np.zeros((2, 4)))
 
 
+def test_a_residual_network_learns_what_a_rotation_misses_and_is_saved_whole(tmp_path):
+    rng = np.random.default_rng(6)
+    x = unit(rng.normal(size=(3000, 16)))
+    bend = rng.normal(size=(16, 16))
+    y = unit(x @ rotation(rng, 16) + 0.5 * np.tanh(3 * x @ bend))  # not linear
+    fit, held = slice(0, 2500), slice(2500, None)
+    errors = {}
+    for kind in (MapKind.PROCRUSTES, MapKind.MLP):
+        m = fit_map(x[fit], y[fit], kind, Direction.TO_NEW)
+        errors[kind] = float(np.mean(np.sum((m.apply(x[held]) - y[held]) ** 2, axis=1)))
+    assert errors[MapKind.MLP] < 0.5 * errors[MapKind.PROCRUSTES]
+    m.save(tmp_path / "mlp.npz")
+    back = SpaceMap.load(tmp_path / "mlp.npz")
+    assert back.kind is MapKind.MLP and back.residual is not None
+    np.testing.assert_array_equal(back.apply(x[held]), m.apply(x[held]))
+
+
+def test_every_kind_is_reported_and_the_kind_asked_kept():
+    rng = np.random.default_rng(7)
+    x = unit(rng.normal(size=(600, 16)))
+    y = unit(x @ rotation(rng, 16) + 0.05 * rng.normal(size=(600, 16)))
+    choice = choose_map(x, y, among=(MapKind.LSTSQ,))
+    assert choice.chosen.kind is MapKind.LSTSQ
+    assert {(c["kind"], c["direction"]) for c in choice.candidates} == {
+        (k.value, d.value) for k in MapKind for d in Direction}
+
+
 def test_too_few_texts_say_how_many_are_needed():
     rng = np.random.default_rng(4)
     assert needed_sample(384, 768) == 962 and needed_sample(384, 384) == 482
@@ -108,7 +135,7 @@ def test_the_chosen_map_agrees_best_and_beats_the_current_model():
     current = unit(new @ rotation(rng, 24)[:, :20] + 0.5 * rng.normal(size=(1500, 20)))
     choice = choose_map(current, new)
     scores = [c["agreement"] for c in choice.candidates]
-    assert len(choice.candidates) == 4 and max(scores) == pytest.approx(
+    assert len(choice.candidates) == 6 and max(scores) == pytest.approx(
         next(c["agreement"] for c in choice.candidates
              if (c["kind"], c["direction"]) == (choice.chosen.kind, choice.chosen.direction)))
     assert max(scores) > choice.current_alone
@@ -202,6 +229,32 @@ def test_backfill_moves_to_the_new_space_segment_by_segment(folder, scifact_docs
         assert own_text_found(col, scifact_docs[:50]) > 0.9
     with tiervec.open(folder) as col:
         assert col.model == NEW and len(col) == DOCS and col.stats().upgrade is None
+
+
+def test_documents_written_while_mapped_keep_the_new_models_vectors(folder, scifact_docs,
+                                                                     new_encoder):
+    """A write while an upgrade maps stores the mapped vectors and keeps the new model's own:
+    the switch takes them, so the backfill does not encode those documents again."""
+    extra = [Document(id=f"x{i}", text=f"Note {i} on zebrafish heart regeneration.")
+             for i in range(40)]
+    with tiervec.open(folder) as col:
+        col.upgrade(NEW, sample=500, direction="to-current")
+        col.add(extra)
+        col.add([Document(id="given", text="given vectors")], vectors=np.eye(1, 384))
+        natives = sorted(p.name for p in (folder / "upgrade").glob("native-*"))
+        assert len(natives) == 1  # the encoded write's; given vectors have no new-model twin
+    (folder / "upgrade" / "native-s999999.npy").write_bytes(b"a killed write's")
+    with tiervec.open(folder) as col:  # a writer removes what no committed segment names
+        assert sorted(p.name for p in (folder / "upgrade").glob("native-*")) == natives
+        status = col.backfill(max_segments=0)  # the switch alone
+        assert status.state == "backfilling" and status.pending_segments == 7  # of 8
+        assert not list((folder / "upgrade").glob("native-*"))
+        segment = col._manifest.segments[6]
+        stored = np.load(folder / "segments" / segment.name / "vectors.npy")
+        np.testing.assert_allclose(stored, new_encoder.encode_documents(
+            [d.embedding_text() for d in extra]), atol=1e-4)
+        assert col.search("zebrafish heart regeneration note 3", k=1).ids[0, 0].startswith("x")
+        assert col.backfill().state == "none" and len(col) == DOCS + 41
 
 
 def test_an_upgrade_to_the_new_space_maps_the_stored_vectors_at_once(folder, scifact_docs):

@@ -70,7 +70,8 @@ def upgrade(
     ] = "auto",
     kind: Annotated[str, typer.Option(
         "--kind", help="The map: procrustes (a rotation of the centred spaces, scaled; the "
-        "better measured) or lstsq (least squares).")] = "procrustes",
+        "steadiest measured), lstsq (least squares) or mlp (procrustes plus a small residual "
+        "network). Every kind is measured and reported; this one is kept.")] = "procrustes",
     keep_mapped: Annotated[bool, typer.Option(
         "--keep-mapped", help="Stop after the map: no documents re-encoded (backfill later "
         "with --resume, or never).")] = False,

@@ -31,6 +31,8 @@ class PendingWrite:
     vectors: np.ndarray
     replace: bool
     truncated: int = 0
+    #: while an upgrade maps: the new model's own vectors (``vectors`` are them mapped)
+    native: np.ndarray | None = None
     done: bool = False
     stats: WriteStats | None = None
     error: BaseException | None = None

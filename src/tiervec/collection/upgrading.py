@@ -57,10 +57,10 @@ from tiervec.encode.models import find_model, resolve_model, same_model
 from tiervec.errors import InvalidUpgrade, UpgradeInProgress
 from tiervec.store import writes
 from tiervec.store.codes import CodeSource
-from tiervec.store.layout import UPGRADE_DIR
+from tiervec.store.layout import NATIVE, UPGRADE_DIR
 from tiervec.store.manifest import Manifest
 from tiervec.store.revector import commit_revectored
-from tiervec.store.upgrades import UpgradeStatus, status_of
+from tiervec.store.upgrades import UpgradeStatus, read_native, status_of
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ class Upgrader:
         current = self.reader.vectors().take(positions)
         fresh = new_encoder.encode_documents(texts, progress)
         directions = tuple(Direction) if direction == "auto" else (Direction(direction),)
-        choice = choose_map(current, fresh, kinds=(MapKind(kind),), directions=directions)
+        # every kind measured and reported; the kind asked kept
+        choice = choose_map(current, fresh, directions=directions, among=(MapKind(kind),))
         # both directions kept: the backfill moves the stored vectors to the new space
         to_new = fit_map(current, fresh, kind, Direction.TO_NEW)
         to_current = fit_map(fresh, current, kind, Direction.TO_CURRENT)
@@ -146,7 +147,7 @@ class Upgrader:
             raise InvalidUpgrade(f"direction must be auto, to-current or to-new, got "
                                  f"{direction!r}")
         if kind not in tuple(MapKind):
-            raise InvalidUpgrade(f"kind must be procrustes or lstsq, got {kind!r}")
+            raise InvalidUpgrade(f"kind must be one of {', '.join(MapKind)}, got {kind!r}")
         if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
             raise InvalidUpgrade(f"sample must be a whole number of texts >= 1, got {sample!r}")
         resolve_model(target.model)  # ModelNotFound now, not after a long encoding
@@ -194,23 +195,31 @@ class Upgrader:
             self.reader.adopt_settings(new)
 
     def _switch(self, manifest: Manifest, record: dict[str, Any], to_new: SpaceMap) -> None:
-        """Move every stored vector into the new space (one commit); the mutex is held."""
+        """Move every stored vector into the new space (one commit): mapped, or the new
+        model's own where a segment written while the upgrade mapped kept them (those are not
+        pending); the mutex is held."""
         reader = self.reader
         arrays = reader.vectors().arrays
         codecs = _fit(reader, to_new.target_dim, to_new.apply)
+        natives = {i: v for i, s in enumerate(manifest.segments)
+                   if (v := read_native(reader.files, s, to_new.target_dim)) is not None}
 
         def changes(new: Manifest) -> None:
             new.encoder = dict(record["to"])
             # score calibrations describe the old model's scores: fitted again by tune
             new.search = {k: v for k, v in new.search.items() if k != "calibration"}
             new.upgrade = {**record, "state": "backfilling",
-                           "pending": [s.name for s in new.segments]}
+                           "pending": [s.name for i, s in enumerate(new.segments)
+                                       if i not in natives]}
 
         revectored = commit_revectored(
             reader.files, manifest, reader.docs,
-            {i: partial(to_new.apply, a) for i, a in enumerate(arrays)}, codecs, refit=True,
+            {i: partial(natives.__getitem__, i) if i in natives else partial(to_new.apply, a)
+             for i, a in enumerate(arrays)}, codecs, refit=True,
             changes=changes, dim=to_new.target_dim)
         self._adopt(revectored.manifest, revectored.dropped, revectored.old_codecs)
+        for file in (reader.files.root / UPGRADE_DIR).glob(f"{NATIVE}*"):
+            file.unlink(missing_ok=True)
         self.recall.new_space()
 
     # -- backfill -------------------------------------------------------------------------------

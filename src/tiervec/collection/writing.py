@@ -21,6 +21,7 @@ from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_s
 from tiervec.collection.reading import SnapshotReader
 from tiervec.corpus import Document
 from tiervec.encode.base import ProgressFn, truncated_count
+from tiervec.encode.bridge import UpgradeEncoder
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
 from tiervec.errors import (
@@ -90,7 +91,7 @@ class Writer:
             return WriteStats()
         if reader.chunking is not None or reader.multivector is not None:
             return self._write_encoded_in_commit(docs, vectors, progress, replace=replace)
-        truncated = 0
+        truncated, native = 0, None
         if vectors is None:  # encoded in the caller's thread, while others commit
             encoder = reader.encoder
             texts = [d.embedding_text() for d in docs]
@@ -98,9 +99,12 @@ class Writer:
             if truncated and not self.truncated:
                 log.warning(TRUNCATED, truncated, len(texts), getattr(encoder, "max_length", "?"))
             self.truncated += truncated
-            vectors = as_vectors(encoder.encode_documents(texts, progress), reader.dim,
-                                 rows=len(docs))
-        write = PendingWrite(docs, vectors, replace, truncated)
+            if isinstance(encoder, UpgradeEncoder):  # the new model's vectors kept too
+                vectors, native = encoder.encode_documents_both(texts, progress)
+            else:
+                vectors = encoder.encode_documents(texts, progress)
+            vectors = as_vectors(vectors, reader.dim, rows=len(docs))
+        write = PendingWrite(docs, vectors, replace, truncated, native)
         self.queue.put(write)
         with self.mutex:
             while not write.done:  # no commit took it yet: commit it and all queued since
@@ -124,10 +128,13 @@ class Writer:
         rows = [d for write in accepted for d in write.docs]
         vectors = accepted[0].vectors if len(accepted) == 1 else \
             np.concatenate([write.vectors for write in accepted])
+        natives = [write.native for write in accepted]
+        native = None if any(n is None for n in natives) else \
+            np.concatenate([n for n in natives if n is not None])
         replaced = sorted(r for write in accepted if write.replace for i in write.ids
                           for r in existing.get(i, ()))
         try:
-            self.commit_rows(rows, vectors, replaced)
+            self.commit_rows(rows, vectors, replaced, native=native)
         except BaseException as exc:
             for write in accepted:
                 write.finish(error=exc)

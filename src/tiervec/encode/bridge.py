@@ -10,14 +10,15 @@ one space to the other on most of it and measured on the rest::
                                                    or C -> N  ("to-new": the stored vectors are
                                                                moved into the new space, once)
 
-Kinds: ``lstsq`` (ridge least squares with a bias: any dimensions) and ``procrustes`` (the
+Kinds: ``lstsq`` (ridge least squares with a bias: any dimensions), ``procrustes`` (the
 nearest (semi-)orthogonal map between the centred spaces, scaled by the ratio of their spreads
 and moved to the target's mean: it keeps angles between the centred vectors; for unequal
 dimensions the partial isometry from the SVD of ``X^T Y``, the dimension-matching projection
-and the rotation in one). Centring matters where a model's vectors share a large common
-component (multilingual-e5-small's all lie within a narrow cone): measured, a rotation of the
-raw vectors lost most of e5's quality. Mapped vectors are scaled to unit length when the target
-model's are.
+and the rotation in one) and ``mlp`` (Procrustes plus a small residual network trained on what
+it leaves: :mod:`tiervec.encode.residual`). Centring matters where a model's vectors share a
+large common component (multilingual-e5-small's all lie within a narrow cone): measured, a
+rotation of the raw vectors lost most of e5's quality. Mapped vectors are scaled to unit length
+when the target model's are.
 
 The choice between directions and kinds is measured, not assumed: on the held-out texts, each
 candidate ranks the held-out documents for each held-out text (itself left out) and is scored by
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from tiervec.encode.residual import Residual, fit_residual
 from tiervec.errors import InvalidUpgrade
 
 #: Share of the sample kept aside to measure the fitted maps.
@@ -47,6 +49,7 @@ AGREEMENT_K = 10
 class MapKind(StrEnum):
     LSTSQ = "lstsq"
     PROCRUSTES = "procrustes"
+    MLP = "mlp"
 
 
 class Direction(StrEnum):
@@ -60,13 +63,15 @@ class Direction(StrEnum):
 
 @dataclass(frozen=True)
 class SpaceMap:
-    """``x -> x @ matrix + bias`` (then unit length when ``normalize``)."""
+    """``x -> x @ matrix + bias`` (plus ``residual(x)`` where a network was learned; then
+    unit length when ``normalize``)."""
 
     kind: MapKind
     direction: Direction
     matrix: np.ndarray  # (source_dim, target_dim) float32
     bias: np.ndarray  # (target_dim,) float32
     normalize: bool = True
+    residual: Residual | None = None
 
     @property
     def source_dim(self) -> int:
@@ -82,7 +87,10 @@ class SpaceMap:
         if x.ndim != 2 or x.shape[1] != self.source_dim:
             raise InvalidUpgrade(f"the map reads vectors of {self.source_dim} dimensions, got "
                                  f"shape {tuple(x.shape)}")
-        out = np.ascontiguousarray(x @ self.matrix + self.bias, dtype=np.float32)
+        out = x @ self.matrix + self.bias
+        if self.residual is not None:
+            out += self.residual(x)
+        out = np.ascontiguousarray(out, dtype=np.float32)
         if self.normalize and len(out):
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
@@ -91,18 +99,25 @@ class SpaceMap:
         """Written whole to a temporary name, then renamed: never half a map under ``path``."""
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as f:
-            np.savez(f, matrix=self.matrix, bias=self.bias, meta=np.array(json.dumps(
-                {"kind": self.kind.value, "direction": self.direction.value,
-                 "normalize": self.normalize})))
+            arrays: dict[str, np.ndarray] = {
+                "matrix": self.matrix, "bias": self.bias, "meta": np.array(json.dumps(
+                    {"kind": self.kind.value, "direction": self.direction.value,
+                     "normalize": self.normalize})),
+                **(self.residual.arrays() if self.residual is not None else {})}
+            np.savez(f, allow_pickle=False, **arrays)
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> SpaceMap:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
+            residual = None
+            if "w1" in data:
+                residual = Residual(*(data[k].astype(np.float32) for k in ("w1", "b1", "w2",
+                                                                             "b2")))
             return cls(MapKind(meta["kind"]), Direction(meta["direction"]),
                        data["matrix"].astype(np.float32), data["bias"].astype(np.float32),
-                       bool(meta["normalize"]))
+                       bool(meta["normalize"]), residual)
 
 
 def needed_sample(source_dim: int, target_dim: int) -> int:
@@ -124,7 +139,7 @@ def fit_map(source: np.ndarray, target: np.ndarray, kind: MapKind | str,
     normalize = bool(np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-3))
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
-    if kind is MapKind.PROCRUSTES:  # a rotation of the centred vectors, scaled, moved
+    if kind is not MapKind.LSTSQ:  # a rotation of the centred vectors, scaled, moved
         u, _, vt = np.linalg.svd(xc.T @ yc, full_matrices=False)
         matrix = (u @ vt) * (np.linalg.norm(yc) / max(float(np.linalg.norm(xc)), 1e-12))
         bias = my - mx @ matrix
@@ -133,8 +148,12 @@ def fit_map(source: np.ndarray, target: np.ndarray, kind: MapKind | str,
         gram[np.diag_indices_from(gram)] += ridge * np.trace(gram) / len(gram)
         matrix = np.linalg.solve(gram, xc.T @ yc)
         bias = my - mx @ matrix
-    return SpaceMap(kind, direction, matrix.astype(np.float32), bias.astype(np.float32),
-                    normalize)
+    matrix, bias = matrix.astype(np.float32), bias.astype(np.float32)
+    residual = None
+    if kind is MapKind.MLP:  # what the rotation leaves, learned
+        xs = x.astype(np.float32)
+        residual = fit_residual(xs, y.astype(np.float32) - (xs @ matrix + bias))
+    return SpaceMap(kind, direction, matrix, bias, normalize, residual)
 
 
 def agreement(queries: np.ndarray, docs: np.ndarray, ideal_queries: np.ndarray,
@@ -174,11 +193,13 @@ class MapChoice:
 
 def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | None = None,
                kinds: tuple[MapKind, ...] = tuple(MapKind),
-               directions: tuple[Direction, ...] = tuple(Direction), seed: int = 0) -> MapChoice:
+               directions: tuple[Direction, ...] = tuple(Direction), seed: int = 0,
+               among: tuple[MapKind, ...] | None = None) -> MapChoice:
     """Fit every kind in every direction on the sample's texts encoded by both models
     (``current`` and ``new`` documents, ``new_queries`` the new model's query encoding of the
     same texts, default its document vectors) and keep the one whose search agrees best with
-    the new model on the held-out texts. The search measured is the one an upgrade runs until
+    the new model on the held-out texts (of the kinds ``among``, default all; every kind is
+    measured and reported). The search measured is the one an upgrade runs until
     its backfill ends: both models' query vectors, one mapped, added (:func:`ensemble`)."""
     n = len(current)
     if n != len(new) or n < needed_sample(current.shape[1], new.shape[1]):
@@ -211,9 +232,12 @@ def choose_map(current: np.ndarray, new: np.ndarray, new_queries: np.ndarray | N
             candidates.append({"kind": kind.value, "direction": direction.value,
                                "agreement": round(both, 4), "new_queries_only": round(alone, 4),
                                "cosine": round(cosine, 4)})
+            if among is not None and kind not in among:
+                continue
             if best is None or both > best[0] + 1e-6:  # a tie keeps the first direction
                 best = (both, m)
-    assert best is not None
+    if best is None:
+        raise InvalidUpgrade(f"no map of the kinds {[k.value for k in among or ()]} was fitted")
     return MapChoice(best[1], candidates, current_alone, n, len(held))
 
 
@@ -265,4 +289,13 @@ class UpgradeEncoder:
         return ensemble(new, self._through(self.current_map, self.current.encode_queries(texts)))
 
     def encode_documents(self, texts: Any, progress: Any = None) -> np.ndarray:
-        return self._through(self.new_map, self.new.encode_documents(texts, progress))
+        return self.encode_documents_both(texts, progress)[0]
+
+    def encode_documents_both(self, texts: Any,
+                              progress: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The documents' vectors in the stored space, and the new model's own where they
+        differ (``None`` once the stored space is the new model's)."""
+        native = self.new.encode_documents(texts, progress)
+        if self.new_map is None:
+            return native, None
+        return self.new_map.apply(native), native

@@ -359,7 +359,7 @@ class UpgradeIn(BaseModel):
     model: Annotated[str, Field(min_length=1, max_length=4096)] | None = None
     sample: Annotated[Int, Field(ge=1, le=1_000_000)] = 5_000
     direction: Literal["auto", "to-current", "to-new"] = "auto"
-    kind: Literal["procrustes", "lstsq"] = "procrustes"
+    kind: Literal["procrustes", "lstsq", "mlp"] = "procrustes"
     backfill: bool = Field(True, description="Re-encode the documents after the map (false: "
                            "stay mapped until asked).")
     cpu_share: Annotated[float, Field(gt=0, le=1)] = 0.5

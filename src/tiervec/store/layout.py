@@ -66,6 +66,8 @@ QUERY_SAMPLE = "queries.npy"
 SHARDED = "sharded.json"
 #: A model upgrade's maps between the two models' spaces (see tiervec.collection.upgrading).
 UPGRADE_DIR = "upgrade"
+#: Prefix of the files in UPGRADE_DIR holding a segment's new-model vectors (see native_path).
+NATIVE = "native-"
 #: The codec whose "codes" are the stored full-precision vectors themselves.
 EXACT_CODEC = "float32"
 _SEGMENT = re.compile(r"^seg-(\d{6,})$")
@@ -427,6 +429,11 @@ class CollectionFiles:
     def remove_segment(self, segment: SegmentEntry) -> None:
         remove_tree(self.segment_dir(segment))
 
+    def native_path(self, segment: SegmentEntry) -> Path:
+        """Where the new model's own vectors of a segment written while an upgrade maps are
+        kept (its switch takes them instead of mapping the stored ones)."""
+        return self.root / UPGRADE_DIR / f"{NATIVE}{segment.name}.npy"
+
     def remove_codec_files(
         self, entries: Mapping[str, CodecEntry], segments: Sequence[SegmentEntry]
     ) -> None:
@@ -457,7 +464,9 @@ class CollectionFiles:
         self.remove_stale_graphs(manifest)
         (self.root / f".{MANIFEST}.tmp").unlink(missing_ok=True)
         maps = set((manifest.upgrade or {}).get("maps", {}).values())
-        upgrade_dir = self.root / UPGRADE_DIR  # maps of an upgrade no manifest names
+        if (manifest.upgrade or {}).get("state") == "mapped":  # kept new-model vectors
+            maps |= {self.native_path(s).name for s in manifest.segments}
+        upgrade_dir = self.root / UPGRADE_DIR  # files of an upgrade no manifest names
         for file in upgrade_dir.iterdir() if upgrade_dir.is_dir() else ():
             if file.name not in maps:
                 file.unlink()

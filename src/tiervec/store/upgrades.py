@@ -8,10 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tiervec.encode import EncoderConfig, load_encoder
 from tiervec.encode.bridge import SpaceMap, UpgradeEncoder
 from tiervec.errors import TiervecError
-from tiervec.store.manifest import Manifest
+from tiervec.store.files import load_npy
+from tiervec.store.layout import CollectionFiles
+from tiervec.store.manifest import Manifest, SegmentEntry
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,20 @@ def status_of(manifest: Manifest) -> UpgradeStatus:
     done = 0.0 if up["state"] == "mapped" else (1.0 - left / rows if rows else 1.0)
     return UpgradeStatus(up["state"], model, up["to"]["model"], done,
                          sum(s.name in pending for s in manifest.segments), up.get("quality", {}))
+
+
+def read_native(files: CollectionFiles, segment: SegmentEntry, dim: int) -> np.ndarray | None:
+    """The new model's own vectors of a segment written while an upgrade mapped
+    (:meth:`CollectionFiles.native_path`), if kept and of shape ``(rows, dim)``."""
+    path = files.native_path(segment)
+    try:
+        vectors = load_npy(path, mmap=True)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable %s: %s", path.name, exc)
+        return None
+    return vectors if vectors.shape == (segment.rows, dim) else None
 
 
 def upgrade_encoder(folder: Path, upgrade: dict[str, Any]) -> UpgradeEncoder:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,7 +110,9 @@ class NewRows:
     they replace, and the arrays the collection's settings call for: ``postings`` (its
     lexical index), ``chunks`` (a chunked collection's chunk table; ``docs`` are then its chunk
     rows), ``tokens`` (a multi-vector collection's token vectors, with codes of
-    ``token_codec``, whose state is saved with the first segment)."""
+    ``token_codec``, whose state is saved with the first segment); ``native``: while a model
+    upgrade maps, the new model's own vectors of the rows (``vectors`` are them mapped), kept
+    beside the segment for the upgrade's switch."""
 
     docs: Sequence[Document]
     vectors: np.ndarray
@@ -118,6 +121,7 @@ class NewRows:
     chunks: np.ndarray | None = None
     tokens: Tokens | None = None
     token_codec: Codec | None = None
+    native: np.ndarray | None = None
 
 
 def commit_segment(files: CollectionFiles, manifest: Manifest, docs_db: DocStore,
@@ -166,15 +170,29 @@ def commit_segment(files: CollectionFiles, manifest: Manifest, docs_db: DocStore
                 docs_db.write(segment.start, docs, fields, columns, replaced, manifest.epoch + 1)
             finally:
                 written.result()  # wait (and raise) before anything else happens
+        if new_rows.native is not None and (manifest.upgrade or {}).get("state") == "mapped":
+            _save_native(files, segment, new_rows.native)
         new.segments.append(segment)
         new.epoch += 1
         new.deleted += len(replaced)
         new.fields = fields_to_manifest(fields)
         new.write(files.root)
     except BaseException:
+        files.native_path(segment).unlink(missing_ok=True)
         _undo(files, docs_db, manifest, segment, new.codecs if first_fit else {})
         raise
     return new, Appended(segment=segment, vectors=vectors, codes=codes)
+
+
+def _save_native(files: CollectionFiles, segment: SegmentEntry, vectors: np.ndarray) -> None:
+    """Write a segment's new-model vectors whole (a temporary name, synced, renamed) before
+    the manifest naming the segment is committed."""
+    path = files.native_path(segment)
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_npy(tmp, np.asarray(vectors, np.float32))
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def save_token_codec(files: CollectionFiles, codec: Codec) -> dict:
