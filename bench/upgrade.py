@@ -10,6 +10,8 @@ float32 search, nDCG@10 of:
   does (both models' query vectors added) and with the new model's queries alone; the map
   tiervec itself would choose (held-out agreement, :func:`tiervec.encode.bridge.choose_map`)
   is marked;
+- the stored vectors as ``upgrade()`` leaves them when it moves them to the new space: the
+  sample's rows hold the new model's own vectors (encoded to fit the maps), the rest mapped;
 - 25/50/75% backfilled: that share of the documents re-encoded by the new model, the rest
   mapped (one space, mixed).
 
@@ -88,6 +90,13 @@ def pair_rows(old: Encoded, new: Encoded, seed: int = 0) -> list[dict[str, Any]]
                     agreement=figures["agreement"], chosen=(kind.value, direction.value) == chosen)
                 add(f"{direction.value} {kind.value}: new model's queries alone", size, alone,
                     agreement=figures["new_queries_only"])
+        # what upgrade() stores when it moves the stored vectors: the sample's rows hold the
+        # new model's own vectors (encoded to fit the maps), the others mapped
+        m = fit_map(old.docs[sample], new.docs[sample], DEFAULT_KIND, Direction.TO_NEW)
+        docs = m.apply(old.docs)
+        docs[sample] = new.docs[sample]
+        add(f"to-new {DEFAULT_KIND}, the sample's rows re-encoded: both models' queries", size,
+            ndcg(new, ensemble(new.queries, m.apply(old.queries)), docs))
         largest = (sample, choice)
     assert largest is not None
     sample, choice = largest

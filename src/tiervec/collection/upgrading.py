@@ -57,10 +57,11 @@ from tiervec.encode.models import find_model, resolve_model, same_model
 from tiervec.errors import InvalidUpgrade, UpgradeInProgress
 from tiervec.store import writes
 from tiervec.store.codes import CodeSource
-from tiervec.store.layout import NATIVE, UPGRADE_DIR
-from tiervec.store.manifest import Manifest
+from tiervec.store.files import load_npy
+from tiervec.store.layout import NATIVE, UPGRADE_DIR, VECTORS
+from tiervec.store.manifest import Manifest, SegmentEntry
 from tiervec.store.revector import commit_revectored
-from tiervec.store.upgrades import UpgradeStatus, read_native, status_of
+from tiervec.store.upgrades import KnownVectors, UpgradeStatus, read_native, status_of
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,7 @@ class Upgrader:
         the module's docstring)."""
         target = self.check(model, sample, direction, kind)
         new_encoder = encoder or load_encoder(target)
-        positions, texts = self._sample(sample, new_encoder.dim)
-        current = self.reader.vectors().take(positions)
+        rows, texts, current = self._sample(sample, new_encoder.dim)
         fresh = new_encoder.encode_documents(texts, progress)
         directions = tuple(Direction) if direction == "auto" else (Direction(direction),)
         # every kind measured and reported; the kind asked kept
@@ -114,11 +114,14 @@ class Upgrader:
             folder.mkdir(exist_ok=True)
             to_new.save(folder / record["maps"]["to-new"])
             to_current.save(folder / record["maps"]["to-current"])
+            KnownVectors(rows, fresh).save(folder / record["maps"]["sample"])
             if choice.chosen.direction is Direction.TO_CURRENT:
                 self._commit_mapped(manifest, record)
             else:
                 self._switch(manifest, record, to_new)
         log.info("upgrade to %s started: %s", target.model, choice.report())
+        if self.status().state == "backfilling" and not self.status().pending_segments:
+            self._finish()  # the sample held every document: nothing is left to encode
         return self.status()
 
     def check(self, model: str | EncoderConfig, sample: int, direction: str,
@@ -165,17 +168,20 @@ class Upgrader:
                 f"{sample:,} asked): add documents before upgrading, or ask for a sample of at "
                 f"least {needed:,}")
 
-    def _sample(self, sample: int, new_dim: int) -> tuple[np.ndarray, list[str]]:
-        """Positions of up to ``sample`` live documents (seeded) and their texts."""
+    def _sample(self, sample: int,
+                new_dim: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Rows of up to ``sample`` live documents (seeded; all where the collection holds no
+        more), their texts and their stored vectors."""
         self._enough(sample, new_dim)
         snap = self.reader.snap
         live = snap.live_positions()
         chosen = np.sort(np.random.default_rng(0).choice(len(live), min(sample, len(live)),
                                                          replace=False))
         positions = live[chosen]
-        ids = [str(i) for i in snap.ids(self.reader.docs, positions)]
-        docs = self.reader.docs.get(ids)
-        return positions, [d.embedding_text() if d is not None else "" for d in docs]
+        docs = self.reader.docs.get([str(i) for i in snap.ids(self.reader.docs, positions)])
+        texts = [d.embedding_text() if d is not None else "" for d in docs]
+        stored = CodeSource(self.reader.files.vectors(snap.manifest.segments))
+        return snap.rows.rows(positions), texts, stored.take(positions)
 
     def _record(self, manifest: Manifest, target: EncoderConfig,
                 choice: MapChoice) -> dict[str, Any]:
@@ -184,7 +190,8 @@ class Upgrader:
         return {"from": dict(manifest.encoder), "to": target.to_dict(),
                 "state": "mapped", "quality": choice.report(),
                 "maps": {"to-current": f"map-to-current-{stamp}.npz",
-                         "to-new": f"map-to-new-{stamp}.npz"},
+                         "to-new": f"map-to-new-{stamp}.npz",
+                         "sample": f"sample-{stamp}.npz"},
                 "started": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def _commit_mapped(self, manifest: Manifest, record: dict[str, Any]) -> None:
@@ -196,13 +203,25 @@ class Upgrader:
 
     def _switch(self, manifest: Manifest, record: dict[str, Any], to_new: SpaceMap) -> None:
         """Move every stored vector into the new space (one commit): mapped, or the new
-        model's own where a segment written while the upgrade mapped kept them (those are not
-        pending); the mutex is held."""
+        model's own where they are at hand (a segment written while the upgrade mapped, the
+        rows of the sample its maps were fitted on); a segment whose live rows all hold the
+        new model's own is not pending. The mutex is held."""
         reader = self.reader
         arrays = reader.vectors().arrays
-        codecs = _fit(reader, to_new.target_dim, to_new.apply)
-        natives = {i: v for i, s in enumerate(manifest.segments)
-                   if (v := read_native(reader.files, s, to_new.target_dim)) is not None}
+        dim = to_new.target_dim
+        codecs = _fit(reader, dim, to_new.apply)
+        known, deleted = self._known(record, dim), reader.docs.deleted_rows()
+        vectors_of, done = {}, set()
+        for i, segment in enumerate(manifest.segments):
+            native = read_native(reader.files, segment, dim)
+            if native is not None:
+                vectors_of[i] = partial(lambda v: v, native)
+                done.add(i)
+                continue
+            offsets, vectors = known.within(segment)
+            vectors_of[i] = partial(_mapped_with, to_new, arrays[i], offsets, vectors)
+            if not _to_encode(segment, offsets, deleted).any():
+                done.add(i)
 
         def changes(new: Manifest) -> None:
             new.encoder = dict(record["to"])
@@ -210,13 +229,10 @@ class Upgrader:
             new.search = {k: v for k, v in new.search.items() if k != "calibration"}
             new.upgrade = {**record, "state": "backfilling",
                            "pending": [s.name for i, s in enumerate(new.segments)
-                                       if i not in natives]}
+                                       if i not in done]}
 
-        revectored = commit_revectored(
-            reader.files, manifest, reader.docs,
-            {i: partial(natives.__getitem__, i) if i in natives else partial(to_new.apply, a)
-             for i, a in enumerate(arrays)}, codecs, refit=True,
-            changes=changes, dim=to_new.target_dim)
+        revectored = commit_revectored(reader.files, manifest, reader.docs, vectors_of, codecs,
+                                       refit=True, changes=changes, dim=dim)
         self._adopt(revectored.manifest, revectored.dropped, revectored.old_codecs)
         for file in (reader.files.root / UPGRADE_DIR).glob(f"{NATIVE}*"):
             file.unlink(missing_ok=True)
@@ -261,6 +277,12 @@ class Upgrader:
         finally:
             self._running.release()
 
+    def _known(self, record: dict[str, Any], dim: int) -> KnownVectors:
+        """The new model's vectors encoded when the upgrade started (its sample)."""
+        name = record.get("maps", {}).get("sample")
+        return KnownVectors.load(None if name is None else
+                                 self.reader.files.root / UPGRADE_DIR / name, dim)
+
     def _next_pending(self) -> str | None:
         manifest = self.reader.manifest
         pending = set((manifest.upgrade or {}).get("pending", ()))
@@ -270,8 +292,14 @@ class Upgrader:
                           stop: threading.Event | None) -> None:
         reader = self.reader
         segment = next(s for s in reader.manifest.segments if s.name == name)
-        texts = [embedding_text(t, x) for t, x in
-                 reader.docs.texts_for_rows(segment.start, segment.start + segment.rows)]
+        # the rows whose new-model vectors are known (the sample's) or not needed (deleted)
+        # keep them: the others are encoded
+        offsets, known = self._known(reader.manifest.upgrade or {}, reader.dim).within(segment)
+        needed = np.flatnonzero(_to_encode(segment, offsets, reader.docs.deleted_rows()))
+        stored = load_npy(reader.files.segment_dir(segment) / VECTORS, mmap=False)
+        stored[offsets] = known
+        pairs = reader.docs.texts_for_rows(segment.start, segment.start + segment.rows)
+        texts = [embedding_text(*pairs[j]) for j in needed]
         encoder = reader.encoder
         parts = []
         for lo in range(0, len(texts), BACKFILL_BATCH):
@@ -283,7 +311,9 @@ class Upgrader:
                 progress(len(parts[-1]))
             if cpu_share < 1:
                 time.sleep((time.perf_counter() - began) * (1 / cpu_share - 1))
-        vectors = np.concatenate(parts) if parts else np.empty((0, reader.dim), np.float32)
+        if parts:
+            stored[needed] = np.concatenate(parts)
+        vectors = stored
         with self.writer.mutex:
             manifest = reader.manifest
             numbers = [i for i, s in enumerate(manifest.segments) if s.name == name]
@@ -343,6 +373,25 @@ def _fit(reader: SnapshotReader, dim: int,
         sample = transform(sample)
     return writes.fit_codecs([t.codec for t in reader.chain.tiers], dim, CodeSource([sample]),
                              None)
+
+
+def _mapped_with(space_map: SpaceMap, stored: np.ndarray, offsets: np.ndarray,
+                 known: np.ndarray) -> np.ndarray:
+    """A segment's stored vectors mapped, but for the rows at ``offsets``, which take the
+    new model's own (``known``)."""
+    out = space_map.apply(stored)
+    out[offsets] = known
+    return out
+
+
+def _to_encode(segment: SegmentEntry, known: np.ndarray, deleted: np.ndarray) -> np.ndarray:
+    """Which of ``segment``'s rows need the new model's vectors encoded: not the ``known``
+    offsets, not the ``deleted`` rows (a boolean mask of its rows)."""
+    need = np.ones(segment.rows, dtype=bool)
+    need[known] = False
+    lo, hi = np.searchsorted(deleted, [segment.start, segment.start + segment.rows])
+    need[deleted[lo:hi] - segment.start] = False
+    return need
 
 
 def _in_progress(manifest: Manifest) -> str:

@@ -51,6 +51,43 @@ def status_of(manifest: Manifest) -> UpgradeStatus:
                          sum(s.name in pending for s in manifest.segments), up.get("quality", {}))
 
 
+@dataclass(frozen=True)
+class KnownVectors:
+    """The new model's vectors of some rows, encoded already (the sample an upgrade fitted
+    its maps on): its switch and backfill take them instead of mapping or encoding again."""
+
+    rows: np.ndarray  # (n,) int64, ascending
+    vectors: np.ndarray  # (n, dim) float32
+
+    def within(self, segment: SegmentEntry) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets in ``segment`` of the known rows it holds, and their vectors."""
+        lo, hi = np.searchsorted(self.rows, [segment.start, segment.start + segment.rows])
+        return self.rows[lo:hi] - segment.start, self.vectors[lo:hi]
+
+    def save(self, path: Path) -> None:
+        """Written whole to a temporary name, then renamed."""
+        tmp = path.with_name(path.name + ".tmp")
+        order = np.argsort(self.rows, kind="stable")
+        with tmp.open("wb") as f:
+            np.savez(f, rows=self.rows[order], vectors=self.vectors[order])
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path | None, dim: int) -> KnownVectors:
+        """The vectors saved at ``path`` (none where there is no such file, or they are not
+        of ``dim`` dimensions)."""
+        empty = cls(np.empty(0, np.int64), np.empty((0, dim), np.float32))
+        if path is None or not path.is_file():
+            return empty
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                known = cls(data["rows"].astype(np.int64), data["vectors"].astype(np.float32))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring unreadable %s: %s", path.name, exc)
+            return empty
+        return known if known.vectors.shape == (len(known.rows), dim) else empty
+
+
 def read_native(files: CollectionFiles, segment: SegmentEntry, dim: int) -> np.ndarray | None:
     """The new model's own vectors of a segment written while an upgrade mapped
     (:meth:`CollectionFiles.native_path`), if kept and of shape ``(rows, dim)``."""
