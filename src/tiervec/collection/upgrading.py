@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -39,21 +38,22 @@ import numpy as np
 
 from tiervec.codecs import Codec
 from tiervec.collection.reading import SnapshotReader
+from tiervec.collection.reencode import Texts, encode_texts, sample_texts, segment_texts
 from tiervec.collection.tuning import RecallTuner
 from tiervec.collection.writing import Writer
-from tiervec.corpus import embedding_text
 from tiervec.encode import Encoder, EncoderConfig, load_encoder
-from tiervec.encode.base import ProgressFn
+from tiervec.encode.base import ProgressFn, TokenEncoder
 from tiervec.encode.bridge import (
     Direction,
     MapChoice,
     MapKind,
     SpaceMap,
+    UpgradeEncoder,
     choose_map,
     fit_map,
     needed_sample,
 )
-from tiervec.encode.models import find_model, resolve_model, same_model
+from tiervec.encode.models import Backend, find_model, resolve_model, same_model
 from tiervec.errors import InvalidUpgrade, UpgradeInProgress
 from tiervec.store import writes
 from tiervec.store.codes import CodeSource
@@ -97,8 +97,13 @@ class Upgrader:
         the module's docstring)."""
         target = self.check(model, sample, direction, kind)
         new_encoder = encoder or load_encoder(target)
-        rows, texts, current = self._sample(sample, new_encoder.dim)
-        fresh = new_encoder.encode_documents(texts, progress)
+        chunking = self.reader.chunking
+        if chunking is not None and not isinstance(new_encoder, TokenEncoder):
+            raise InvalidUpgrade(_NO_WORD_PIECES.format(model=target.model))
+        rows, todo, current = self._sample(sample, new_encoder.dim)
+        fresh = encode_texts(new_encoder, todo, chunking, batch=BACKFILL_BATCH,
+                             progress=progress)
+        assert fresh is not None
         directions = tuple(Direction) if direction == "auto" else (Direction(direction),)
         # every kind measured and reported; the kind asked kept
         choice = choose_map(current, fresh, directions=directions, among=(MapKind(kind),))
@@ -136,11 +141,11 @@ class Upgrader:
         if current is None:
             raise InvalidUpgrade(f"collection {where!r} has no model (its vectors were given): "
                                  "there is no model to upgrade from")
-        if reader.chunking is not None or reader.multivector is not None:
+        if reader.multivector is not None:
             raise InvalidUpgrade(
-                f"collection {where!r} is {'chunked' if reader.chunking else 'multi-vector'}: "
-                "its rows depend on the model's word pieces, so it cannot change model in "
-                "place yet; index the corpus into a new collection with --model instead")
+                f"collection {where!r} is multi-vector: it stores every word piece's vector "
+                "of its model, so it cannot change model in place; index the corpus into a "
+                "new collection with --model instead")
         if reader.manifest.upgrade:
             raise UpgradeInProgress(_in_progress(reader.manifest))
         if same_model(current.model, target.model):
@@ -156,32 +161,41 @@ class Upgrader:
         resolve_model(target.model)  # ModelNotFound now, not after a long encoding
         packaged = find_model(target.model)
         if packaged is not None:  # its dimension is known without loading it
+            tokens = packaged.backend is Backend.SENTENCE_TRANSFORMERS
+            if reader.chunking is not None and not tokens:
+                raise InvalidUpgrade(_NO_WORD_PIECES.format(model=target.model))
             self._enough(sample, packaged.dim)
         return target
 
     def _enough(self, sample: int, new_dim: int) -> None:
-        live, needed = self.reader.snap.documents, needed_sample(self.reader.dim, new_dim)
-        if live < needed or sample < needed:
+        """Refuse a sample too small to fit the maps on (a chunked collection's sample is
+        of documents, its pairs their chunks: only the collection's chunks are counted)."""
+        snap, needed = self.reader.snap, needed_sample(self.reader.dim, new_dim)
+        if self.reader.chunking is not None:
+            live = snap.count if snap.alive is None else int(np.count_nonzero(snap.alive))
+            short, what = live < needed, "chunks"
+        else:
+            live, what = snap.documents, "documents"
+            short = live < needed or sample < needed
+        if short:
             raise InvalidUpgrade(
                 f"a map between {self.reader.dim} and {new_dim} dimensions is fitted on at "
-                f"least {needed:,} texts (the collection holds {live:,} documents, "
+                f"least {needed:,} texts (the collection holds {live:,} {what}, "
                 f"{sample:,} asked): add documents before upgrading, or ask for a sample of at "
                 f"least {needed:,}")
 
-    def _sample(self, sample: int,
-                new_dim: int) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Rows of up to ``sample`` live documents (seeded; all where the collection holds no
-        more), their texts and their stored vectors."""
+    def _sample(self, sample: int, new_dim: int) -> tuple[np.ndarray, Texts, np.ndarray]:
+        """Up to ``sample`` live documents (seeded; all where the collection holds no more):
+        their rows (a chunked document's every chunk), texts and stored vectors."""
         self._enough(sample, new_dim)
         snap = self.reader.snap
         live = snap.live_positions()
         chosen = np.sort(np.random.default_rng(0).choice(len(live), min(sample, len(live)),
                                                          replace=False))
-        positions = live[chosen]
-        docs = self.reader.docs.get([str(i) for i in snap.ids(self.reader.docs, positions)])
-        texts = [d.embedding_text() if d is not None else "" for d in docs]
+        todo = sample_texts(self.reader, snap, live[chosen])
+        positions = todo.all_rows
         stored = CodeSource(self.reader.files.vectors(snap.manifest.segments))
-        return snap.rows.rows(positions), texts, stored.take(positions)
+        return snap.rows.rows(positions), todo, stored.take(positions)
 
     def _record(self, manifest: Manifest, target: EncoderConfig,
                 choice: MapChoice) -> dict[str, Any]:
@@ -295,24 +309,17 @@ class Upgrader:
         # the rows whose new-model vectors are known (the sample's) or not needed (deleted)
         # keep them: the others are encoded
         offsets, known = self._known(reader.manifest.upgrade or {}, reader.dim).within(segment)
-        needed = np.flatnonzero(_to_encode(segment, offsets, reader.docs.deleted_rows()))
+        todo = segment_texts(reader, segment,
+                             _to_encode(segment, offsets, reader.docs.deleted_rows()))
         stored = load_npy(reader.files.segment_dir(segment) / VECTORS, mmap=False)
         stored[offsets] = known
-        pairs = reader.docs.texts_for_rows(segment.start, segment.start + segment.rows)
-        texts = [embedding_text(*pairs[j]) for j in needed]
         encoder = reader.encoder
-        parts = []
-        for lo in range(0, len(texts), BACKFILL_BATCH):
-            if stop is not None and stop.is_set():
-                return
-            began = time.perf_counter()
-            parts.append(encoder.encode_documents(texts[lo:lo + BACKFILL_BATCH]))
-            if progress is not None:
-                progress(len(parts[-1]))
-            if cpu_share < 1:
-                time.sleep((time.perf_counter() - began) * (1 / cpu_share - 1))
-        if parts:
-            stored[needed] = np.concatenate(parts)
+        assert isinstance(encoder, UpgradeEncoder)
+        fresh = encode_texts(encoder.new, todo, reader.chunking, batch=BACKFILL_BATCH,
+                             cpu_share=cpu_share, progress=progress, stop=stop)
+        if fresh is None:
+            return  # stopped
+        stored[todo.all_rows] = fresh
         vectors = stored
         with self.writer.mutex:
             manifest = reader.manifest
@@ -392,6 +399,13 @@ def _to_encode(segment: SegmentEntry, known: np.ndarray, deleted: np.ndarray) ->
     lo, hi = np.searchsorted(deleted, [segment.start, segment.start + segment.rows])
     need[deleted[lo:hi] - segment.start] = False
     return need
+
+
+_NO_WORD_PIECES = (
+    "this collection is chunked: its chunks are embedded again by the new model from their "
+    "stored spans, which needs a model that gives its word pieces (a sentence-transformers "
+    "model); {model!r} does not: choose one that does, or index the corpus into a new "
+    "collection with --model")
 
 
 def _in_progress(manifest: Manifest) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_stored, answer
 from tiervec.collection.reading import SnapshotReader
 from tiervec.corpus import Document
-from tiervec.encode.base import ProgressFn, truncated_count
+from tiervec.encode.base import ProgressFn, TokenEncoder, truncated_count
 from tiervec.encode.bridge import UpgradeEncoder
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
@@ -187,9 +187,16 @@ class Writer:
                                  token_codec=codec)
             else:
                 assert chunking is not None
-                chunked = embed_chunks(reader.encoder, texts, chunking, progress)  # type: ignore[arg-type]
+                encoder = reader.encoder
+                if isinstance(encoder, UpgradeEncoder):  # chunks cut by the new model
+                    chunked = embed_chunks(encoder.new, texts, chunking, progress)
+                    vectors, native = encoder.stored_and_native(chunked.vectors)
+                else:
+                    chunked = embed_chunks(cast(TokenEncoder, encoder), texts, chunking,
+                                           progress)
+                    vectors, native = chunked.vectors, None
                 rows, chunks = chunk_rows(docs, chunked)
-                self.commit_rows(rows, chunked.vectors, _rows(existing), chunks=chunks)
+                self.commit_rows(rows, vectors, _rows(existing), chunks=chunks, native=native)
         return WriteStats(added=len(docs) - len(existing), replaced=len(existing))
 
     def delete(self, ids: Iterable[str] | str) -> WriteStats:

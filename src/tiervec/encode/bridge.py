@@ -295,7 +295,11 @@ class UpgradeEncoder:
                               progress: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The documents' vectors in the stored space, and the new model's own where they
         differ (``None`` once the stored space is the new model's)."""
-        native = self.new.encode_documents(texts, progress)
+        return self.stored_and_native(self.new.encode_documents(texts, progress))
+
+    def stored_and_native(self, native: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The new model's document vectors ``native`` in the stored space, and themselves
+        where the two spaces differ."""
         if self.new_map is None:
             return native, None
         return self.new_map.apply(native), native

@@ -237,3 +237,41 @@ def embed_chunks(
         if progress is not None:
             progress(len(empty))
     return Chunked(owner=owner, part=part, chars=chars, vectors=vectors)
+
+
+def embed_spans(encoder: TokenEncoder, texts: Sequence[str], spans: Sequence[np.ndarray],
+                config: ChunkingConfig) -> np.ndarray:
+    """Embed chunks cut already (by another model's word pieces: a model upgrade re-embeds a
+    chunked collection's stored chunks): ``spans[i]`` ``(n_i, 2)`` character ranges of
+    ``texts[i]``, embedded as ``config.method`` does (naive: each span's text alone; late: the
+    text's token outputs mean-pooled over this model's word pieces within each span). A span
+    holding none of this model's word pieces is embedded as its text alone. Vectors in the
+    order of the spans, text after text."""
+    config = fit_chunking(config, encoder)
+    counts = np.array([len(s) for s in spans], dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    vectors = np.empty((int(counts.sum()), encoder.dim), np.float32)
+    alone = np.ones(len(vectors), dtype=bool)  # spans embedded as their own text
+    if config.method is ChunkingMethod.LATE:
+        full = [i for i in range(len(texts)) if counts[i]]
+        offsets = encoder.token_offsets([texts[i] for i in full])
+        outputs = encoder.token_vectors([texts[i] for i in full],
+                                        config.window or encoder.max_length)
+        for i, tokens, outs in zip(full, offsets, outputs, strict=True):
+            chars = np.asarray(spans[i], dtype=np.int64)
+            lo = np.searchsorted(tokens[:, 1], chars[:, 0], side="right")
+            hi = np.searchsorted(tokens[:, 0], chars[:, 1], side="left")
+            ok = hi > lo
+            if ok.any():
+                at = starts[i] + np.flatnonzero(ok)
+                vectors[at] = pool_chunks(outs, np.stack([lo[ok], hi[ok]], axis=1),
+                                          encoder.normalize)
+                alone[at] = False
+    where = np.flatnonzero(alone)
+    if len(where):
+        owner = np.repeat(np.arange(len(texts)), counts)[where]
+        part = where - starts[owner]
+        vectors[where] = encoder.encode_documents(
+            [texts[o][int(spans[o][p][0]):int(spans[o][p][1])]
+             for o, p in zip(owner.tolist(), part.tolist(), strict=True)])
+    return vectors
