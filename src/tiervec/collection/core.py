@@ -18,7 +18,6 @@ every call to one of them:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from tiervec.collection.searching import Searcher
 from tiervec.collection.settings import CollectionSettings
 from tiervec.collection.transfer import export_parquet, import_parquet
 from tiervec.collection.tuning import RecallTuner
-from tiervec.collection.upgrading import DEFAULT_KIND, DEFAULT_SAMPLE, Upgrader
+from tiervec.collection.upgrading import UpgradeMethods, Upgrader
 from tiervec.collection.views import TieredView
 from tiervec.collection.writing import MERGE_SEGMENTS, Writer
 from tiervec.corpus import Document
@@ -62,11 +61,10 @@ from tiervec.search.spec import DEFAULT_CHAIN
 from tiervec.store import opening
 from tiervec.store.locks import WriterLock
 from tiervec.store.manifest import Manifest
-from tiervec.store.upgrades import UpgradeStatus
 from tiervec.store.writes import WriteStats
 
 
-class Collection(SearchMethods):
+class Collection(SearchMethods, UpgradeMethods):
     """Documents and vectors in a folder, searched through a chain of tiers.
 
     Create one with :func:`tiervec.create` and reopen it with :func:`tiervec.open`; the
@@ -444,30 +442,6 @@ class Collection(SearchMethods):
         and ``vector`` optional, as :meth:`export_parquet` writes them): given vectors are
         stored as they are, the others encoded."""
         return import_parquet(self, path, progress=progress)
-
-    # -- model upgrades (see tiervec.collection.upgrading) --------------------------------------
-    def upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
-                direction: str = "auto", kind: str = DEFAULT_KIND, backfill: bool = False,
-                cpu_share: float = 1.0, progress: ProgressFn | None = None) -> UpgradeStatus:
-        """Move to ``model`` without re-encoding first (``kind`` maps between the spaces fitted
-        on ``sample`` texts; ``direction`` ``auto``, ``to-current`` or ``to-new``), then with
-        ``backfill`` re-encode (:meth:`backfill`). ``stats().upgrade`` tells where it stands."""
-        status = self._upgrader.start(model, sample=sample, direction=direction, kind=kind,
-                                      progress=progress)
-        return self.backfill(cpu_share=cpu_share, progress=progress) if backfill else status
-
-    def check_upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
-                      direction: str = "auto", kind: str = DEFAULT_KIND) -> None:
-        """Raise the error :meth:`upgrade` would raise before its work (the model loaded)."""
-        self._upgrader.check(model, sample, direction, kind)
-
-    def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
-                 progress: ProgressFn | None = None,
-                 stop: threading.Event | None = None) -> UpgradeStatus:
-        """Re-encode what an upgrade left mapped, a segment per commit (resumable, beside
-        searches and writes) at about ``cpu_share`` of the time; the upgrade ends after."""
-        return self._upgrader.backfill(max_segments=max_segments, cpu_share=cpu_share,
-                                       progress=progress, stop=stop)
 
     # -- the recall target ----------------------------------------------------------------------
     def recall(self) -> RecallMeasure | None:

@@ -368,6 +368,36 @@ class Upgrader:
         self.recall.changed()
 
 
+class UpgradeMethods:
+    """A collection's model upgrade methods (:class:`~tiervec.Collection` has them), over its
+    :class:`Upgrader`."""
+
+    _upgrader: Upgrader
+
+    def upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
+                direction: str = "auto", kind: str = DEFAULT_KIND, backfill: bool = False,
+                cpu_share: float = 1.0, progress: ProgressFn | None = None) -> UpgradeStatus:
+        """Move to ``model`` without re-encoding first (``kind`` maps between the spaces fitted
+        on ``sample`` texts; ``direction`` ``auto``, ``to-current`` or ``to-new``), then with
+        ``backfill`` re-encode (:meth:`backfill`). ``stats().upgrade`` tells where it stands."""
+        status = self._upgrader.start(model, sample=sample, direction=direction, kind=kind,
+                                      progress=progress)
+        return self.backfill(cpu_share=cpu_share, progress=progress) if backfill else status
+
+    def check_upgrade(self, model: str | EncoderConfig, *, sample: int = DEFAULT_SAMPLE,
+                      direction: str = "auto", kind: str = DEFAULT_KIND) -> None:
+        """Raise the error :meth:`upgrade` would raise before its work (the model loaded)."""
+        self._upgrader.check(model, sample, direction, kind)
+
+    def backfill(self, *, max_segments: int | None = None, cpu_share: float = 1.0,
+                 progress: ProgressFn | None = None,
+                 stop: threading.Event | None = None) -> UpgradeStatus:
+        """Re-encode what an upgrade left mapped, a segment per commit (resumable, beside
+        searches and writes) at about ``cpu_share`` of the time; the upgrade ends after."""
+        return self._upgrader.backfill(max_segments=max_segments, cpu_share=cpu_share,
+                                       progress=progress, stop=stop)
+
+
 def _fit(reader: SnapshotReader, dim: int,
          transform: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, Codec]:
     """The stored chain's codecs fitted on a seeded sample of the live stored vectors (passed
