@@ -10,8 +10,9 @@ float32 search, nDCG@10 of:
   does (both models' query vectors added) and with the new model's queries alone; the map
   tiervec itself would choose (held-out agreement, :func:`tiervec.encode.bridge.choose_map`)
   is marked;
-- the stored vectors as ``upgrade()`` leaves them when it moves them to the new space: the
-  sample's rows hold the new model's own vectors (encoded to fit the maps), the rest mapped;
+- the sample's rows holding the new model's own vectors (encoded to fit the maps), the rest
+  mapped: measured to decide whether the switch should store them at once (it does not: it
+  can score below all mapped; they wait for their segment's backfill);
 - 25/50/75% backfilled: that share of the documents re-encoded by the new model, the rest
   mapped (one space, mixed).
 
@@ -90,8 +91,8 @@ def pair_rows(old: Encoded, new: Encoded, seed: int = 0) -> list[dict[str, Any]]
                     agreement=figures["agreement"], chosen=(kind.value, direction.value) == chosen)
                 add(f"{direction.value} {kind.value}: new model's queries alone", size, alone,
                     agreement=figures["new_queries_only"])
-        # what upgrade() stores when it moves the stored vectors: the sample's rows hold the
-        # new model's own vectors (encoded to fit the maps), the others mapped
+        # the sample's rows with the new model's own vectors (encoded to fit the maps), the
+        # others mapped: why upgrade() keeps them for their segment's backfill instead
         m = fit_map(old.docs[sample], new.docs[sample], DEFAULT_KIND, Direction.TO_NEW)
         docs = m.apply(old.docs)
         docs[sample] = new.docs[sample]

@@ -216,10 +216,13 @@ class Upgrader:
             self.reader.adopt_settings(new)
 
     def _switch(self, manifest: Manifest, record: dict[str, Any], to_new: SpaceMap) -> None:
-        """Move every stored vector into the new space (one commit): mapped, or the new
-        model's own where they are at hand (a segment written while the upgrade mapped, the
-        rows of the sample its maps were fitted on); a segment whose live rows all hold the
-        new model's own is not pending. The mutex is held."""
+        """Move every stored vector into the new space (one commit): a segment whose live
+        rows' new-model vectors are all at hand (it was written while the upgrade mapped, or
+        the sample the maps were fitted on holds its rows) takes them and is not pending; the
+        others are mapped whole (measured, bench/upgrade.py: a segment mixing the new model's
+        vectors with mapped ones can score below one mapped whole, so rows take the new
+        model's vectors a segment at a time, as the backfill gives them). The mutex is
+        held."""
         reader = self.reader
         arrays = reader.vectors().arrays
         dim = to_new.target_dim
@@ -233,8 +236,10 @@ class Upgrader:
                 done.add(i)
                 continue
             offsets, vectors = known.within(segment)
-            vectors_of[i] = partial(_mapped_with, to_new, arrays[i], offsets, vectors)
-            if not _to_encode(segment, offsets, deleted).any():
+            if _to_encode(segment, offsets, deleted).any():
+                vectors_of[i] = partial(to_new.apply, arrays[i])
+            else:
+                vectors_of[i] = partial(_mapped_with, to_new, arrays[i], offsets, vectors)
                 done.add(i)
 
         def changes(new: Manifest) -> None:
