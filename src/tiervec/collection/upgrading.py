@@ -232,7 +232,7 @@ class Upgrader:
         for i, segment in enumerate(manifest.segments):
             native = read_native(reader.files, segment, dim)
             if native is not None:
-                vectors_of[i] = partial(lambda v: v, native)
+                vectors_of[i] = partial(np.asarray, native)
                 done.add(i)
                 continue
             offsets, vectors = known.within(segment)
