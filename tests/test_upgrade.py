@@ -326,6 +326,22 @@ def test_upgrade_errors_say_what_to_do(folder, tmp_path):
             bare.upgrade(NEW)
 
 
+def test_info_names_the_kept_maps_agreement_and_a_kind_that_agreed_more():
+    from tiervec.cli._app import describe_upgrade
+
+    candidates = [{"kind": "procrustes", "direction": "to-current", "agreement": 0.41},
+                  {"kind": "mlp", "direction": "to-new", "agreement": 0.45}]
+    upgrade = {"current": CURRENT, "target": NEW, "state": "mapped", "backfilled": 0.0,
+               "pending_segments": 0,
+               "map": {"kind": "procrustes", "direction": "to-current", "sample": 500,
+                       "current_alone": 0.3, "candidates": candidates}}
+    line = describe_upgrade(upgrade)
+    assert "procrustes to-current on 500 texts: held-out agreement with the new model 0.41" in line
+    assert "mlp to-new agreed more (0.45" in line
+    candidates[1]["agreement"] = 0.2
+    assert "agreed more" not in describe_upgrade(upgrade)
+
+
 def test_the_command_line_upgrades_keeps_mapped_and_resumes(folder):
     from typer.testing import CliRunner
 

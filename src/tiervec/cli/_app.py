@@ -63,10 +63,16 @@ def describe_upgrade(upgrade: dict[str, Any] | None) -> str:
         head += (f", {upgrade['backfilled']:.0%} backfilled ({upgrade['pending_segments']} "
                  "segments left; `tiervec upgrade --resume` goes on)")
     if quality:
-        best = max(c["agreement"] for c in quality.get("candidates", [{"agreement": 0}]))
-        head += (f"; map {quality['kind']} {quality['direction']} on {quality['sample']:,} "
-                 f"texts: held-out agreement with the new model {best:.2f} (current model "
-                 f"alone {quality['current_alone']:.2f})")
+        kept = (quality["kind"], quality["direction"])
+        scores = {(c["kind"], c["direction"]): c["agreement"]
+                  for c in quality.get("candidates", [])}
+        head += (f"; map {kept[0]} {kept[1]} on {quality['sample']:,} texts: held-out "
+                 f"agreement with the new model {scores.get(kept, float('nan')):.2f} (current "
+                 f"model alone {quality['current_alone']:.2f})")
+        better = max(scores, key=scores.__getitem__, default=kept)
+        if scores.get(better, 0) > scores.get(kept, 0):
+            head += (f"; {better[0]} {better[1]} agreed more ({scores[better]:.2f}; agreement "
+                     "is not relevance: docs/models.md compares both)")
     return head
 
 
