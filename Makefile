@@ -90,7 +90,7 @@ bench-models: install
 	$(PY) bench/models.py --encode
 
 bench-upgrade: install
-	$(PY) bench/upgrade.py --pairs L3:L6,L6:E5
+	$(PY) bench/upgrade.py --pairs L3:L6,L6:E5,L6:MPNET
 
 # Cross-lingual retrieval (English queries, country names in eight languages from pycountry).
 bench-multilingual: install

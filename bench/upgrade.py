@@ -16,7 +16,7 @@ float32 search, nDCG@10 of:
 - 25/50/75% backfilled: that share of the documents re-encoded by the new model, the rest
   mapped (one space, mixed).
 
-    python bench/upgrade.py [--pairs L3:L6,L6:E5@scifact] [--sets scifact,nfcorpus]
+    python bench/upgrade.py [--pairs L3:L6,L6:E5,L6:MPNET@scifact] [--sets scifact,nfcorpus]
 
 Vectors come from bench/_model_vectors.py's cache (encoded once by tiervec's encoders).
 Writes bench/results/upgrade.json.
@@ -193,7 +193,7 @@ def live_upgrade(old_model: str, new_model: str, name: str, sample: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", default="L3:L6,L6:E5")
+    parser.add_argument("--pairs", default="L3:L6,L6:E5,L6:MPNET")
     parser.add_argument("--sets", default="scifact,nfcorpus")
     parser.add_argument("--live", default="L3:L6", help="the pair upgraded in a real "
                         "collection while searched ('' for none)")
