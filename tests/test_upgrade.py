@@ -251,6 +251,33 @@ def test_documents_written_while_mapped_keep_the_new_models_vectors(folder, scif
         assert col.backfill().state == "none" and len(col) == DOCS + 41
 
 
+def test_a_write_encoded_across_the_switch_is_stored_in_the_new_space(folder, new_encoder):
+    """A write encoded while the upgrade maps but committed after its switch: it stores the
+    new model's own vectors it kept, not vectors of the former space."""
+    doc = Document(id="late", text="Zebrafish regenerate heart tissue after injury.")
+    with tiervec.open(folder) as col:
+        col.upgrade(NEW, sample=500, direction="to-current")
+        upgrading = col.encoder
+        encode = upgrading.new.encode_documents
+
+        def encode_then_switch(texts, progress=None):
+            vectors = encode(texts, progress)
+            switch = threading.Thread(target=lambda: col.backfill(max_segments=0))
+            switch.start()  # commits the switch while this write is between encoding and commit
+            switch.join()
+            return vectors
+
+        upgrading.new.encode_documents = encode_then_switch
+        try:
+            col.add([doc])
+        finally:
+            upgrading.new.encode_documents = encode
+        assert col.stats().upgrade["state"] == "backfilling"
+        stored = np.asarray(col.vectors().arrays[-1])
+        np.testing.assert_allclose(stored, new_encoder.encode_documents([doc.text]), atol=1e-5)
+        assert col.search("zebrafish heart regeneration", k=1).ids[0, 0] == "late"
+
+
 def test_an_upgrade_whose_sample_holds_every_document_ends_at_once(folder, scifact_docs,
                                                                    new_encoder):
     with tiervec.open(folder) as col:

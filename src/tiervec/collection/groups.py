@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,9 @@ class PendingWrite:
     truncated: int = 0
     #: while an upgrade maps: the new model's own vectors (``vectors`` are them mapped)
     native: np.ndarray | None = None
+    #: the stored space the collection encoded ``vectors`` for (its manifest's model entry);
+    #: ``None`` for vectors the caller gave
+    space: dict[str, Any] | None = None
     done: bool = False
     stats: WriteStats | None = None
     error: BaseException | None = None

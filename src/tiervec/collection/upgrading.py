@@ -83,6 +83,7 @@ class Upgrader:
         self.writer = writer
         self.recall = recall  # told when the vectors or their space change
         self._running = threading.Lock()  # one backfill at a time in this process
+        self._known_cache: tuple[tuple[str | None, int], KnownVectors] | None = None
 
     def status(self) -> UpgradeStatus:
         return status_of(self.reader.manifest)
@@ -172,7 +173,7 @@ class Upgrader:
         of documents, its pairs their chunks: only the collection's chunks are counted)."""
         snap, needed = self.reader.snap, needed_sample(self.reader.dim, new_dim)
         if self.reader.chunking is not None:
-            live = snap.count if snap.alive is None else int(np.count_nonzero(snap.alive))
+            live = snap.manifest.live  # rows: chunks
             short, what = live < needed, "chunks"
         else:
             live, what = snap.documents, "documents"
@@ -297,10 +298,13 @@ class Upgrader:
             self._running.release()
 
     def _known(self, record: dict[str, Any], dim: int) -> KnownVectors:
-        """The new model's vectors encoded when the upgrade started (its sample)."""
+        """The new model's vectors encoded when the upgrade started (its sample), read once
+        per upgrade and dimension (every backfilled segment looks in them)."""
         name = record.get("maps", {}).get("sample")
-        return KnownVectors.load(None if name is None else
-                                 self.reader.files.root / UPGRADE_DIR / name, dim)
+        if self._known_cache is None or self._known_cache[0] != (name, dim):
+            path = None if name is None else self.reader.files.root / UPGRADE_DIR / name
+            self._known_cache = ((name, dim), KnownVectors.load(path, dim))
+        return self._known_cache[1]
 
     def _next_pending(self) -> str | None:
         manifest = self.reader.manifest

@@ -20,7 +20,7 @@ from tiervec.collection.chunks import chunk_rows
 from tiervec.collection.groups import PendingWrite, WriteQueue, admit, already_stored, answer
 from tiervec.collection.reading import SnapshotReader
 from tiervec.corpus import Document
-from tiervec.encode.base import ProgressFn, TokenEncoder, truncated_count
+from tiervec.encode.base import Encoder, ProgressFn, TokenEncoder, truncated_count
 from tiervec.encode.bridge import UpgradeEncoder
 from tiervec.encode.chunking import embed_chunks
 from tiervec.encode.muvera import MultiVectorConfig
@@ -91,20 +91,17 @@ class Writer:
             return WriteStats()
         if reader.chunking is not None or reader.multivector is not None:
             return self._write_encoded_in_commit(docs, vectors, progress, replace=replace)
-        truncated, native = 0, None
+        truncated, native, space = 0, None, None
         if vectors is None:  # encoded in the caller's thread, while others commit
+            space = reader.manifest.encoder  # the stored space the vectors are made for
             encoder = reader.encoder
             texts = [d.embedding_text() for d in docs]
             truncated = truncated_count(encoder, texts)
             if truncated and not self.truncated:
                 log.warning(TRUNCATED, truncated, len(texts), getattr(encoder, "max_length", "?"))
             self.truncated += truncated
-            if isinstance(encoder, UpgradeEncoder):  # the new model's vectors kept too
-                vectors, native = encoder.encode_documents_both(texts, progress)
-            else:
-                vectors = encoder.encode_documents(texts, progress)
-            vectors = as_vectors(vectors, reader.dim, rows=len(docs))
-        write = PendingWrite(docs, vectors, replace, truncated, native)
+            vectors, native = self._encode(encoder, texts, progress)
+        write = PendingWrite(docs, vectors, replace, truncated, native, space)
         self.queue.put(write)
         with self.mutex:
             while not write.done:  # no commit took it yet: commit it and all queued since
@@ -125,6 +122,9 @@ class Writer:
         self.queue.put_back([w for w in group if not w.done and w not in accepted])
         if not accepted:
             return
+        for write in accepted:
+            if write.space is not None and write.space != self.reader.manifest.encoder:
+                self._to_stored_space(write)
         rows = [d for write in accepted for d in write.docs]
         vectors = accepted[0].vectors if len(accepted) == 1 else \
             np.concatenate([write.vectors for write in accepted])
@@ -142,6 +142,28 @@ class Writer:
         self.queue.commits += 1
         self.queue.writes += len(accepted)
         answer(accepted, existing)
+
+    def _encode(self, encoder: Encoder, texts: list[str],
+                progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``texts`` in the stored space, and while an upgrade maps the new model's own
+        vectors too (kept for the upgrade's switch)."""
+        if isinstance(encoder, UpgradeEncoder):
+            vectors, native = encoder.stored_and_native(
+                encoder.new.encode_documents(texts, progress))
+        else:
+            vectors, native = encoder.encode_documents(texts, progress), None
+        return as_vectors(vectors, self.reader.dim, rows=len(texts)), native
+
+    def _to_stored_space(self, write: PendingWrite) -> None:
+        """A write encoded before an upgrade's switch committed (its vectors are of the
+        former space): the new model's own vectors where it kept them, else encoded again
+        (under the mutex: a write has to overlap the switch for this)."""
+        if write.native is not None and write.native.shape[1] == self.reader.dim:
+            write.vectors, write.native = write.native, None
+        else:
+            write.vectors, write.native = self._encode(
+                self.reader.encoder, [d.embedding_text() for d in write.docs], None)
+        write.space = self.reader.manifest.encoder
 
     def commit_rows(self, rows: list[Document], vectors: np.ndarray, replaced: list[int],
                     **extra: Any) -> None:

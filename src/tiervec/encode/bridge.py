@@ -289,13 +289,7 @@ class UpgradeEncoder:
         return ensemble(new, self._through(self.current_map, self.current.encode_queries(texts)))
 
     def encode_documents(self, texts: Any, progress: Any = None) -> np.ndarray:
-        return self.encode_documents_both(texts, progress)[0]
-
-    def encode_documents_both(self, texts: Any,
-                              progress: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The documents' vectors in the stored space, and the new model's own where they
-        differ (``None`` once the stored space is the new model's)."""
-        return self.stored_and_native(self.new.encode_documents(texts, progress))
+        return self.stored_and_native(self.new.encode_documents(texts, progress))[0]
 
     def stored_and_native(self, native: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The new model's document vectors ``native`` in the stored space, and themselves
